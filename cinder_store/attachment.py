@@ -1,0 +1,248 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The attachment lifecycle: the only code that attaches or detaches.
+
+``Attachment.open()`` runs, in order::
+
+    attachment_create (with this host's connector, mode rw/ro; 3.54)
+    transport checks (encrypted, qcow2 on NFS)
+    os-brick connect_volume         (under the volume's external lock)
+    attachment_complete
+    open the device (never truncating)
+
+and ``close()`` undoes exactly the steps that succeeded, in reverse::
+
+    fsync + close the device        (writes: a failure fails the upload)
+    os-brick disconnect_volume      (under the lock; forced; skipped while
+                                     this host holds another attachment of
+                                     a multiattach volume)
+    attachment_delete               (under the same lock)
+
+When a step fails, the caller sees that step's exception; every cleanup
+error is logged and added to it as a note, never replacing it.
+"""
+
+import logging
+
+from os_brick.initiator import utils as brick_utils
+from oslo_concurrency import lockutils
+from oslo_utils import strutils
+
+from cinder_store import device as device_mod
+from cinder_store import host
+
+LOG = logging.getLogger(__name__)
+LOCK_PREFIX = 'cinder_store-'
+
+
+class HostSettings(object):
+    """How this host attaches volumes, from one backend's options."""
+
+    def __init__(self, root_helper, multipath, enforce_multipath,
+                 mount_base, lock_path):
+        self.root_helper = root_helper
+        self.multipath = multipath
+        self.enforce_multipath = enforce_multipath
+        self.mount_base = mount_base
+        self.lock_path = lock_path
+
+    def connector(self):
+        return host.connector_properties(
+            self.root_helper, self.multipath, self.enforce_multipath)
+
+    def volume_lock(self, volume_id):
+        return lockutils.lock(volume_id, lock_file_prefix=LOCK_PREFIX,
+                              external=True, lock_path=self.lock_path)
+
+
+def _masked(connection_info):
+    return strutils.mask_dict_password(connection_info)
+
+
+def _guard(volume):
+    """os-brick's lock for backends that share targets between volumes."""
+    return brick_utils.guard_connection({
+        'shared_targets': getattr(volume, 'shared_targets', False),
+        'service_uuid': getattr(volume, 'service_uuid', None)})
+
+
+class Attachment(object):
+    """One host-side attachment of one volume.
+
+    Use as a context manager, or call :meth:`open` then :meth:`close`.
+    After ``open()`` returns, ``device`` is a :class:`device.Device`;
+    after ``close()`` returns or raises, nothing this object created is
+    left: no device handle, no host connection, no Cinder attachment.
+    """
+
+    def __init__(self, cinder, settings, volume, writable):
+        self.cinder = cinder
+        self.settings = settings
+        self.volume = volume
+        self.writable = writable
+        self.id = None
+        self.connection_info = None
+        self.connector = None
+        self.device = None
+        self._device_info = None
+        self._undo = []
+
+    # -- opening -----------------------------------------------------------
+
+    def open(self):
+        try:
+            self._create()
+            host.check_transport(self.connection_info, self.volume)
+            self._connect()
+            self.cinder.attachment_complete(self.id)
+            self._open_device()
+        except BaseException as error:
+            self._unwind(error)
+            raise
+        return self
+
+    def _create(self):
+        mode = 'rw' if self.writable else 'ro'
+        att = self.cinder.attachment_create(
+            self.volume.id, self.settings.connector(), mode)
+        self.id = att['id']
+        self._undo.append(('attachment delete', self._delete_attachment))
+        self.connection_info = att['connection_info']
+        LOG.debug('Attachment %s of volume %s (%s): %s', self.id,
+                  self.volume.id, mode, _masked(self.connection_info))
+
+    def _connect(self):
+        info = self.connection_info
+        self.connector = host.make_connector(
+            info, self.settings.root_helper, self.settings.multipath,
+            self.settings.mount_base)
+        with self.settings.volume_lock(self.volume.id), _guard(self.volume):
+            self._device_info = self.connector.connect_volume(info['data'])
+        # From here on, undoing the attachment means a full detach.
+        self._undo[-1] = ('detach', self._detach)
+
+    def _open_device(self):
+        self.device = device_mod.open_device(self._device_info['path'],
+                                             self.writable)
+        self._undo.append(('device close', self.device.close))
+
+    # -- closing -----------------------------------------------------------
+
+    def close(self):
+        """Flush (writes), then undo every step; raise the first failure.
+
+        For a write, a failed fsync or disconnect raises: the bytes may not
+        be on the volume.  For a read the bytes were already delivered, so
+        a failed detach is logged (at ERROR) and not raised.
+        """
+        try:
+            if self.writable and self.device is not None:
+                self.device.sync()
+        except BaseException as error:
+            self._unwind(error)
+            raise
+        first = None
+        while self._undo:
+            name, step = self._undo.pop()
+            try:
+                step()
+            except Exception as error:
+                LOG.error('Detach of volume %s: %s failed: %s',
+                          self.volume.id, name, error)
+                if first is None and self.writable:
+                    first = error
+        if first is not None:
+            raise first
+
+    def _unwind(self, error):
+        while self._undo:
+            name, step = self._undo.pop()
+            try:
+                step()
+            except Exception as cleanup_error:
+                note = ('while unwinding attachment %s of volume %s, %s '
+                        'failed too: %r' % (self.id, self.volume.id, name,
+                                            cleanup_error))
+                LOG.error(note)
+                error.add_note(note)
+
+    def _detach(self):
+        # One lock over "count, disconnect, delete": the next worker that
+        # counts this host's attachments sees an accurate list.
+        with self.settings.volume_lock(self.volume.id):
+            try:
+                if self._host_shares_connection():
+                    LOG.debug('Volume %s: this host holds another '
+                              'attachment; keeping the connection',
+                              self.volume.id)
+                else:
+                    with _guard(self.volume):
+                        self.connector.disconnect_volume(
+                            self.connection_info['data'], self._device_info,
+                            force=True, ignore_errors=False)
+            except Exception as error:
+                self._undo.append(('attachment delete',
+                                   self._delete_attachment))
+                self._unwind(error)
+                raise
+            self._delete_attachment()
+
+    def _host_shares_connection(self):
+        if not getattr(self.volume, 'multiattach', False):
+            return False
+        fresh = self.cinder.get_volume(self.volume.id)
+        me = host.hostname()
+        return any(a.get('host_name') == me and
+                   a.get('attachment_id') != self.id
+                   for a in (fresh.attachments or []))
+
+    def _delete_attachment(self):
+        self.cinder.attachment_delete(self.id)
+
+    # -- context manager ---------------------------------------------------
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None:
+            self.close()
+            return False
+        self._unwind(exc)
+        return False
+
+
+def detach_leftovers(cinder, settings, volume):
+    """Detach every attachment this host holds on ``volume``.
+
+    Used before deleting an image-volume: a worker that died mid-transfer
+    may have left one, and Cinder refuses to delete an attached volume.
+    """
+    me = host.hostname()
+    mine = [a['attachment_id'] for a in (volume.attachments or [])
+            if a.get('host_name') == me]
+    if not mine:
+        return
+    with settings.volume_lock(volume.id):
+        for attachment_id in mine:
+            info = cinder.attachment_show(attachment_id).connection_info
+            if info and info.get('driver_volume_type'):
+                connector = host.make_connector(
+                    info, settings.root_helper, settings.multipath,
+                    settings.mount_base)
+                with _guard(volume):
+                    connector.disconnect_volume(info['data'], None,
+                                                force=True)
+            LOG.warning('Deleted leftover attachment %s of volume %s on '
+                        'this host', attachment_id, volume.id)
+            cinder.attachment_delete(attachment_id)

@@ -1,0 +1,241 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Every Cinder API call the driver makes, with retries and error mapping.
+
+Callers get glance_store exceptions only:
+
+* ``NotFound`` for a missing volume or attachment;
+* ``StorageFull`` when Cinder refuses for quota (413);
+* ``BackendException`` for anything else, with Cinder's request id.
+
+Retry policy (tenacity): a call that never reached Cinder (connection
+refused/reset, connect timeout) is retried, as is a 5xx or 503 of an
+idempotent call; the reserve-race 400 of ``attachment_create`` is retried
+with a short backoff within its own budget. Other 4xx are never retried.
+"""
+
+import functools
+import logging
+
+from cinderclient import client as cinder_client
+from cinderclient import exceptions as cinder_exc
+from glance_store import exceptions
+from keystoneauth1 import exceptions as ks_exc
+from oslo_utils import units
+import tenacity
+
+from cinder_store import utils
+
+LOG = logging.getLogger(__name__)
+
+# 3.27 attachments, 3.42 online extend, 3.44 attachment complete, 3.48
+# shared_targets/service_uuid for os-brick's guard, 3.54 attach mode.
+API_VERSION = '3.54'
+_RESERVE_RACE = 'to reserve'
+
+
+class VolumeStatusError(exceptions.BackendException):
+    """A volume ended in, or stayed in, the wrong status."""
+
+
+def _request_id(exc):
+    return getattr(exc, 'request_id', None) or 'unknown'
+
+
+def translate(what):
+    """Decorator: map cinderclient/keystoneauth errors for ``what``."""
+    def decorator(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except cinder_exc.NotFound as e:
+                raise exceptions.NotFound(
+                    message='%s: not found in Cinder (request %s)'
+                            % (what, _request_id(e)))
+            except cinder_exc.OverLimit as e:
+                raise exceptions.StorageFull(
+                    message='%s: Cinder refused, over quota: %s (request %s)'
+                            % (what, e, _request_id(e)))
+            except cinder_exc.ClientException as e:
+                raise exceptions.BackendException(
+                    '%s failed: Cinder answered %s: %s (request %s)'
+                    % (what, getattr(e, 'code', '?'), e, _request_id(e)))
+            except ks_exc.ClientException as e:
+                raise exceptions.BackendException(
+                    '%s failed: cannot reach or authenticate to Cinder: %s'
+                    % (what, e))
+        return wrapper
+    return decorator
+
+
+def _never_reached_cinder(exc):
+    return isinstance(exc, (ks_exc.ConnectFailure,
+                            cinder_exc.ConnectionRefused))
+
+
+def _is_5xx(exc):
+    return (isinstance(exc, cinder_exc.ClientException) and
+            getattr(exc, 'code', 0) is not None and
+            int(getattr(exc, 'code', 0) or 0) >= 500)
+
+
+def _is_reserve_race(exc):
+    return (isinstance(exc, cinder_exc.BadRequest) and
+            _RESERVE_RACE in str(exc))
+
+
+def _log_retry(retry_state):
+    LOG.debug('Retrying %s after %s (attempt %d)',
+              getattr(retry_state.fn, '__name__', 'call'),
+              retry_state.outcome.exception(), retry_state.attempt_number)
+
+
+def _retrying(predicate, attempts, multiplier=0.2, max_wait=2):
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(predicate),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=(tenacity.wait_exponential(multiplier=multiplier, max=max_wait) +
+              tenacity.wait_random(0, multiplier / 2)),
+        sleep=utils.sleep,
+        before_sleep=_log_retry,
+        reraise=True)
+
+
+def gib(size_bytes):
+    """Whole GiB needed to hold ``size_bytes`` (at least 1)."""
+    return max(1, -(-size_bytes // units.Gi))
+
+
+class Cinder(object):
+    """Cinder calls for one backend, bound to the credentials of a request.
+
+    Obtain one with :meth:`Cinder.bind`; it is cheap and not thread-bound.
+    """
+
+    def __init__(self, credentials, http_retries, attach_attempts,
+                 status_timeout):
+        self.credentials = credentials
+        self.http_retries = http_retries
+        self.attach_attempts = attach_attempts
+        self.status_timeout = status_timeout
+
+    def bind(self, context):
+        auth, url = self.credentials.auth_for(context)
+        endpoint = self.credentials.endpoint
+        client = cinder_client.Client(
+            API_VERSION, session=self.credentials.session, auth=auth,
+            service_type=endpoint.service_type,
+            endpoint_type=endpoint.interface,
+            region_name=endpoint.region, os_endpoint=url, retries=0)
+        return BoundCinder(self, client)
+
+
+class BoundCinder(object):
+    """The Cinder operations used by the store, each mapped and retried."""
+
+    def __init__(self, parent, client):
+        self._parent = parent
+        self.client = client
+
+    @property
+    def status_timeout(self):
+        return self._parent.status_timeout
+
+    def _call(self, func, *args, idempotent=True, **kwargs):
+        def transient(exc):
+            return _never_reached_cinder(exc) or (idempotent and
+                                                  _is_5xx(exc))
+        retrying = _retrying(transient, self._parent.http_retries + 1)
+        return retrying(func, *args, **kwargs)
+
+    @translate('volume create')
+    def create_volume(self, size_bytes, name, metadata, volume_type):
+        return self._call(self.client.volumes.create, gib(size_bytes),
+                          name=name, metadata=metadata,
+                          volume_type=volume_type, idempotent=False)
+
+    @translate('volume show')
+    def get_volume(self, volume_id):
+        return self._call(self.client.volumes.get, volume_id)
+
+    @translate('volume delete')
+    def delete_volume(self, volume_id):
+        self._call(self.client.volumes.delete, volume_id)
+
+    @translate('volume extend')
+    def extend_volume(self, volume_id, new_size_gb):
+        self._call(self.client.volumes.extend, volume_id, new_size_gb,
+                   idempotent=False)
+
+    @translate('volume metadata update')
+    def set_metadata(self, volume_id, metadata):
+        self._call(self.client.volumes.set_metadata, volume_id, metadata)
+
+    @translate('volume read-only flag update')
+    def set_readonly(self, volume_id):
+        self._call(self.client.volumes.update_readonly_flag, volume_id, True)
+
+    @translate('attachment create')
+    def attachment_create(self, volume_id, connector, mode):
+        """Reserve and initialise in one call; returns Cinder's dict."""
+        def create():
+            return self._call(self.client.attachments.create, volume_id,
+                              connector, mode=mode, idempotent=False)
+        retrying = _retrying(_is_reserve_race, self._parent.attach_attempts,
+                             multiplier=0.1)
+        return retrying(create)
+
+    @translate('attachment complete')
+    def attachment_complete(self, attachment_id):
+        self._call(self.client.attachments.complete, attachment_id)
+
+    @translate('attachment show')
+    def attachment_show(self, attachment_id):
+        return self._call(self.client.attachments.show, attachment_id)
+
+    @translate('attachment delete')
+    def attachment_delete(self, attachment_id):
+        self._call(self.client.attachments.delete, attachment_id)
+
+    @translate('volume type lookup')
+    def find_volume_type(self, name):
+        return self._call(self.client.volume_types.find, name=name)
+
+    @translate('default volume type lookup')
+    def default_volume_type(self):
+        return self._call(self.client.volume_types.default)
+
+    def wait_for_status(self, volume, transitional, expected):
+        """Poll until ``volume`` leaves ``transitional``; return it fresh.
+
+        The first polls come within 0.1-0.25 s, then the interval grows to
+        2 s, within ``cinder_store_state_transition_timeout``.  Raises
+        :class:`VolumeStatusError` on timeout or an unexpected status.
+        """
+        timeout = self._parent.status_timeout
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_result(
+                lambda v: v.status == transitional),
+            stop=utils.Deadline(timeout),
+            wait=tenacity.wait_exponential(multiplier=0.1, exp_base=1.5,
+                                           min=0.1, max=2),
+            sleep=utils.sleep,
+            retry_error_callback=lambda state: state.outcome.result())
+        volume = retrying(self.get_volume, volume.id)
+        if volume.status != expected:
+            raise VolumeStatusError(
+                'volume %s is %s after waiting up to %ss for %s -> %s'
+                % (volume.id, volume.status, timeout, transitional,
+                   expected))
+        return volume

@@ -1,0 +1,255 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Moving image bytes between a source and an attached device.
+
+Writes run as three ordered lanes beside the thread reading the source:
+md5 (+ signature verifier), the multihash, and the device write.  hashlib
+releases the GIL on large buffers, so on two cores the hashes and the write
+overlap the read.  At most ``depth`` chunks are in flight: memory stays
+below ``(depth + 1) * chunk_size`` per upload.
+"""
+
+import collections
+from concurrent import futures
+import errno
+import hashlib
+import logging
+import threading
+import weakref
+
+from glance_store import exceptions
+from oslo_utils import units
+
+LOG = logging.getLogger(__name__)
+
+CHUNK_SIZE = 4 * units.Mi
+DEPTH = 4
+
+
+def _map_os_error(error):
+    if error.errno in (errno.ENOSPC, errno.EFBIG):
+        return exceptions.StorageFull(message=str(error))
+    if error.errno == errno.EACCES:
+        return exceptions.StorageWriteDenied(message=str(error))
+    return None
+
+
+class _Lanes(object):
+    """Ordered single-thread lanes with a bounded number of chunks."""
+
+    def __init__(self, names, depth):
+        self._pools = {n: futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix='cinder_store-' + n)
+            for n in names}
+        self._inflight = collections.deque()
+        self._depth = depth
+
+    def submit(self, jobs):
+        """Queue ``{lane: callable}`` for one chunk; wait if too many."""
+        self._inflight.append([self._pools[n].submit(f)
+                               for n, f in jobs.items()])
+        while len(self._inflight) > self._depth:
+            self._wait_oldest()
+
+    def _wait_oldest(self):
+        for future in self._inflight.popleft():
+            future.result()
+
+    def drain(self):
+        while self._inflight:
+            self._wait_oldest()
+
+    def shutdown(self):
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ImageWriter(object):
+    """Reads ``image_file``, hashes it, and writes it to devices.
+
+    ``fill(device, capacity)`` may be called several times (the volume is
+    grown in between); each call writes from where the last one stopped.
+    Callers may rely on: every byte read is hashed exactly once and written
+    exactly once, in order; data longer or shorter than a declared size
+    raises ``exceptions.Invalid``; ENOSPC/EFBIG raise ``StorageFull`` and
+    EACCES ``StorageWriteDenied``.
+    """
+
+    def __init__(self, image_file, declared_size, hashing_algo,
+                 verifier=None, chunk_size=CHUNK_SIZE, depth=DEPTH):
+        self.image_file = image_file
+        self.declared_size = declared_size
+        self.chunk_size = chunk_size
+        self.depth = depth
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.multihash = hashlib.new(hashing_algo)
+        self.verifier = verifier
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.eof = False
+        self._pending = b''
+
+    @property
+    def checksum(self):
+        return self.md5.hexdigest()
+
+    @property
+    def multihash_hex(self):
+        return self.multihash.hexdigest()
+
+    def _read(self):
+        want = self.chunk_size
+        if self.declared_size:
+            # Read one byte past the declared size to detect excess data.
+            want = min(want, self.declared_size - self.bytes_read + 1)
+        chunk = self.image_file.read(want)
+        if not chunk:
+            self.eof = True
+            self._check_final_size()
+            return b''
+        self.bytes_read += len(chunk)
+        if self.declared_size and self.bytes_read > self.declared_size:
+            raise exceptions.Invalid(
+                'image data is longer than its declared size of %d bytes'
+                % self.declared_size)
+        return chunk
+
+    def _check_final_size(self):
+        if self.declared_size and self.bytes_read != self.declared_size:
+            raise exceptions.Invalid(
+                'image data is %d bytes, shorter than its declared size of '
+                '%d bytes' % (self.bytes_read, self.declared_size))
+
+    def _hash_md5(self, chunk):
+        self.md5.update(chunk)
+        if self.verifier is not None:
+            self.verifier.update(chunk)
+
+    def fill(self, device, capacity):
+        """Write until EOF or ``capacity`` bytes; True when all is written.
+
+        Returns False when the source has more data than fits; the data
+        already read but not yet written is kept for the next call.
+        """
+        lanes = _Lanes(('md5', 'multihash', 'write'), self.depth)
+        try:
+            done = self._fill(lanes, device, capacity)
+            lanes.drain()
+            return done
+        except OSError as error:
+            raise _map_os_error(error) or error
+        finally:
+            lanes.shutdown()
+
+    def _fill(self, lanes, device, capacity):
+        while True:
+            chunk, self._pending = self._pending, b''
+            if not chunk:
+                if self.eof:
+                    return True
+                chunk = self._read()
+                if not chunk:
+                    return True
+                lanes.submit({
+                    'md5': lambda c=chunk: self._hash_md5(c),
+                    'multihash': lambda c=chunk: self.multihash.update(c)})
+            room = capacity - self.bytes_written
+            if room <= 0:
+                self._pending = chunk
+                return False
+            if len(chunk) > room:
+                chunk, self._pending = chunk[:room], chunk[room:]
+            offset = self.bytes_written
+            self.bytes_written += len(chunk)
+            lanes.submit({'write': lambda c=chunk, o=offset:
+                          device.pwrite(c, o)})
+            if self._pending:
+                return False
+
+    @property
+    def has_more(self):
+        return bool(self._pending) or not self.eof
+
+
+def _release(attachment, lock):
+    with lock:
+        if attachment[0] is None:
+            return
+        current, attachment[0] = attachment[0], None
+    try:
+        current.close()
+    except Exception:
+        LOG.exception('Releasing the attachment of volume %s failed',
+                      current.volume.id)
+
+
+class VolumeIterator(object):
+    """Iterates ``length`` bytes from ``offset`` of an open attachment.
+
+    The attachment is released as soon as the data is exhausted, when the
+    consumer calls ``close()``, when a read fails, or when the consumer
+    drops the iterator: it is never held by a forgotten iterator.
+    """
+
+    def __init__(self, attachment, offset, length, chunk_size=CHUNK_SIZE):
+        self.offset = offset
+        self.remaining = length
+        self.chunk_size = chunk_size
+        self._device = attachment.device
+        self._holder = [attachment]
+        self._lock = threading.Lock()
+        self._pool = futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix='cinder_store-read')
+        self._ahead = None
+        self._finalizer = weakref.finalize(
+            self, _shutdown, self._holder, self._lock, self._pool)
+
+    def __iter__(self):
+        return self
+
+    def _submit(self):
+        n = min(self.chunk_size, self.remaining)
+        if n <= 0:
+            return None
+        future = self._pool.submit(self._device.pread, n, self.offset)
+        self.offset += n
+        self.remaining -= n
+        return future
+
+    def __next__(self):
+        if self._holder[0] is None:
+            raise StopIteration
+        try:
+            current = self._ahead or self._submit()
+            if current is None:
+                raise StopIteration
+            self._ahead = self._submit()  # read-ahead overlaps the consumer
+            data = current.result()
+            if not data:
+                raise exceptions.BackendException(
+                    'volume ended %d bytes before the image did'
+                    % (self.remaining + self.chunk_size))
+        except BaseException:
+            self.close()
+            raise
+        if self._ahead is None:
+            self.close()
+        return data
+
+    def close(self):
+        self._finalizer()
+
+
+def _shutdown(holder, lock, pool):
+    pool.shutdown(wait=True, cancel_futures=True)
+    _release(holder, lock)

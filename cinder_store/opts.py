@@ -1,0 +1,220 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Configuration options of cinder_store and the per-backend view of them.
+
+Every option lives in the backend's own group (``[<backend-id>]``) and falls
+back to ``[backend_defaults]`` when unset there.
+
+Naming: glance_store's legacy loader registers the ``OPTIONS`` of *every*
+installed driver into ``[glance_store]``, so our names must never equal an
+in-tree option name with a different definition (``DuplicateOptError`` at
+Glance start-up).  Ours therefore all start with ``cinder_store_`` and avoid
+the in-tree ``cinder_store_*`` credential names; the in-tree names are still
+read from a backend section, with a deprecation warning, so that switching
+``enabled_backends = x:cinder`` to ``x:cinder_store`` is a one-word change.
+"""
+
+import copy
+
+from keystoneauth1 import loading as ks_loading
+from oslo_config import cfg
+
+SHARED_GROUP = 'backend_defaults'
+SAMPLE_GROUP = 'cinder_store'
+
+
+def _renamed(old):
+    return [cfg.DeprecatedOpt(old)]
+
+
+OPTIONS = [
+    cfg.StrOpt('cinder_store_volume_type',
+               deprecated_opts=_renamed('cinder_volume_type'),
+               help='Cinder volume type of new image-volumes. Unset means '
+                    'Cinder\'s default type. It is checked at start-up '
+                    '(a warning, never a failure, when Cinder is '
+                    'unreachable) and it is how images written before '
+                    'multi-store are matched to this backend. Encrypted '
+                    'types are refused: image bytes would be written as '
+                    'plaintext under a LUKS header.'),
+    cfg.IntOpt('cinder_store_state_transition_timeout',
+               default=300, min=1,
+               deprecated_opts=_renamed('cinder_state_transition_timeout'),
+               help='Seconds to wait for a volume to leave a transitional '
+                    'status (creating, extending). Polling starts at 0.1 s '
+                    'and backs off to 2 s.'),
+    cfg.IntOpt('cinder_store_attach_retry_attempts',
+               default=8, min=1,
+               deprecated_opts=_renamed('cinder_attachment_retry_attempts'),
+               help='Attempts for an attachment create that Cinder refuses '
+                    'because the volume is in a transitional state (several '
+                    'readers attaching one image at once). The wait grows '
+                    'from 0.1 s to 2 s between attempts.'),
+    cfg.IntOpt('cinder_store_http_retries',
+               default=3, min=0,
+               deprecated_opts=_renamed('cinder_http_retries'),
+               help='Retries of a Cinder call that failed before reaching '
+                    'Cinder (connection refused or reset), or of an '
+                    'idempotent call that got a 5xx. 4xx answers are never '
+                    'retried blindly.'),
+    cfg.BoolOpt('cinder_store_use_multipath',
+                default=False,
+                deprecated_opts=_renamed('cinder_use_multipath'),
+                help='Attach volumes through multipath (os-brick).'),
+    cfg.BoolOpt('cinder_store_enforce_multipath',
+                default=False,
+                deprecated_opts=_renamed('cinder_enforce_multipath'),
+                help='Fail an attach when multipathd is not running, '
+                     'instead of falling back to a single path. Only '
+                     'meaningful with cinder_store_use_multipath.'),
+    cfg.StrOpt('cinder_store_mount_point_base',
+               default='/var/lib/glance/mnt',
+               deprecated_opts=_renamed('cinder_mount_point_base'),
+               help='Directory under which NFS-style shares are mounted.'),
+    cfg.StrOpt('cinder_store_lock_path',
+               help='Directory for the external (inter-process) locks that '
+                    'serialise attach and detach of one volume between '
+                    'Glance workers on this host. Unset means '
+                    '[oslo_concurrency] lock_path. One of the two is '
+                    'required: the store refuses to start without it.'),
+    cfg.BoolOpt('cinder_store_extend_online',
+                default=True,
+                deprecated_opts=_renamed('cinder_do_extend_attached'),
+                help='When an image of unknown size outgrows its volume, '
+                     'extend the volume while attached (Cinder '
+                     'microversion 3.42) where the transport can see the '
+                     'new size; otherwise, or when false, detach, extend '
+                     'and re-attach.'),
+    cfg.StrOpt('cinder_store_rootwrap_config',
+               default='/etc/glance/rootwrap.conf',
+               deprecated_opts=_renamed('rootwrap_config'),
+               help='rootwrap configuration used to build the root helper '
+                    '"sudo glance-rootwrap <file>" handed to os-brick.'),
+    cfg.StrOpt('cinder_store_service_type',
+               default='block-storage',
+               help='Service type of Cinder in the Keystone catalog '
+                    '(aliases such as volumev3 are understood).'),
+    cfg.StrOpt('cinder_store_interface',
+               default='public',
+               choices=['public', 'internal', 'admin'],
+               help='Endpoint interface used to reach Cinder. Use internal '
+                    'to keep image traffic off public endpoints.'),
+    cfg.StrOpt('cinder_store_region_name',
+               deprecated_opts=_renamed('cinder_os_region_name'),
+               help='Region of the Cinder endpoint.'),
+    cfg.StrOpt('cinder_store_endpoint_override',
+               help='Cinder endpoint URL to use instead of the catalog, '
+                    'for example http://cinder:8776/v3/%(project_id)s. '
+                    '%(project_id)s is filled from the credentials in use.'),
+    cfg.BoolOpt('cinder_store_send_service_token',
+                default=False,
+                help='With service credentials configured (auth_type), act '
+                     'with the requesting user\'s token and send the service '
+                     'credentials\' token alongside it as X-Service-Token. '
+                     'When false, service credentials act alone.'),
+]
+
+# In-tree option names that are not a plain rename of one of ours: they are
+# read as a fallback (see cinder_store.auth) and warned about.
+LEGACY_OPTIONS = [
+    cfg.StrOpt('cinder_catalog_info',
+               help='Deprecated in-tree option: use '
+                    'cinder_store_service_type and cinder_store_interface.'),
+    cfg.StrOpt('cinder_endpoint_template',
+               help='Deprecated in-tree option: use '
+                    'cinder_store_endpoint_override.'),
+    cfg.StrOpt('cinder_ca_certificates_file',
+               help='Deprecated in-tree option: use cafile.'),
+    cfg.BoolOpt('cinder_api_insecure',
+                help='Deprecated in-tree option: use insecure.'),
+    cfg.StrOpt('cinder_store_auth_address',
+               help='Deprecated in-tree option: use auth_type and auth_url.'),
+    cfg.StrOpt('cinder_store_user_name',
+               help='Deprecated in-tree option: use username.'),
+    cfg.StrOpt('cinder_store_user_domain_name',
+               help='Deprecated in-tree option: use user_domain_name.'),
+    cfg.StrOpt('cinder_store_password', secret=True,
+               help='Deprecated in-tree option: use password.'),
+    cfg.StrOpt('cinder_store_project_name',
+               help='Deprecated in-tree option: use project_name.'),
+    cfg.StrOpt('cinder_store_project_domain_name',
+               help='Deprecated in-tree option: use project_domain_name.'),
+    cfg.StrOpt('cinder_store_application_credential_id',
+               help='Deprecated in-tree option: use '
+                    'auth_type = v3applicationcredential.'),
+    cfg.StrOpt('cinder_store_application_credential_secret', secret=True,
+               help='Deprecated in-tree option: use '
+                    'application_credential_secret.'),
+]
+
+
+def keystone_options():
+    """keystoneauth1's session options plus auth_type / auth_section."""
+    return (ks_loading.get_session_conf_options() +
+            ks_loading.get_auth_common_conf_options())
+
+
+def list_opts():
+    """Options for oslo-config-generator (namespace ``cinder_store``).
+
+    The sample shows them under ``[cinder_store]``; in glance-api.conf they
+    go in each ``[<backend-id>]`` section or in ``[backend_defaults]``.
+    """
+    sample = (copy.deepcopy(OPTIONS) + keystone_options() +
+              ks_loading.get_auth_plugin_conf_options('password'))
+    return [(SAMPLE_GROUP, sample)]
+
+
+def safe_register(conf, opts, group):
+    for opt in opts:
+        try:
+            conf.register_opt(opt, group=group)
+        except cfg.DuplicateOptError:
+            # Same name already registered by another driver (the in-tree
+            # cinder store shares [backend_defaults]); both read one key.
+            pass
+
+
+class BackendConf(object):
+    """Read-only view of one backend's options.
+
+    ``view.name`` is the value in ``[<backend>]`` when set there, else the
+    value in ``[backend_defaults]``, else the option's default.  Callers may
+    rely on every option of ``OPTIONS``, ``LEGACY_OPTIONS`` and
+    ``keystone_options()`` being readable.
+    """
+
+    def __init__(self, conf, backend):
+        self.conf = conf
+        self.backend = backend or SHARED_GROUP
+        opts = OPTIONS + LEGACY_OPTIONS + keystone_options()
+        safe_register(conf, opts, SHARED_GROUP)
+        if self.backend != SHARED_GROUP:
+            safe_register(conf, opts, self.backend)
+            # A default of None in the backend group is how we tell
+            # "unset here" from "set to the default here".
+            for opt in opts:
+                conf.set_default(opt.dest, None, group=self.backend)
+
+    def __getattr__(self, name):
+        value = getattr(self.conf[self.backend], name)
+        if value is None and self.backend != SHARED_GROUP:
+            value = getattr(self.conf[SHARED_GROUP], name)
+        return value
+
+    def group_with(self, name):
+        """The group in which ``name`` is set, or None when set nowhere."""
+        for group in (self.backend, SHARED_GROUP):
+            if getattr(self.conf[group], name) is not None:
+                return group
+        return None

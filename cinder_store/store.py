@@ -1,0 +1,238 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The glance_store ``Store`` for ``enabled_backends = <id>:cinder_store``.
+
+This class only wires the pieces together: options (:mod:`opts`),
+identity (:mod:`auth`), Cinder calls (:mod:`client`), the attachment
+lifecycle (:mod:`attachment`), byte moving (:mod:`dataio`) and volume
+growth (:mod:`growth`).
+"""
+
+import logging
+
+from glance_store import capabilities
+from glance_store import driver
+from glance_store import exceptions
+import os_brick
+from oslo_concurrency import opts as lockutils_opts
+from oslo_utils import excutils
+from oslo_utils import units
+
+from cinder_store import attachment
+from cinder_store import auth
+from cinder_store import client
+from cinder_store import dataio
+from cinder_store import growth
+from cinder_store import host
+from cinder_store import location
+from cinder_store import opts
+
+LOG = logging.getLogger(__name__)
+
+# glance_store looks the location class up as <Store.__module__>.StoreLocation
+StoreLocation = location.StoreLocation
+
+
+def _image_size(volume):
+    """Bytes of image data on ``volume`` (in-tree images included)."""
+    metadata = getattr(volume, 'metadata', None) or {}
+    try:
+        return int(metadata['image_size'])
+    except (KeyError, TypeError, ValueError):
+        return volume.size * units.Gi
+
+
+class Store(driver.Store):
+    """Glance images on Cinder volumes, attached through os-brick."""
+
+    _CAPABILITIES = (capabilities.BitMasks.READ_RANDOM |
+                     capabilities.BitMasks.WRITE_ACCESS |
+                     capabilities.BitMasks.DRIVER_REUSABLE)
+    OPTIONS = opts.OPTIONS
+    EXAMPLE_URL = 'cinder://<backend-id>/<volume-id>'
+
+    def __init__(self, conf, backend=None):
+        super(Store, self).__init__(conf, backend=backend)
+        self.view = opts.BackendConf(conf, backend)
+        self._url_prefix = ('cinder://%s/' % backend if backend
+                            else 'cinder://')
+        self._cinder = None
+        self._host = None
+
+    def get_schemes(self):
+        # The entry-point name must be a scheme too: glance_store finds a
+        # backend's store by its type string (get_store_from_store_identifier)
+        return ('cinder_store', location.SCHEME)
+
+    # -- configuration -----------------------------------------------------
+
+    def configure(self, re_raise_bsc=False):
+        # Problems that would otherwise surface as a leaked attachment at
+        # detach time stop Glance at start-up, whatever re_raise_bsc says.
+        self._configure_runtime()
+        super(Store, self).configure(re_raise_bsc=re_raise_bsc)
+
+    def _lock_path(self):
+        for group, group_opts in lockutils_opts.list_opts():
+            opts.safe_register(self.conf, group_opts, group)
+        path = (self.view.cinder_store_lock_path or
+                self.conf.oslo_concurrency.lock_path)
+        if not path:
+            raise exceptions.BadStoreConfiguration(
+                store_name='cinder_store',
+                reason='[%s] cinder_store_lock_path or [oslo_concurrency] '
+                       'lock_path must be set: attach and detach take an '
+                       'inter-process lock per volume' % self.view.backend)
+        return path
+
+    def _configure_runtime(self):
+        view = self.view
+        lock_path = self._lock_path()
+        os_brick.setup(self.conf)
+        self._cinder = client.Cinder(
+            auth.Credentials(view), view.cinder_store_http_retries,
+            view.cinder_store_attach_retry_attempts,
+            view.cinder_store_state_transition_timeout)
+        self._host = attachment.HostSettings(
+            host.root_helper(view.cinder_store_rootwrap_config),
+            view.cinder_store_use_multipath,
+            view.cinder_store_enforce_multipath,
+            view.cinder_store_mount_point_base, lock_path)
+
+    def configure_add(self):
+        """Check the volume type; warn, never fail, if Cinder is down."""
+        name = self.view.cinder_store_volume_type
+        if not name:
+            return
+        if not self._cinder.credentials.has_service_credentials:
+            LOG.info('Volume type %s of [%s] is checked at first use: no '
+                     'service credentials to check it now', name,
+                     self.view.backend)
+            return
+        try:
+            self._cinder.bind(None).find_volume_type(name)
+        except exceptions.NotFound:
+            LOG.warning('Volume type %s of [%s] does not exist in Cinder; '
+                        'image uploads to this backend will fail until it '
+                        'does', name, self.view.backend)
+        except Exception as e:
+            LOG.warning('Could not check volume type %s of [%s] (Cinder '
+                        'unreachable?): %s', name, self.view.backend, e)
+
+    # -- glance_store API --------------------------------------------------
+
+    @driver.back_compat_add
+    @capabilities.check
+    def add(self, image_id, image_file, image_size, hashing_algo,
+            context=None, verifier=None):
+        """Store ``image_file`` on a new volume; see the module docs."""
+        cinder = self._cinder.bind(context)
+        volume = self._create_volume(cinder, image_id, image_size, context)
+        try:
+            volume = cinder.wait_for_status(volume, 'creating', 'available')
+            writer = dataio.ImageWriter(image_file, image_size, hashing_algo,
+                                        verifier)
+            growth.write_image(cinder, self._host, volume, writer,
+                               self.view.cinder_store_extend_online)
+            if not image_size:
+                cinder.set_metadata(volume.id,
+                                    {'image_size': str(writer.bytes_written)})
+            cinder.set_readonly(volume.id)
+        except BaseException:
+            with excutils.save_and_reraise_exception():
+                self._delete_failed_volume(cinder, volume)
+        LOG.info('Stored image %s (%d bytes) on volume %s', image_id,
+                 writer.bytes_written, volume.id)
+        url = StoreLocation({'volume_id': volume.id,
+                             'backend': self.backend_group},
+                            self.conf).get_uri()
+        metadata = {'store': self.backend_group} if self.backend_group else {}
+        return (url, writer.bytes_written, writer.checksum,
+                writer.multihash_hex, metadata)
+
+    def _create_volume(self, cinder, image_id, image_size, context):
+        metadata = {'glance_image_id': image_id,
+                    'image_size': str(image_size)}
+        owner = getattr(context, 'project_id', None)
+        if owner:
+            metadata['image_owner'] = owner
+        return cinder.create_volume(image_size, 'image-%s' % image_id,
+                                    metadata,
+                                    self.view.cinder_store_volume_type)
+
+    def _delete_failed_volume(self, cinder, volume):
+        try:
+            cinder.delete_volume(volume.id)
+        except Exception as e:
+            LOG.error('Could not delete volume %s of a failed upload: %s',
+                      volume.id, e)
+
+    @capabilities.check
+    def get(self, location, offset=0, chunk_size=None, context=None):
+        """``(iterator, length)`` of ``chunk_size`` bytes from ``offset``.
+
+        ``length`` is what the iterator yields.  An offset past the end of
+        the image raises ``exceptions.Invalid``.
+        """
+        volume_id = location.store_location.volume_id
+        cinder = self._cinder.bind(context)
+        volume = cinder.get_volume(volume_id)
+        size = _image_size(volume)
+        if offset < 0 or offset > size:
+            raise exceptions.Invalid(
+                'offset %d is outside image volume %s of %d bytes'
+                % (offset, volume_id, size))
+        length = size - offset
+        if chunk_size is not None:
+            length = min(length, chunk_size)
+        if length == 0:
+            return iter(()), 0
+        att = attachment.Attachment(cinder, self._host, volume,
+                                    writable=False).open()
+        return dataio.VolumeIterator(att, offset, length), length
+
+    def get_size(self, location, context=None):
+        volume_id = location.store_location.volume_id
+        return _image_size(self._cinder.bind(context).get_volume(volume_id))
+
+    @capabilities.check
+    def delete(self, location, context=None):
+        """Delete the image-volume, detaching it from this host first."""
+        volume_id = location.store_location.volume_id
+        cinder = self._cinder.bind(context)
+        volume = cinder.get_volume(volume_id)
+        attachment.detach_leftovers(cinder, self._host, volume)
+        cinder.delete_volume(volume_id)
+
+    def is_image_associated_with_store(self, context, volume_id):
+        """Does this legacy ``cinder://<volume>`` belong to this backend?
+
+        Glance asks every ``cinder`` store when it migrates single-store
+        locations; the answer is "the volume's type is our volume type".
+        """
+        cinder = self._cinder.bind(context)
+        try:
+            volume = cinder.get_volume(volume_id)
+            expected = (self.view.cinder_store_volume_type or
+                        cinder.default_volume_type().name)
+        except exceptions.NotFound:
+            LOG.warning('Volume %s not found when matching it to backend '
+                        '%s; image-volumes must live in the project of the '
+                        'configured credentials', volume_id,
+                        self.backend_group)
+            return False
+        except Exception as e:
+            LOG.warning('Cannot match volume %s to backend %s: %s',
+                        volume_id, self.backend_group, e)
+            return False
+        return volume.volume_type == expected
