@@ -127,7 +127,8 @@ class Attachment(object):
             info, self.settings.root_helper, self.settings.multipath,
             self.settings.mount_base)
         with self.settings.volume_lock(self.volume.id), _guard(self.volume):
-            self._device_info = self.connector.connect_volume(info['data'])
+            self._device_info = self.connector.connect_volume(
+                host.connection_properties(info))
         # From here on, undoing the attachment means a full detach.
         self._undo[-1] = ('detach', self._detach)
 
@@ -188,7 +189,8 @@ class Attachment(object):
                 else:
                     with _guard(self.volume):
                         self.connector.disconnect_volume(
-                            self.connection_info['data'], self._device_info,
+                            host.connection_properties(self.connection_info),
+                            self._device_info,
                             force=True, ignore_errors=False)
             except Exception as error:
                 self._undo.append(('attachment delete',
@@ -241,8 +243,8 @@ def detach_leftovers(cinder, settings, volume):
                     info, settings.root_helper, settings.multipath,
                     settings.mount_base)
                 with _guard(volume):
-                    connector.disconnect_volume(info['data'], None,
-                                                force=True)
+                    connector.disconnect_volume(
+                        host.connection_properties(info), None, force=True)
             LOG.warning('Deleted leftover attachment %s of volume %s on '
                         'this host', attachment_id, volume.id)
             cinder.attachment_delete(attachment_id)

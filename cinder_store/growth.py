@@ -29,6 +29,7 @@ from oslo_utils import units
 
 from cinder_store import attachment
 from cinder_store import client
+from cinder_store import host
 
 LOG = logging.getLogger(__name__)
 
@@ -85,7 +86,8 @@ def _extend_online(cinder, att, volume, new_gb):
     if getattr(att.device, 'is_file', False):
         return volume  # a regular file needs no rescan; pwrite extends it
     try:
-        att.connector.extend_volume(att.connection_info['data'])
+        att.connector.extend_volume(
+            host.connection_properties(att.connection_info))
     except NotImplementedError:
         raise _Reattach()
     att.device.wait_for_size(volume.size * units.Gi, cinder.status_timeout)

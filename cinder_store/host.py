@@ -68,6 +68,16 @@ def hostname():
     return socket.gethostname()
 
 
+def connection_properties(connection_info):
+    """What os-brick's connect/disconnect take.
+
+    The attachment API returns a flat dict (``driver_volume_type`` beside
+    ``device_path``...); the legacy API nests the same under ``data``.
+    """
+    data = connection_info.get('data')
+    return data if isinstance(data, dict) else connection_info
+
+
 def check_transport(connection_info, volume):
     """Refuse what we cannot store bytes on faithfully.
 
@@ -75,7 +85,7 @@ def check_transport(connection_info, volume):
     LUKS header) and qcow2 files on NFS-style shares (we would write raw
     bytes into a qcow2 container).
     """
-    data = connection_info.get('data') or {}
+    data = connection_properties(connection_info)
     if getattr(volume, 'encrypted', False) or data.get('encrypted'):
         raise exceptions.BackendException(
             'volume %s is encrypted (volume type %s): cinder_store cannot '

@@ -197,24 +197,35 @@ class BackendConf(object):
     def __init__(self, conf, backend):
         self.conf = conf
         self.backend = backend or SHARED_GROUP
-        opts = OPTIONS + LEGACY_OPTIONS + keystone_options()
+        opts = OPTIONS + keystone_options()
         safe_register(conf, opts, SHARED_GROUP)
         if self.backend != SHARED_GROUP:
-            safe_register(conf, opts, self.backend)
+            # The in-tree names go in our own group only: registered in
+            # [backend_defaults] with our definitions they would clash with
+            # the in-tree driver's (first one wins, the other half-fails).
+            safe_register(conf, opts + LEGACY_OPTIONS, self.backend)
             # A default of None in the backend group is how we tell
             # "unset here" from "set to the default here".
-            for opt in opts:
+            for opt in opts + LEGACY_OPTIONS:
                 conf.set_default(opt.dest, None, group=self.backend)
 
+    def _get(self, group, name):
+        try:
+            return getattr(self.conf[group], name)
+        except cfg.NoSuchOptError:
+            return None  # an in-tree name nobody registered in that group
+
     def __getattr__(self, name):
-        value = getattr(self.conf[self.backend], name)
+        if name.startswith('_'):
+            raise AttributeError(name)
+        value = self._get(self.backend, name)
         if value is None and self.backend != SHARED_GROUP:
-            value = getattr(self.conf[SHARED_GROUP], name)
+            value = self._get(SHARED_GROUP, name)
         return value
 
     def group_with(self, name):
         """The group in which ``name`` is set, or None when set nowhere."""
         for group in (self.backend, SHARED_GROUP):
-            if getattr(self.conf[group], name) is not None:
+            if self._get(group, name) is not None:
                 return group
         return None

@@ -1,0 +1,117 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Sparse files as volumes, loop devices as their block transport.
+
+Kept free of Cinder imports so it is unit-tested without Cinder.  Fault
+injection: ``faults.json`` in the volume directory maps an operation name
+to how many of its next calls fail, e.g. ``{"initialize_connection": 1}``;
+tests write it, the driver consumes it (under a file lock, so the count is
+exact across processes).
+"""
+
+import fcntl
+import json
+import os
+import subprocess
+
+from oslo_utils import units
+
+FAULTS_FILE = 'faults.json'
+
+
+class InjectedFault(Exception):
+    """An operation failed because a test asked for it."""
+
+
+def run(*cmd):
+    return subprocess.run(cmd, check=True, capture_output=True,
+                          text=True).stdout
+
+
+class LoopFiles(object):
+    """Volume files under ``directory``; ``execute`` runs losetup."""
+
+    def __init__(self, directory, execute=run):
+        self.directory = directory
+        self.execute = execute
+
+    def path(self, name):
+        return os.path.join(self.directory, '%s.img' % name)
+
+    def setup(self):
+        os.makedirs(self.directory, exist_ok=True)
+        self.execute('losetup', '--version')
+
+    def create(self, name, size_gb):
+        with open(self.path(name), 'xb') as f:
+            f.truncate(size_gb * units.Gi)
+
+    def delete(self, name):
+        for device in self.loops(name):
+            self.execute('losetup', '-d', device)
+        try:
+            os.unlink(self.path(name))
+        except FileNotFoundError:
+            pass
+
+    def extend(self, name, size_gb):
+        with open(self.path(name), 'r+b') as f:
+            f.truncate(size_gb * units.Gi)
+        for device in self.loops(name):
+            self.execute('losetup', '-c', device)
+
+    def loops(self, name):
+        """Loop devices currently bound to the volume's file."""
+        out = self.execute('losetup', '-j', self.path(name), '-O', 'NAME',
+                           '-n')
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+    def attach(self, name):
+        """The volume's loop device, binding one if it has none."""
+        existing = self.loops(name)
+        if existing:
+            return existing[0]
+        return self.execute('losetup', '-f', '--show',
+                            self.path(name)).strip()
+
+    def detach(self, name):
+        for device in self.loops(name):
+            self.execute('losetup', '-d', device)
+
+    def copy(self, source, dest):
+        self.execute('cp', '--sparse=always', self.path(source),
+                     self.path(dest))
+
+    def used_gb(self):
+        total = 0
+        for entry in os.scandir(self.directory):
+            if entry.name.endswith('.img'):
+                total += entry.stat().st_blocks * 512
+        return total / units.Gi
+
+    def maybe_fail(self, operation):
+        """Raise InjectedFault if faults.json asks ``operation`` to fail."""
+        path = os.path.join(self.directory, FAULTS_FILE)
+        if not os.path.exists(path):
+            return
+        with open(path, 'r+') as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            faults = json.loads(f.read() or '{}')
+            left = faults.get(operation, 0)
+            if left <= 0:
+                return
+            faults[operation] = left - 1
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(faults))
+        raise InjectedFault('injected failure of %s' % operation)

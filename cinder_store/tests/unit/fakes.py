@@ -1,0 +1,275 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""In-memory Cinder and os-brick for unit tests (the one mocking seam).
+
+``FakeCinder`` keeps volumes and attachments like Cinder does and raises
+cinderclient's own exceptions.  ``FakeBrick`` "connects" a volume by
+handing out a real temporary file, so device I/O in unit tests is real.
+``fail(name, exc, times)`` on either makes the named call raise.
+"""
+
+import os
+import uuid
+
+from cinderclient import exceptions as cinder_exc
+from oslo_utils import units
+
+
+class Failures(object):
+    def __init__(self):
+        self._plan = {}
+        self.calls = []
+
+    def fail(self, name, exc, times=1):
+        self._plan[name] = [exc, times]
+
+    def hit(self, name):
+        self.calls.append(name)
+        plan = self._plan.get(name)
+        if plan and plan[1] != 0:
+            plan[1] -= 1
+            raise plan[0]
+
+
+class Volume(object):
+    def __init__(self, size, name, metadata, volume_type, multiattach=False):
+        self.id = str(uuid.uuid4())
+        self.size = size
+        self.name = name
+        self.metadata = dict(metadata or {})
+        self.volume_type = volume_type or '__DEFAULT__'
+        self.status = 'creating'
+        self.multiattach = multiattach
+        self.encrypted = False
+        self.shared_targets = False
+        self.service_uuid = 'svc'
+        self.attachments = []
+        self.readonly = False
+
+
+class _Type(object):
+    def __init__(self, name):
+        self.name = name
+
+
+class FakeCinder(Failures):
+    """Enough of Cinder for the driver; ``volumes`` maps id -> Volume."""
+
+    def __init__(self, device_dir, host_name='testhost'):
+        super(FakeCinder, self).__init__()
+        self.device_dir = device_dir
+        self.host_name = host_name
+        self.volumes = {}
+        self.attachments = {}
+        self.types = {'__DEFAULT__', 'fast'}
+        self.create_status = ['available']  # statuses after 'creating'
+        self.extend_status = None
+        self.multiattach_types = set()
+        self.encrypted_types = set()
+        # the client's managers point back here
+        self.volumes_api = _Volumes(self)
+        self.attachments_api = _Attachments(self)
+        self.volume_types_api = _Types(self)
+
+    def device_path(self, volume_id):
+        return os.path.join(self.device_dir, volume_id)
+
+    def volume(self, volume_id):
+        try:
+            return self.volumes[volume_id]
+        except KeyError:
+            raise cinder_exc.NotFound(404, 'Volume %s could not be found.'
+                                      % volume_id, request_id='req-404')
+
+    def live_attachments(self):
+        return list(self.attachments)
+
+
+class _Volumes(object):
+    def __init__(self, cinder):
+        self.c = cinder
+
+    def create(self, size, name=None, metadata=None, volume_type=None):
+        self.c.hit('volumes.create')
+        if volume_type and volume_type not in self.c.types:
+            raise cinder_exc.NotFound(404, 'Volume type not found')
+        vol = Volume(size, name, metadata, volume_type,
+                     multiattach=volume_type in self.c.multiattach_types)
+        vol.encrypted = volume_type in self.c.encrypted_types
+        vol._statuses = list(self.c.create_status)
+        self.c.volumes[vol.id] = vol
+        with open(self.c.device_path(vol.id), 'wb') as f:
+            f.truncate(size * units.Gi)
+        return vol
+
+    def get(self, volume_id):
+        self.c.hit('volumes.get')
+        vol = self.c.volume(volume_id)
+        statuses = getattr(vol, '_statuses', None)
+        if vol.status in ('creating', 'extending') and statuses:
+            vol.status = statuses.pop(0)
+        return _snapshot(vol)
+
+    def delete(self, volume_id):
+        self.c.hit('volumes.delete')
+        vol = self.c.volume(volume_id)
+        if vol.attachments:
+            raise cinder_exc.BadRequest(400, 'Invalid volume: Volume status '
+                                        'must be available or error')
+        del self.c.volumes[volume_id]
+        os.unlink(self.c.device_path(volume_id))
+
+    def extend(self, volume_id, new_size):
+        self.c.hit('volumes.extend')
+        vol = self.c.volume(volume_id)
+        vol.size = new_size
+        vol._statuses = [self.c.extend_status or
+                         ('in-use' if vol.attachments else 'available')]
+        vol.status = 'extending'
+        with open(self.c.device_path(volume_id), 'r+b') as f:
+            f.truncate(new_size * units.Gi)
+
+    def set_metadata(self, volume_id, metadata):
+        self.c.hit('volumes.set_metadata')
+        self.c.volume(volume_id).metadata.update(metadata)
+
+    def update_readonly_flag(self, volume_id, flag):
+        self.c.hit('volumes.update_readonly_flag')
+        self.c.volume(volume_id).readonly = flag
+
+
+def _snapshot(vol):
+    copy = Volume.__new__(Volume)
+    copy.__dict__.update(vol.__dict__)
+    copy.metadata = dict(vol.metadata)
+    copy.attachments = [dict(a) for a in vol.attachments]
+    return copy
+
+
+class _Attachment(object):
+    def __init__(self, data):
+        self.__dict__.update(data)
+
+
+class _Attachments(object):
+    def __init__(self, cinder):
+        self.c = cinder
+
+    def create(self, volume_id, connector, mode='null'):
+        self.c.hit('attachments.create')
+        vol = self.c.volume(volume_id)
+        if vol.attachments and not vol.multiattach:
+            raise cinder_exc.BadRequest(
+                400, 'Invalid volume: Volume status must be available or '
+                     'downloading to reserve, but the current status is '
+                     'in-use.')
+        att_id = str(uuid.uuid4())
+        info = {'driver_volume_type': 'local',
+                'data': {'device_path': self.c.device_path(volume_id),
+                         'volume_id': volume_id, 'access_mode': mode,
+                         'encrypted': vol.encrypted, 'auth_password': 's3'}}
+        self.c.attachments[att_id] = {'volume_id': volume_id, 'mode': mode,
+                                      'connector': connector,
+                                      'connection_info': info,
+                                      'completed': False}
+        vol.attachments.append({'attachment_id': att_id,
+                                'host_name': connector.get('host')})
+        vol.status = 'attaching'
+        return {'id': att_id, 'connection_info': info}
+
+    def complete(self, attachment_id):
+        self.c.hit('attachments.complete')
+        self.c.attachments[attachment_id]['completed'] = True
+        vol = self.c.volume(self.c.attachments[attachment_id]['volume_id'])
+        vol.status = 'in-use'
+
+    def show(self, attachment_id):
+        self.c.hit('attachments.show')
+        return _Attachment(dict(self.c.attachments[attachment_id],
+                                id=attachment_id))
+
+    def delete(self, attachment_id):
+        self.c.hit('attachments.delete')
+        att = self.c.attachments.pop(attachment_id)
+        vol = self.c.volumes.get(att['volume_id'])
+        if vol is not None:
+            vol.attachments = [a for a in vol.attachments
+                               if a['attachment_id'] != attachment_id]
+            if not vol.attachments:
+                vol.status = 'available'
+
+
+class _Types(object):
+    def __init__(self, cinder):
+        self.c = cinder
+
+    def find(self, name):
+        self.c.hit('volume_types.find')
+        if name not in self.c.types:
+            raise cinder_exc.NotFound(404, 'Volume type %s not found' % name)
+        return _Type(name)
+
+    def default(self):
+        self.c.hit('volume_types.default')
+        return _Type('__DEFAULT__')
+
+
+class FakeClient(object):
+    """What ``cinderclient.client.Client(...)`` returns."""
+
+    def __init__(self, cinder):
+        self.volumes = cinder.volumes_api
+        self.attachments = cinder.attachments_api
+        self.volume_types = cinder.volume_types_api
+
+
+class FakeConnector(object):
+    def __init__(self, brick):
+        self.brick = brick
+
+    def connect_volume(self, data):
+        self.brick.hit('connect_volume')
+        self.brick.connected.add(data['device_path'])
+        return {'type': 'local', 'path': data['device_path']}
+
+    def disconnect_volume(self, data, device_info, force=False,
+                          ignore_errors=False):
+        self.brick.hit('disconnect_volume')
+        self.brick.forced.append(force)
+        self.brick.connected.discard(data['device_path'])
+
+    def extend_volume(self, data):
+        self.brick.hit('extend_volume')
+        return os.path.getsize(data['device_path'])
+
+
+class FakeBrick(Failures):
+    """Stands in for ``os_brick.initiator.connector`` (the module)."""
+
+    def __init__(self, host_name='testhost'):
+        super(FakeBrick, self).__init__()
+        self.host_name = host_name
+        self.connected = set()
+        self.forced = []
+        self.property_calls = 0
+        self.InitiatorConnector = self
+
+    def factory(self, protocol, root_helper, **kwargs):
+        self.hit('factory')
+        return FakeConnector(self)
+
+    def get_connector_properties(self, root_helper, ip, multipath, enforce,
+                                 host=None):
+        self.property_calls += 1
+        return {'host': self.host_name, 'ip': ip, 'multipath': multipath,
+                'initiator': 'iqn.test'}

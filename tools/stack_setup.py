@@ -1,0 +1,114 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Idempotent Keystone and Cinder set-up for tools/stack (runs in its venv).
+
+    python stack_setup.py identity STACK_DIR
+    python stack_setup.py volume-types STACK_DIR
+"""
+
+import sys
+import time
+
+from cinderclient import client as cinder_client
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1.identity import v3
+from keystoneauth1 import session
+from keystoneclient.v3 import client as ks_client
+
+HOST = '127.0.0.1'
+AUTH_URL = 'http://%s:5000/v3' % HOST
+BACKENDS = ('block', 'file', 'multiattach')
+
+
+def admin_session():
+    return session.Session(auth=v3.Password(
+        auth_url=AUTH_URL, username='admin', password='adminpass',
+        project_name='admin', user_domain_name='Default',
+        project_domain_name='Default'))
+
+
+def find_or_create(manager, name, **kwargs):
+    for item in manager.list():
+        if item.name == name:
+            return item
+    return manager.create(name=name, **kwargs)
+
+
+def identity():
+    ks = ks_client.Client(session=admin_session())
+    domain = ks.domains.get('default')
+    service_project = find_or_create(ks.projects, 'service', domain=domain)
+    roles = {r.name: r for r in ks.roles.list()}
+    for user, password in (('glance', 'glancepass'),
+                           ('cinder', 'cinderpass')):
+        u = find_or_create(ks.users, user, domain=domain, password=password)
+        for role in ('admin', 'service'):
+            ks.roles.grant(roles[role], user=u, project=service_project)
+    for name, stype, url in (
+            ('cinderv3', 'block-storage', 'http://%s:8776/v3' % HOST),
+            ('glance', 'image', 'http://%s:9292' % HOST)):
+        svc = find_or_create(ks.services, name, type=stype)
+        have = {e.interface for e in ks.endpoints.list(service=svc)}
+        for interface in ('public', 'internal', 'admin'):
+            if interface not in have:
+                ks.endpoints.create(service=svc, url=url,
+                                    interface=interface,
+                                    region='RegionOne')
+
+
+def wait(what, check, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (ks_exc.ClientException, Exception):
+            pass
+        time.sleep(0.5)
+    raise SystemExit('%s not ready after %ss' % (what, timeout))
+
+
+def volume_types():
+    cinder = cinder_client.Client('3.54', session=admin_session())
+
+    def services_up():
+        up = {s.host for s in cinder.services.list() if s.state == 'up'}
+        return {'stack'} | {'stack@%s' % b for b in BACKENDS} <= up
+    wait('cinder services', services_up, 90)
+    existing = {t.name: t for t in cinder.volume_types.list()}
+    for name in BACKENDS:
+        vtype = existing.get(name) or cinder.volume_types.create(name)
+        specs = {'volume_backend_name': name}
+        if name == 'multiattach':
+            specs['multiattach'] = '<is> True'
+        vtype.set_keys(specs)
+    # The scheduler learns each backend's capacity from its first stats
+    # report; a canary volume per type proves volumes can be created.
+    for name in BACKENDS:
+        def canary_ok(name=name):
+            vol = cinder.volumes.create(1, name='stack-canary-%s' % name,
+                                        volume_type=name)
+            try:
+                for _ in range(120):
+                    vol = cinder.volumes.get(vol.id)
+                    if vol.status != 'creating':
+                        break
+                    time.sleep(0.1)
+                return vol.status == 'available'
+            finally:
+                cinder.volumes.delete(vol.id)
+        wait('volume type %s' % name, canary_ok, 60)
+
+
+if __name__ == '__main__':
+    {'identity': identity, 'volume-types': volume_types}[sys.argv[1]]()
