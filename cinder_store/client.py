@@ -81,7 +81,7 @@ def translate(what):
 
 def _never_reached_cinder(exc):
     return isinstance(exc, (ks_exc.ConnectFailure,
-                            cinder_exc.ConnectionRefused))
+                            cinder_exc.ConnectionError))
 
 
 def _is_5xx(exc):

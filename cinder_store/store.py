@@ -24,6 +24,7 @@ from glance_store import capabilities
 from glance_store import driver
 from glance_store import exceptions
 import os_brick
+from os_brick import opts as brick_opts
 from oslo_concurrency import opts as lockutils_opts
 from oslo_utils import excutils
 from oslo_utils import units
@@ -98,6 +99,8 @@ class Store(driver.Store):
     def _configure_runtime(self):
         view = self.view
         lock_path = self._lock_path()
+        for group, group_opts in brick_opts.list_opts():
+            opts.safe_register(self.conf, group_opts, group)
         os_brick.setup(self.conf)
         self._cinder = client.Cinder(
             auth.Credentials(view), view.cinder_store_http_retries,

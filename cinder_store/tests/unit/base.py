@@ -1,0 +1,134 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import io
+from unittest import mock
+
+import fixtures
+from glance_store import location as gs_location
+from keystoneauth1 import loading as ks_loading
+from oslo_config import cfg
+from oslotest import base
+
+from cinder_store import attachment
+from cinder_store import auth
+from cinder_store import client
+from cinder_store import host
+from cinder_store import opts
+from cinder_store import store
+from cinder_store.tests.unit import fakes
+
+UUID = '6f9ff8d4-1b2e-4a59-9c0e-2b0f3c4e5a6b'
+
+
+class FakeClock(object):
+    """``utils.sleep`` advances ``utils.monotonic``; nothing sleeps."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps = []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class TestCase(base.BaseTestCase):
+
+    def setUp(self):
+        super(TestCase, self).setUp()
+        self.clock = FakeClock()
+        self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.monotonic',
+                                             self.clock.monotonic))
+        self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
+                                             self.clock.sleep))
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        host._cache.clear()
+        self.addCleanup(host._cache.clear)
+
+
+class CinderTestCase(TestCase):
+    """A fake Cinder and os-brick behind their real seams."""
+
+    def setUp(self):
+        super(CinderTestCase, self).setUp()
+        self.cinder = fakes.FakeCinder(self.tmp)
+        self.brick = fakes.FakeBrick()
+        self.client_factory = self.useFixture(fixtures.MockPatch(
+            'cinder_store.client.cinder_client.Client',
+            return_value=fakes.FakeClient(self.cinder))).mock
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_store.host.brick_connector', self.brick))
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_store.host.hostname', lambda: 'testhost'))
+        self.useFixture(fixtures.MockPatch(
+            'cinder_store.host.host_ip', return_value='192.0.2.1'))
+
+    def bound(self, **kwargs):
+        creds = mock.Mock(spec=auth.Credentials)
+        creds.auth_for.return_value = (mock.sentinel.auth, None)
+        creds.endpoint = auth.Endpoint('block-storage', 'public', None, None)
+        parent = client.Cinder(creds, kwargs.get('retries', 2),
+                               kwargs.get('attach_attempts', 3),
+                               kwargs.get('timeout', 30))
+        return parent.bind(None)
+
+    def settings(self):
+        return attachment.HostSettings('', False, False, self.tmp + '/mnt',
+                                       self.tmp + '/locks')
+
+    def assertNothingLeft(self, volumes=0):
+        self.assertEqual({}, self.cinder.attachments)
+        self.assertEqual(set(), self.brick.connected)
+        self.assertEqual(volumes, len(self.cinder.volumes))
+
+
+class StoreTestCase(CinderTestCase):
+    """A configured multi-store ``Store`` for backend ``fast``."""
+
+    backend = 'fast'
+
+    def setUp(self):
+        super(StoreTestCase, self).setUp()
+        self.conf = cfg.ConfigOpts()
+        self.conf([], project='test', default_config_files=[])
+        self.addCleanup(gs_location.SCHEME_TO_CLS_BACKEND_MAP.clear)
+        self.store = self.make_store(
+            cinder_store_lock_path=self.tmp + '/locks',
+            auth_type='password', auth_url='http://keystone/v3',
+            username='glance', password='secret', project_name='service',
+            user_domain_name='Default', project_domain_name='Default')
+
+    def make_store(self, **options):
+        s = store.Store(self.conf, backend=self.backend)
+        opts.safe_register(
+            self.conf, ks_loading.get_auth_plugin_conf_options('password'),
+            self.backend)
+        for name, value in options.items():
+            self.conf.set_override(name, value, group=self.backend)
+        s.configure(re_raise_bsc=True)
+        return s
+
+    def location(self, volume_id, backend='fast'):
+        loc = store.StoreLocation({'volume_id': volume_id,
+                                   'backend': backend}, self.conf,
+                                  backend_group=backend)
+        return gs_location.Location('cinder', store.StoreLocation, self.conf,
+                                    uri=loc.get_uri(), backend=backend)
+
+    def add(self, data, size=None, image_id='img-1', **kwargs):
+        size = len(data) if size is None else size
+        return self.store.add(image_id, io.BytesIO(data), size, 'sha512',
+                              context=kwargs.pop('context', None), **kwargs)

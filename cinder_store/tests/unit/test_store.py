@@ -1,0 +1,402 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import errno
+import os
+import hashlib
+from unittest import mock
+
+from cinderclient import exceptions as cinder_exc
+import ddt
+from glance_store import exceptions
+from keystoneauth1 import exceptions as ks_exc
+from oslo_config import cfg
+from oslo_utils import units
+
+from cinder_store import store
+from cinder_store.tests.unit import base
+
+
+class Context(object):
+    project_id = 'owner-project'
+
+
+@ddt.ddt
+class TestAdd(base.StoreTestCase):
+
+    def test_add_returns_five_tuple_and_stores_bytes(self):
+        data = b'x' * 5000 + b'y'
+        url, size, md5, multihash, meta = self.add(data, context=Context())
+        (volume,) = self.cinder.volumes.values()
+        self.assertEqual('cinder://fast/%s' % volume.id, url)
+        self.assertEqual(len(data), size)
+        self.assertEqual(hashlib.md5(data).hexdigest(), md5)
+        self.assertEqual(hashlib.sha512(data).hexdigest(), multihash)
+        self.assertEqual({'store': 'fast'}, meta)
+        with open(self.cinder.device_path(volume.id), 'rb') as f:
+            self.assertEqual(data, f.read(len(data)))
+        self.assertEqual('image-img-1', volume.name)
+        self.assertEqual({'glance_image_id': 'img-1',
+                          'image_size': str(len(data)),
+                          'image_owner': 'owner-project'}, volume.metadata)
+        self.assertTrue(volume.readonly)
+        self.assertNothingLeft(volumes=1)
+
+    def test_add_attaches_rw_with_connector_in_one_call(self):
+        self.add(b'abc')
+        calls = self.cinder.calls
+        self.assertEqual(1, calls.count('attachments.create'))
+        self.assertNotIn('attachments.update', calls)
+        self.assertEqual([True], self.brick.forced)
+
+    def test_add_uses_configured_volume_type(self):
+        self.conf.set_override('cinder_store_volume_type', 'fast',
+                               group='fast')
+        self.add(b'abc')
+        (volume,) = self.cinder.volumes.values()
+        self.assertEqual('fast', volume.volume_type)
+
+    def test_add_empty_image(self):
+        url, size, md5, _, _ = self.add(b'')
+        self.assertEqual(0, size)
+        self.assertEqual(hashlib.md5(b'').hexdigest(), md5)
+
+    def test_add_makes_fewer_cinder_calls_than_in_tree(self):
+        self.add(b'abc')
+        # create, 1 status poll, attach, complete, delete, read-only: the
+        # in-tree driver needs at least 8.
+        self.assertEqual(6, len(self.cinder.calls))
+
+    @ddt.data(('creating', 'error'), ('creating', 'creating'))
+    def test_volume_that_never_becomes_available_is_deleted(self, statuses):
+        self.cinder.create_status = list(statuses) * 1000
+        self.assertRaises(exceptions.BackendException, self.add, b'abc')
+        self.assertNothingLeft()
+        self.assertEqual(0, self.cinder.calls.count('attachments.create'))
+
+    def test_status_wait_polls_fast_then_backs_off(self):
+        self.cinder.create_status = ['creating'] * 6 + ['available']
+        self.add(b'abc')
+        self.assertLessEqual(self.clock.sleeps[0], 0.25)
+        self.assertGreater(self.clock.sleeps[-1], self.clock.sleeps[0])
+        self.assertTrue(all(s <= 2 for s in self.clock.sleeps))
+
+    @ddt.data('attachments.create', 'connect_volume', 'attachments.complete')
+    def test_attach_step_failure_leaves_nothing(self, step):
+        boom = cinder_exc.ClientException(500, 'boom')
+        target = self.brick if step == 'connect_volume' else self.cinder
+        target.fail(step, boom if target is self.cinder
+                    else RuntimeError('no device'), times=-1)
+        self.assertRaises(Exception, self.add, b'abc')
+        self.assertNothingLeft()
+
+    def test_write_error_maps_enospc_and_leaves_nothing(self):
+        with mock.patch('os.pwrite',
+                        side_effect=OSError(errno.ENOSPC, 'full')):
+            self.assertRaises(exceptions.StorageFull, self.add, b'abc')
+        self.assertNothingLeft()
+
+    def test_write_error_maps_eacces(self):
+        with mock.patch('os.pwrite',
+                        side_effect=OSError(errno.EACCES, 'denied')):
+            self.assertRaises(exceptions.StorageWriteDenied, self.add,
+                              b'abc')
+        self.assertNothingLeft()
+
+    def test_fsync_failure_fails_upload(self):
+        with mock.patch('os.fsync', side_effect=OSError(errno.EIO, 'eio')):
+            self.assertRaises(OSError, self.add, b'abc')
+        self.assertNothingLeft()
+
+    def test_disconnect_failure_after_write_fails_upload(self):
+        self.brick.fail('disconnect_volume', RuntimeError('flush failed'))
+        self.assertRaisesRegex(RuntimeError, 'flush failed', self.add,
+                               b'abc')
+        self.assertEqual({}, self.cinder.attachments)
+        self.assertEqual(0, len(self.cinder.volumes))
+
+    @ddt.data(2, 4)
+    def test_declared_size_mismatch_is_invalid(self, declared):
+        self.assertRaises(exceptions.Invalid, self.add, b'abc',
+                          size=declared)
+        self.assertNothingLeft()
+
+    def test_readonly_flag_failure_deletes_volume(self):
+        self.cinder.fail('volumes.update_readonly_flag',
+                         cinder_exc.ClientException(500, 'x'), times=-1)
+        self.assertRaises(exceptions.BackendException, self.add, b'abc')
+        self.assertNothingLeft()
+
+    def test_quota_is_storage_full(self):
+        self.cinder.fail('volumes.create',
+                         cinder_exc.OverLimit(413, 'VolumeLimitExceeded'))
+        self.assertRaises(exceptions.StorageFull, self.add, b'abc')
+        self.assertNothingLeft()
+
+    def test_encrypted_volume_type_refused(self):
+        self.cinder.encrypted_types.add('fast')
+        self.conf.set_override('cinder_store_volume_type', 'fast',
+                               group='fast')
+        self.assertRaisesRegex(exceptions.BackendException, 'encrypted',
+                               self.add, b'abc')
+        self.assertNothingLeft()
+
+    def test_unknown_size_grows_volume_and_records_size(self):
+        data = b'z' * (3 * units.Mi)
+        with mock.patch.object(units, 'Gi', units.Mi):
+            url, size, md5, _, _ = self.add(data, size=0)
+        (volume,) = self.cinder.volumes.values()
+        self.assertEqual(len(data), size)
+        self.assertEqual(str(len(data)), volume.metadata['image_size'])
+        self.assertEqual(4, volume.size)  # 1 -> 2 -> 4 "GiB"
+        self.assertEqual(2, self.cinder.calls.count('volumes.extend'))
+        # online: one attachment for the whole upload
+        self.assertEqual(1, self.cinder.calls.count('attachments.create'))
+        with open(self.cinder.device_path(volume.id), 'rb') as f:
+            self.assertEqual(data, f.read(len(data)))
+        self.assertNothingLeft(volumes=1)
+
+    def test_unknown_size_offline_extend_never_truncates(self):
+        self.conf.set_override('cinder_store_extend_online', False,
+                               group='fast')
+        data = bytes(range(256)) * (3 * units.Mi // 256 + 7)
+        with mock.patch.object(units, 'Gi', units.Mi):
+            self.add(data, size=0)
+        (volume,) = self.cinder.volumes.values()
+        self.assertEqual(3, self.cinder.calls.count('attachments.create'))
+        with open(self.cinder.device_path(volume.id), 'rb') as f:
+            self.assertEqual(data, f.read(len(data)))
+        self.assertNothingLeft(volumes=1)
+
+    def test_online_extend_refused_falls_back_to_offline(self):
+        self.cinder.fail('volumes.extend', cinder_exc.BadRequest(
+            400, 'cannot extend attached volume'))
+        data = b'q' * (3 * units.Mi // 2)
+        with mock.patch.object(units, 'Gi', units.Mi):
+            self.add(data, size=0)
+        (volume,) = self.cinder.volumes.values()
+        self.assertEqual(2, self.cinder.calls.count('attachments.create'))
+        self.assertNothingLeft(volumes=1)
+
+    def test_extend_into_error_deletes_volume(self):
+        self.cinder.extend_status = 'error_extending'
+        with mock.patch.object(units, 'Gi', units.Mi):
+            self.assertRaises(exceptions.BackendException, self.add,
+                              b'e' * (units.Mi + 1), size=0)
+        self.assertNothingLeft()
+
+
+@ddt.ddt
+class TestGet(base.StoreTestCase):
+
+    def setUp(self):
+        super(TestGet, self).setUp()
+        self.data = bytes(range(256)) * 100
+        url, _, _, _, _ = self.add(self.data)
+        self.volume_id = url.rsplit('/', 1)[1]
+        self.loc = self.location(self.volume_id)
+
+    def test_get_whole_image_and_releases_attachment(self):
+        it, length = self.store.get(self.loc)
+        self.assertEqual(len(self.data), length)
+        self.assertEqual(self.data, b''.join(it))
+        self.assertNothingLeft(volumes=1)
+
+    def test_get_attaches_read_only(self):
+        before = len(self.cinder.calls)
+        it, _ = self.store.get(self.loc)
+        (att,) = self.cinder.attachments.values()
+        self.assertEqual('ro', att['mode'])
+        b''.join(it)
+        # get, attach, complete, delete: the in-tree driver needs 6
+        self.assertEqual(4, len(self.cinder.calls) - before)
+
+    @ddt.data((0, None), (10, None), (10, 100), (len(bytes(range(256)) * 100)
+                                                 - 5, 100))
+    @ddt.unpack
+    def test_offset_and_length(self, offset, chunk):
+        it, length = self.store.get(self.loc, offset=offset,
+                                    chunk_size=chunk)
+        expected = self.data[offset:offset + chunk if chunk else None]
+        self.assertEqual(len(expected), length)
+        self.assertEqual(expected, b''.join(it))
+        self.assertNothingLeft(volumes=1)
+
+    def test_offset_past_end_is_invalid(self):
+        self.assertRaisesRegex(exceptions.Invalid, 'offset',
+                               self.store.get, self.loc,
+                               offset=len(self.data) + 1)
+        self.assertNothingLeft(volumes=1)
+
+    def test_abandoned_iterator_releases_attachment(self):
+        it, _ = self.store.get(self.loc)
+        self.assertEqual(1, len(self.cinder.attachments))
+        del it
+        self.assertNothingLeft(volumes=1)
+
+    def test_closed_iterator_releases_attachment(self):
+        with mock.patch('cinder_store.dataio.CHUNK_SIZE', 1000):
+            it, _ = self.store.get(self.loc)
+        next(it)
+        it.close()
+        self.assertNothingLeft(volumes=1)
+        self.assertRaises(StopIteration, next, it)
+
+    def test_read_error_releases_attachment(self):
+        it, _ = self.store.get(self.loc)
+        with mock.patch('os.pread', side_effect=OSError(errno.EIO, 'eio')):
+            self.assertRaises(OSError, b''.join, it)
+        self.assertNothingLeft(volumes=1)
+
+    def test_missing_volume_is_not_found(self):
+        self.assertRaises(exceptions.NotFound, self.store.get,
+                          self.location(base.UUID))
+
+    def test_image_of_in_tree_driver_without_metadata(self):
+        volume = self.cinder.volumes[self.volume_id]
+        volume.metadata = {}
+        self.assertEqual(units.Gi, self.store.get_size(self.loc))
+
+
+class TestSizeDeleteAssociate(base.StoreTestCase):
+
+    def test_get_size(self):
+        url, _, _, _, _ = self.add(b'12345')
+        self.assertEqual(5, self.store.get_size(
+            self.location(url.rsplit('/', 1)[1])))
+
+    def test_get_size_not_found(self):
+        self.assertRaises(exceptions.NotFound, self.store.get_size,
+                          self.location(base.UUID))
+
+    def test_get_size_other_error_is_backend_exception(self):
+        self.cinder.fail('volumes.get', cinder_exc.ClientException(
+            403, 'forbidden', request_id='req-42'), times=-1)
+        self.assertRaisesRegex(exceptions.BackendException, 'req-42',
+                               self.store.get_size, self.location(base.UUID))
+
+    def test_delete(self):
+        url, _, _, _, _ = self.add(b'12345')
+        self.store.delete(self.location(url.rsplit('/', 1)[1]))
+        self.assertNothingLeft()
+
+    def test_delete_not_found(self):
+        self.assertRaises(exceptions.NotFound, self.store.delete,
+                          self.location(base.UUID))
+
+    def test_delete_detaches_leftover_attachment_of_this_host(self):
+        url, _, _, _, _ = self.add(b'12345')
+        loc = self.location(url.rsplit('/', 1)[1])
+        it, _ = self.store.get(loc)  # a reader that died mid-download
+        it._finalizer.detach()
+        self.store.delete(loc)
+        self.assertNothingLeft()
+
+    def test_is_image_associated_with_store(self):
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        self.assertTrue(self.store.is_image_associated_with_store(
+            None, volume_id))
+        self.conf.set_override('cinder_store_volume_type', 'fast',
+                               group='fast')
+        self.assertFalse(self.store.is_image_associated_with_store(
+            None, volume_id))
+        self.assertFalse(self.store.is_image_associated_with_store(
+            None, base.UUID))
+
+
+class TestConfigure(base.StoreTestCase):
+
+    def test_missing_lock_path_is_a_startup_error(self):
+        self.conf.clear_override('cinder_store_lock_path', group='fast')
+        self.assertRaisesRegex(exceptions.BadStoreConfiguration,
+                               'lock_path', self.store.configure)
+
+    def test_oslo_concurrency_lock_path_is_enough(self):
+        self.conf.clear_override('cinder_store_lock_path', group='fast')
+        self.conf.set_override('lock_path', self.tmp,
+                               group='oslo_concurrency')
+        self.store.configure()
+        self.assertEqual(self.tmp, self.store._host.lock_path)
+
+    def test_unknown_volume_type_warns_and_keeps_writes(self):
+        self.conf.set_override('cinder_store_volume_type', 'nope',
+                               group='fast')
+        with mock.patch.object(store.LOG, 'warning') as warn:
+            self.store.configure()
+        self.assertIn('does not exist', warn.call_args[0][0])
+        self.assertTrue(self.store.is_capable(
+            store.capabilities.BitMasks.WRITE_ACCESS))
+
+    def test_cinder_down_at_startup_warns(self):
+        self.conf.set_override('cinder_store_volume_type', 'fast',
+                               group='fast')
+        self.cinder.fail('volume_types.find',
+                         ks_exc.ConnectFailure('down'), times=-1)
+        with mock.patch.object(store.LOG, 'warning') as warn:
+            self.store.configure()
+        self.assertIn('Could not check', warn.call_args[0][0])
+
+    def test_schemes_include_entry_point_name(self):
+        self.assertEqual(('cinder_store', 'cinder'),
+                         self.store.get_schemes())
+        self.assertEqual('cinder://fast/', self.store.url_prefix)
+
+    def test_in_tree_option_names_are_read_with_a_warning(self):
+        path = os.path.join(self.tmp, 'glance-api.conf')
+        with open(path, 'w') as f:
+            f.write('[fast]\ncinder_volume_type = fast\n'
+                    'cinder_state_transition_timeout = 11\n'
+                    'cinder_store_auth_address = http://keystone/v3\n'
+                    'cinder_store_user_name = glance\n'
+                    'cinder_store_password = secret\n'
+                    'cinder_store_project_name = service\n'
+                    'cinder_catalog_info = volumev3::internalURL\n')
+        conf = cfg.ConfigOpts()
+        conf(['--config-file', path], project='test')
+        s = store.Store(conf, backend='fast')
+        self.assertEqual('fast', s.view.cinder_store_volume_type)
+        self.assertEqual(11, s.view.cinder_store_state_transition_timeout)
+        creds = store.auth.Credentials(s.view)
+        self.assertTrue(creds.has_service_credentials)
+        self.assertEqual('glance', creds.service.auth_methods[0].username)
+        self.assertEqual('internal', creds.endpoint.interface)
+        self.assertEqual('volumev3', creds.endpoint.service_type)
+
+    def test_backend_defaults_fallback(self):
+        self.conf.set_override('cinder_store_state_transition_timeout', 7,
+                               group='backend_defaults')
+        self.assertEqual(
+            7, self.store.view.cinder_store_state_transition_timeout)
+        self.conf.set_override('cinder_store_state_transition_timeout', 9,
+                               group='fast')
+        self.assertEqual(
+            9, self.store.view.cinder_store_state_transition_timeout)
+
+    def test_option_in_backend_overrides_even_when_default(self):
+        self.conf.set_override('cinder_store_extend_online', False,
+                               group='backend_defaults')
+        self.conf.set_override('cinder_store_extend_online', True,
+                               group='fast')
+        self.assertTrue(self.store.view.cinder_store_extend_online)
+
+
+class TestNoCredentials(base.StoreTestCase):
+
+    def test_without_credentials_context_is_required(self):
+        s = store.Store(self.conf, backend='ctx')
+        self.conf.set_override('cinder_store_lock_path', self.tmp,
+                               group='ctx')
+        s.configure()
+        self.assertRaisesRegex(exceptions.BadStoreConfiguration,
+                               'service catalog', s.get_size,
+                               self.location(base.UUID, backend='ctx'))
