@@ -164,6 +164,9 @@ def keystone_options():
             ks_loading.get_auth_common_conf_options())
 
 
+_DEFAULTS = {o.dest: o.default for o in OPTIONS + keystone_options()}
+
+
 def list_opts():
     """Options for oslo-config-generator (namespace ``cinder_store``).
 
@@ -224,8 +227,15 @@ class BackendConf(object):
         return value
 
     def group_with(self, name):
-        """The group in which ``name`` is set, or None when set nowhere."""
-        for group in (self.backend, SHARED_GROUP):
-            if self._get(group, name) is not None:
-                return group
+        """The group in which ``name`` is set, or None when set nowhere.
+
+        A value equal to the option's default in [backend_defaults] counts
+        as unset: the two cannot be told apart there.
+        """
+        if (self.backend != SHARED_GROUP and
+                self._get(self.backend, name) is not None):
+            return self.backend
+        value = self._get(SHARED_GROUP, name)
+        if value is not None and value != _DEFAULTS.get(name):
+            return SHARED_GROUP
         return None
