@@ -78,6 +78,7 @@ class CinderTestCase(TestCase):
 
     def bound(self, **kwargs):
         creds = mock.Mock(spec=auth.Credentials)
+        creds.session = mock.sentinel.session
         creds.auth_for.return_value = (mock.sentinel.auth, None)
         creds.endpoint = auth.Endpoint('block-storage', 'public', None, None)
         parent = client.Cinder(creds, kwargs.get('retries', 2),

@@ -11,8 +11,8 @@
 # under the License.
 
 import errno
-import os
 import hashlib
+import os
 from unittest import mock
 
 from cinderclient import exceptions as cinder_exc
@@ -92,11 +92,14 @@ class TestAdd(base.StoreTestCase):
 
     @ddt.data('attachments.create', 'connect_volume', 'attachments.complete')
     def test_attach_step_failure_leaves_nothing(self, step):
-        boom = cinder_exc.ClientException(500, 'boom')
-        target = self.brick if step == 'connect_volume' else self.cinder
-        target.fail(step, boom if target is self.cinder
-                    else RuntimeError('no device'), times=-1)
-        self.assertRaises(Exception, self.add, b'abc')
+        if step == 'connect_volume':
+            self.brick.fail(step, RuntimeError('no device'), times=-1)
+            expected = RuntimeError
+        else:
+            self.cinder.fail(step, cinder_exc.ClientException(500, 'boom'),
+                             times=-1)
+            expected = exceptions.BackendException
+        self.assertRaises(expected, self.add, b'abc')
         self.assertNothingLeft()
 
     def test_write_error_maps_enospc_and_leaves_nothing(self):

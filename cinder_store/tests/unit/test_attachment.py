@@ -1,0 +1,198 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import errno
+from unittest import mock
+
+from cinderclient import exceptions as cinder_exc
+import ddt
+from glance_store import exceptions
+
+from cinder_store import attachment
+from cinder_store.tests.unit import base
+
+
+class Boom(Exception):
+    pass
+
+
+@ddt.ddt
+class TestAttachment(base.CinderTestCase):
+
+    def setUp(self):
+        super(TestAttachment, self).setUp()
+        self.api = self.bound()
+        self.volume = self.api.create_volume(1, 'v', {}, None)
+        self.volume = self.api.wait_for_status(self.volume, 'creating',
+                                               'available')
+        self.cinder.calls.clear()
+
+    def attach(self, writable=True):
+        return attachment.Attachment(self.api, self.settings(), self.volume,
+                                     writable)
+
+    def test_open_close_order(self):
+        att = self.attach().open()
+        att.device.pwrite(b'hello', 0)
+        att.close()
+        self.assertEqual(['attachments.create', 'attachments.complete',
+                          'attachments.delete'], self.cinder.calls)
+        self.assertEqual(['factory', 'connect_volume', 'disconnect_volume'],
+                         self.brick.calls)
+        self.assertEqual([True], self.brick.forced)
+        self.assertNothingLeft(volumes=1)
+
+    def test_connector_passed_with_mountpoint_and_mode(self):
+        with self.attach(writable=False):
+            (att,) = self.cinder.attachments.values()
+            self.assertEqual('ro', att['mode'])
+            self.assertEqual('glance_store', att['connector']['mountpoint'])
+            self.assertEqual('testhost', att['connector']['host'])
+
+    def test_connector_properties_computed_once_per_process(self):
+        for _ in range(3):
+            with self.attach():
+                pass
+        self.assertEqual(1, self.brick.property_calls)
+
+    @ddt.data(
+        ('cinder', 'attachments.create', 0),
+        ('brick', 'factory', 0),
+        ('brick', 'connect_volume', 0),
+        ('cinder', 'attachments.complete', 1),
+    )
+    @ddt.unpack
+    def test_failure_at_each_step_unwinds_what_succeeded(
+            self, who, step, disconnects):
+        target = self.cinder if who == 'cinder' else self.brick
+        target.fail(step, Boom(step))
+        error = self.assertRaises(Boom, self.attach().open)
+        self.assertEqual(step, str(error))
+        self.assertEqual(disconnects,
+                         self.brick.calls.count('disconnect_volume'))
+        self.assertNothingLeft(volumes=1)
+
+    def test_device_open_failure_unwinds(self):
+        with mock.patch('os.open', side_effect=OSError(errno.EACCES, 'no')):
+            self.assertRaises(OSError, self.attach().open)
+        self.assertEqual(1, self.brick.calls.count('disconnect_volume'))
+        self.assertNothingLeft(volumes=1)
+
+    def test_cleanup_error_is_noted_not_masking(self):
+        self.cinder.fail('attachments.complete', Boom('original'))
+        self.cinder.fail('attachments.delete',
+                         cinder_exc.ClientException(500, 'delete broke'),
+                         times=4)
+        error = self.assertRaises(Boom, self.attach().open)
+        self.assertEqual('original', str(error))
+        self.assertIn('attachment delete', ' '.join(error.__notes__))
+
+    def test_body_failure_unwinds_without_fsync(self):
+        with mock.patch('os.fsync') as fsync:
+            with self.assertRaisesRegex(Boom, 'in body'):
+                with self.attach():
+                    raise Boom('in body')
+        fsync.assert_not_called()
+        self.assertNothingLeft(volumes=1)
+
+    def test_write_close_fsyncs_before_disconnect(self):
+        order = []
+        with mock.patch('os.fsync', side_effect=lambda fd: order.append(
+                'fsync')):
+            self.brick.hit = (lambda name, orig=self.brick.hit:
+                              (order.append(name), orig(name)))
+            with self.attach():
+                pass
+        self.assertLess(order.index('fsync'),
+                        order.index('disconnect_volume'))
+
+    def test_read_close_tolerates_detach_error(self):
+        self.brick.fail('disconnect_volume', Boom('disconnect'))
+        att = self.attach(writable=False).open()
+        with mock.patch.object(attachment.LOG, 'error') as log:
+            att.close()
+        self.assertTrue(log.called)
+        self.assertEqual({}, self.cinder.attachments)
+
+    def test_write_close_raises_detach_error_but_deletes_attachment(self):
+        self.brick.fail('disconnect_volume', Boom('disconnect'))
+        att = self.attach().open()
+        self.assertRaisesRegex(Boom, 'disconnect', att.close)
+        self.assertEqual({}, self.cinder.attachments)
+
+    def test_encrypted_volume_refused_before_connect(self):
+        self.cinder.volumes[self.volume.id].encrypted = True
+        self.assertRaisesRegex(exceptions.BackendException, 'encrypted',
+                               self.attach().open)
+        self.assertNotIn('connect_volume', self.brick.calls)
+        self.assertNothingLeft(volumes=1)
+
+    def test_reserve_race_is_retried(self):
+        self.cinder.fail('attachments.create', cinder_exc.BadRequest(
+            400, 'Volume status must be available or in-use or downloading '
+                 'to reserve, but the current status is attaching.'),
+            times=2)
+        with self.attach():
+            pass
+        self.assertEqual(3, self.cinder.calls.count('attachments.create'))
+        self.assertNothingLeft(volumes=1)
+
+    def test_reserve_race_budget_is_bounded(self):
+        self.cinder.fail('attachments.create', cinder_exc.BadRequest(
+            400, 'status must be available or downloading to reserve'),
+            times=-1)
+        self.assertRaises(exceptions.BackendException, self.attach().open)
+        self.assertEqual(3, self.cinder.calls.count('attachments.create'))
+
+
+class TestMultiattach(base.CinderTestCase):
+
+    def setUp(self):
+        super(TestMultiattach, self).setUp()
+        self.cinder.multiattach_types.add('shared')
+        self.cinder.types.add('shared')
+        self.api = self.bound()
+        vol = self.api.create_volume(1, 'v', {}, 'shared')
+        self.volume = self.api.wait_for_status(vol, 'creating', 'available')
+
+    def test_keeps_connection_while_this_host_has_another_reader(self):
+        first = attachment.Attachment(self.api, self.settings(), self.volume,
+                                      False).open()
+        second = attachment.Attachment(self.api, self.settings(),
+                                       self.volume, False).open()
+        first.close()
+        self.assertEqual(0, self.brick.calls.count('disconnect_volume'))
+        second.close()
+        self.assertEqual(1, self.brick.calls.count('disconnect_volume'))
+        self.assertNothingLeft(volumes=1)
+
+    def test_other_hosts_attachments_do_not_count(self):
+        self.cinder.volumes[self.volume.id].attachments.append(
+            {'attachment_id': 'x', 'host_name': 'otherhost'})
+        with attachment.Attachment(self.api, self.settings(), self.volume,
+                                   False):
+            pass
+        self.assertEqual(1, self.brick.calls.count('disconnect_volume'))
+
+
+class TestLeftovers(base.CinderTestCase):
+
+    def test_detach_leftovers_only_for_this_host(self):
+        api = self.bound()
+        vol = api.wait_for_status(api.create_volume(1, 'v', {}, None),
+                                  'creating', 'available')
+        attachment.Attachment(api, self.settings(), vol, False).open()
+        fresh = api.get_volume(vol.id)
+        fresh.attachments.append({'attachment_id': 'y', 'host_name': 'b'})
+        attachment.detach_leftovers(api, self.settings(), fresh)
+        self.assertEqual({}, self.cinder.attachments)
+        self.assertEqual(1, self.brick.calls.count('disconnect_volume'))

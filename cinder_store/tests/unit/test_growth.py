@@ -1,0 +1,23 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+from cinder_store import growth
+from cinder_store.tests.unit import base
+
+
+class TestGrowth(base.TestCase):
+
+    def test_doubles_then_caps_step(self):
+        sizes = [1]
+        while sizes[-1] < 100:
+            sizes.append(growth.next_size_gb(sizes[-1]))
+        self.assertEqual([1, 2, 4, 8, 16, 32, 48, 64, 80, 96, 112], sizes)

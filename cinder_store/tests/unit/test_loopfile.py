@@ -1,0 +1,84 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import json
+import os
+
+from cinder_store.tests.functional.loopfile import files
+from cinder_store.tests.unit import base
+
+
+class FakeLosetup(object):
+    def __init__(self):
+        self.bound = {}
+        self.calls = []
+
+    def __call__(self, *cmd):
+        self.calls.append(cmd)
+        if cmd[:2] == ('losetup', '-j'):
+            return ''.join('%s\n' % d for d, p in self.bound.items()
+                           if p == cmd[2])
+        if cmd[:3] == ('losetup', '-f', '--show'):
+            device = '/dev/loop%d' % len(self.bound)
+            self.bound[device] = cmd[3]
+            return device + '\n'
+        if cmd[:2] == ('losetup', '-d'):
+            del self.bound[cmd[2]]
+        return ''
+
+
+class TestLoopFiles(base.TestCase):
+
+    def setUp(self):
+        super(TestLoopFiles, self).setUp()
+        self.losetup = FakeLosetup()
+        self.files = files.LoopFiles(self.tmp, execute=self.losetup)
+
+    def test_create_is_sparse_and_exclusive(self):
+        self.files.create('v', 2)
+        st = os.stat(self.files.path('v'))
+        self.assertEqual(2 << 30, st.st_size)
+        self.assertLess(st.st_blocks * 512, 1 << 20)
+        self.assertRaises(FileExistsError, self.files.create, 'v', 1)
+
+    def test_attach_reuses_device_for_multiattach(self):
+        self.files.create('v', 1)
+        first = self.files.attach('v')
+        self.assertEqual(first, self.files.attach('v'))
+        self.files.detach('v')
+        self.assertEqual({}, self.losetup.bound)
+
+    def test_extend_keeps_data_and_rescans_devices(self):
+        self.files.create('v', 1)
+        with open(self.files.path('v'), 'r+b') as f:
+            f.write(b'keep')
+        device = self.files.attach('v')
+        self.files.extend('v', 3)
+        with open(self.files.path('v'), 'rb') as f:
+            self.assertEqual(b'keep', f.read(4))
+        self.assertIn(('losetup', '-c', device), self.losetup.calls)
+
+    def test_delete_releases_devices(self):
+        self.files.create('v', 1)
+        self.files.attach('v')
+        self.files.delete('v')
+        self.assertFalse(os.path.exists(self.files.path('v')))
+        self.assertEqual({}, self.losetup.bound)
+
+    def test_fault_injection_counts_down(self):
+        with open(os.path.join(self.tmp, files.FAULTS_FILE), 'w') as f:
+            json.dump({'initialize_connection': 2}, f)
+        for _ in range(2):
+            self.assertRaises(files.InjectedFault, self.files.maybe_fail,
+                              'initialize_connection')
+        self.files.maybe_fail('initialize_connection')
+        self.files.maybe_fail('extend_volume')
