@@ -32,6 +32,7 @@ When a step fails, the caller sees that step's exception; every cleanup
 error is logged and added to it as a note, never replacing it.
 """
 
+import contextlib
 import logging
 
 from os_brick.initiator import utils as brick_utils
@@ -70,7 +71,13 @@ def _masked(connection_info):
 
 
 def _guard(volume):
-    """os-brick's lock for backends that share targets between volumes."""
+    """os-brick's lock for backends that share targets between volumes.
+
+    It is keyed on the volume service's uuid; Cinder may not report one
+    yet, and then our own per-volume lock (always held here) has to do.
+    """
+    if not getattr(volume, 'service_uuid', None):
+        return contextlib.nullcontext()
     return brick_utils.guard_connection({
         'shared_targets': getattr(volume, 'shared_targets', False),
         'service_uuid': getattr(volume, 'service_uuid', None)})
@@ -113,13 +120,35 @@ class Attachment(object):
 
     def _create(self):
         mode = 'rw' if self.writable else 'ro'
-        att = self.cinder.attachment_create(
-            self.volume.id, self.settings.connector(), mode)
+        try:
+            att = self.cinder.attachment_create(
+                self.volume.id, self.settings.connector(), mode)
+        except Exception as error:
+            self._release_reservations(error)
+            raise
         self.id = att['id']
         self._undo.append(('attachment delete', self._delete_attachment))
         self.connection_info = att['connection_info']
         LOG.debug('Attachment %s of volume %s (%s): %s', self.id,
                   self.volume.id, mode, _masked(self.connection_info))
+
+    def _release_reservations(self, error):
+        # When the backend fails inside attachment_create, Cinder keeps the
+        # attachment 'reserved' and we never learn its id.  On an exclusive
+        # volume any reservation is a leftover: nothing else can attach.
+        if getattr(self.volume, 'multiattach', False):
+            LOG.warning('Attach of multiattach volume %s failed; a reserved '
+                        'attachment may be left in Cinder', self.volume.id)
+            return
+        try:
+            for att in self.cinder.attachments_of(self.volume.id):
+                if getattr(att, 'status', None) == 'reserved':
+                    self.cinder.attachment_delete(att.id)
+        except Exception as cleanup_error:
+            note = ('could not release reservations on volume %s: %r'
+                    % (self.volume.id, cleanup_error))
+            LOG.error(note)
+            error.add_note(note)
 
     def _connect(self):
         info = self.connection_info
@@ -222,6 +251,16 @@ class Attachment(object):
             return False
         self._unwind(exc)
         return False
+
+
+def delete_all_attachments(cinder, volume_id):
+    """Delete every Cinder attachment of a volume we own and will delete.
+
+    Only for a volume nothing else may use (a failed upload): it removes
+    reservations Cinder kept after a failed attach as well.
+    """
+    for att in cinder.attachments_of(volume_id):
+        cinder.attachment_delete(att.id)
 
 
 def detach_leftovers(cinder, settings, volume):

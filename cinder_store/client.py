@@ -204,6 +204,11 @@ class BoundCinder(object):
     def attachment_show(self, attachment_id):
         return self._call(self.client.attachments.show, attachment_id)
 
+    @translate('attachment list')
+    def attachments_of(self, volume_id):
+        return self._call(self.client.attachments.list,
+                          search_opts={'volume_id': volume_id})
+
     @translate('attachment delete')
     def attachment_delete(self, attachment_id):
         self._call(self.client.attachments.delete, attachment_id)

@@ -44,6 +44,18 @@ LOG = logging.getLogger(__name__)
 StoreLocation = location.StoreLocation
 
 
+_GONE = ('deleting', 'error_deleting')
+
+
+def _existing(cinder, volume_id):
+    """The volume, or NotFound if it is gone or on its way out."""
+    volume = cinder.get_volume(volume_id)
+    if volume.status in _GONE:
+        raise exceptions.NotFound(
+            message='volume %s is %s' % (volume_id, volume.status))
+    return volume
+
+
 def _image_size(volume):
     """Bytes of image data on ``volume`` (in-tree images included)."""
     metadata = getattr(volume, 'metadata', None) or {}
@@ -175,6 +187,7 @@ class Store(driver.Store):
 
     def _delete_failed_volume(self, cinder, volume):
         try:
+            attachment.delete_all_attachments(cinder, volume.id)
             cinder.delete_volume(volume.id)
         except Exception as e:
             LOG.error('Could not delete volume %s of a failed upload: %s',
@@ -189,7 +202,7 @@ class Store(driver.Store):
         """
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
-        volume = cinder.get_volume(volume_id)
+        volume = _existing(cinder, volume_id)
         size = _image_size(volume)
         if offset < 0 or offset > size:
             raise exceptions.Invalid(
@@ -206,14 +219,14 @@ class Store(driver.Store):
 
     def get_size(self, location, context=None):
         volume_id = location.store_location.volume_id
-        return _image_size(self._cinder.bind(context).get_volume(volume_id))
+        return _image_size(_existing(self._cinder.bind(context), volume_id))
 
     @capabilities.check
     def delete(self, location, context=None):
         """Delete the image-volume, detaching it from this host first."""
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
-        volume = cinder.get_volume(volume_id)
+        volume = _existing(cinder, volume_id)
         attachment.detach_leftovers(cinder, self._host, volume)
         cinder.delete_volume(volume_id)
 

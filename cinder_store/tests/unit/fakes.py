@@ -33,8 +33,9 @@ class Failures(object):
     def fail(self, name, exc, times=1):
         self._plan[name] = [exc, times]
 
-    def hit(self, name):
-        self.calls.append(name)
+    def hit(self, name, record=True):
+        if record:
+            self.calls.append(name)
         plan = self._plan.get(name)
         if plan and plan[1] != 0:
             plan[1] -= 1
@@ -166,8 +167,18 @@ class _Attachments(object):
         self.c = cinder
 
     def create(self, volume_id, connector, mode='null'):
-        self.c.hit('attachments.create')
         vol = self.c.volume(volume_id)
+        try:
+            self.c.hit('attachments.create.initialize', record=False)
+        except Exception:
+            # Cinder keeps the reservation when the backend fails to
+            # initialise the connection, and returns no attachment id.
+            self.c.attachments[str(uuid.uuid4())] = {
+                'volume_id': volume_id, 'mode': mode, 'status': 'reserved',
+                'connector': connector, 'connection_info': None}
+            self.c.calls.append('attachments.create')
+            raise
+        self.c.hit('attachments.create')
         if vol.attachments and not vol.multiattach:
             raise cinder_exc.BadRequest(
                 400, 'Invalid volume: Volume status must be available or '
@@ -180,6 +191,7 @@ class _Attachments(object):
                          'encrypted': vol.encrypted, 'auth_password': 's3'}}
         self.c.attachments[att_id] = {'volume_id': volume_id, 'mode': mode,
                                       'connector': connector,
+                                      'status': 'attaching',
                                       'connection_info': info,
                                       'completed': False}
         vol.attachments.append({'attachment_id': att_id,
@@ -192,6 +204,12 @@ class _Attachments(object):
         self.c.attachments[attachment_id]['completed'] = True
         vol = self.c.volume(self.c.attachments[attachment_id]['volume_id'])
         vol.status = 'in-use'
+
+    def list(self, search_opts=None):
+        self.c.hit('attachments.list')
+        return [_Attachment(dict(a, id=i))
+                for i, a in self.c.attachments.items()
+                if a['volume_id'] == search_opts['volume_id']]
 
     def show(self, attachment_id):
         self.c.hit('attachments.show')

@@ -136,6 +136,12 @@ class TestAttachment(base.CinderTestCase):
         self.assertNotIn('connect_volume', self.brick.calls)
         self.assertNothingLeft(volumes=1)
 
+    def test_reservation_left_by_failed_initialize_is_released(self):
+        self.cinder.fail('attachments.create.initialize',
+                         cinder_exc.ClientException(500, 'initialize failed'))
+        self.assertRaises(exceptions.BackendException, self.attach().open)
+        self.assertNothingLeft(volumes=1)
+
     def test_reserve_race_is_retried(self):
         self.cinder.fail('attachments.create', cinder_exc.BadRequest(
             400, 'Volume status must be available or in-use or downloading '
@@ -152,6 +158,20 @@ class TestAttachment(base.CinderTestCase):
             times=-1)
         self.assertRaises(exceptions.BackendException, self.attach().open)
         self.assertEqual(3, self.cinder.calls.count('attachments.create'))
+
+
+class TestSharedTargets(base.CinderTestCase):
+
+    def test_guard_taken_only_with_a_service_uuid(self):
+        vol = type('V', (), {'shared_targets': True, 'service_uuid': None})
+        with attachment._guard(vol):
+            pass  # no lock keyed on None
+        vol.service_uuid = 'svc-1'
+        with mock.patch.object(attachment.brick_utils,
+                               'guard_connection') as guard:
+            attachment._guard(vol)
+        guard.assert_called_once_with({'shared_targets': True,
+                                       'service_uuid': 'svc-1'})
 
 
 class TestMultiattach(base.CinderTestCase):

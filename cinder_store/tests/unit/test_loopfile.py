@@ -10,7 +10,6 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-import json
 import os
 
 from cinder_store.tests.functional.loopfile import files
@@ -74,11 +73,14 @@ class TestLoopFiles(base.TestCase):
         self.assertFalse(os.path.exists(self.files.path('v')))
         self.assertEqual({}, self.losetup.bound)
 
-    def test_fault_injection_counts_down(self):
-        with open(os.path.join(self.tmp, files.FAULTS_FILE), 'w') as f:
-            json.dump({'initialize_connection': 2}, f)
+    def test_fault_injection_counts_down_per_volume(self):
+        os.makedirs(os.path.join(self.tmp, files.FAULTS_DIR))
+        with open(os.path.join(self.tmp, files.FAULTS_DIR,
+                               'initialize_connection@image-1'), 'w') as f:
+            f.write('2')
+        self.files.maybe_fail('initialize_connection', 'image-2')
         for _ in range(2):
             self.assertRaises(files.InjectedFault, self.files.maybe_fail,
-                              'initialize_connection')
-        self.files.maybe_fail('initialize_connection')
-        self.files.maybe_fail('extend_volume')
+                              'initialize_connection', 'image-1')
+        self.files.maybe_fail('initialize_connection', 'image-1')
+        self.files.maybe_fail('extend_volume', 'image-1')

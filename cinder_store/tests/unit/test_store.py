@@ -102,6 +102,20 @@ class TestAdd(base.StoreTestCase):
         self.assertRaises(expected, self.add, b'abc')
         self.assertNothingLeft()
 
+    def test_failed_initialize_reservation_does_not_leak_volume(self):
+        self.cinder.fail('attachments.create.initialize',
+                         cinder_exc.ClientException(500, 'backend down'),
+                         times=-1)
+        self.assertRaises(exceptions.BackendException, self.add, b'abc')
+        self.assertNothingLeft()
+
+    def test_deleting_volume_is_not_found(self):
+        url = self.add(b'abc')[0]
+        volume_id = url.rsplit('/', 1)[1]
+        self.cinder.volumes[volume_id].status = 'deleting'
+        self.assertRaises(exceptions.NotFound, self.store.get,
+                          self.location(volume_id))
+
     def test_write_error_maps_enospc_and_leaves_nothing(self):
         with mock.patch('os.pwrite',
                         side_effect=OSError(errno.ENOSPC, 'full')):

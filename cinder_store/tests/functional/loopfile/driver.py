@@ -80,7 +80,7 @@ class LoopFileDriver(driver.VolumeDriver):
         }
 
     def create_volume(self, volume):
-        self.files.maybe_fail('create_volume')
+        self.files.maybe_fail('create_volume', volume.display_name)
         self.files.create(volume.name, volume.size)
 
     def create_cloned_volume(self, volume, src_vref):
@@ -92,7 +92,7 @@ class LoopFileDriver(driver.VolumeDriver):
         self.files.delete(volume.name)
 
     def extend_volume(self, volume, new_size):
-        self.files.maybe_fail('extend_volume')
+        self.files.maybe_fail('extend_volume', volume.display_name)
         self.files.extend(volume.name, new_size)
 
     def create_export(self, context, volume, connector):
@@ -109,7 +109,8 @@ class LoopFileDriver(driver.VolumeDriver):
 
     @utils.synchronized('loopfile-attach', external=True)
     def initialize_connection(self, volume, connector):
-        self.files.maybe_fail('initialize_connection')
+        self.files.maybe_fail('initialize_connection',
+                              volume.display_name)
         if self.configuration.loopfile_mode == 'file':
             path = self.files.path(volume.name)
         else:

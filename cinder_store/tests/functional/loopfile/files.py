@@ -13,20 +13,20 @@
 """Sparse files as volumes, loop devices as their block transport.
 
 Kept free of Cinder imports so it is unit-tested without Cinder.  Fault
-injection: ``faults.json`` in the volume directory maps an operation name
-to how many of its next calls fail, e.g. ``{"initialize_connection": 1}``;
-tests write it, the driver consumes it (under a file lock, so the count is
-exact across processes).
+injection: a file ``faults/<operation>@<volume display name>`` in the
+volume directory holds how many of that volume's next calls of the
+operation fail (``faults/<operation>`` for any volume).  Tests write it,
+the driver consumes it under a file lock, so counts are exact across
+processes and concurrent tests never consume each other's faults.
 """
 
 import fcntl
-import json
 import os
 import subprocess
 
 from oslo_utils import units
 
-FAULTS_FILE = 'faults.json'
+FAULTS_DIR = 'faults'
 
 
 class InjectedFault(Exception):
@@ -99,19 +99,26 @@ class LoopFiles(object):
                 total += entry.stat().st_blocks * 512
         return total / units.Gi
 
-    def maybe_fail(self, operation):
-        """Raise InjectedFault if faults.json asks ``operation`` to fail."""
-        path = os.path.join(self.directory, FAULTS_FILE)
-        if not os.path.exists(path):
-            return
-        with open(path, 'r+') as f:
+    def maybe_fail(self, operation, subject=None):
+        """Raise InjectedFault if a fault file asks for it."""
+        names = ['%s@%s' % (operation, subject)] if subject else []
+        for name in names + [operation]:
+            if self._consume(os.path.join(self.directory, FAULTS_DIR, name)):
+                raise InjectedFault('injected failure of %s on %s'
+                                    % (operation, subject))
+
+    @staticmethod
+    def _consume(path):
+        try:
+            f = open(path, 'r+')
+        except FileNotFoundError:
+            return False
+        with f:
             fcntl.flock(f, fcntl.LOCK_EX)
-            faults = json.loads(f.read() or '{}')
-            left = faults.get(operation, 0)
+            left = int(f.read().strip() or 0)
             if left <= 0:
-                return
-            faults[operation] = left - 1
+                return False
             f.seek(0)
             f.truncate()
-            f.write(json.dumps(faults))
-        raise InjectedFault('injected failure of %s' % operation)
+            f.write(str(left - 1))
+        return True

@@ -1,0 +1,49 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""A separate process reading one image from several threads at once.
+
+    python -m cinder_store.tests.functional.reader URI BACKEND THREADS
+
+Prints one sha256 per read; exits non-zero if any read failed.  Used to
+play several Glance workers reading one multiattach image-volume.
+"""
+
+import concurrent.futures
+import hashlib
+import sys
+
+from glance_store import multi_backend
+from oslo_context import context as oslo_context
+
+from cinder_store.tests.functional import base
+
+
+def read(uri, backend):
+    it, _ = multi_backend.get(uri, backend, context=oslo_context
+                              .RequestContext(project_id='functional'))
+    digest = hashlib.sha256()
+    for chunk in it:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def main(uri, backend, threads):
+    base.load_stores()
+    with concurrent.futures.ThreadPoolExecutor(int(threads)) as pool:
+        digests = list(pool.map(lambda _: read(uri, backend),
+                                range(int(threads))))
+    print('\n'.join(digests))
+
+
+if __name__ == '__main__':
+    main(*sys.argv[1:])

@@ -1,0 +1,223 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The store contract, run on every cinder_store backend of the target.
+
+Through glance_store's multi-store API only (as Glance calls it).  Each
+backend gets its own class so that failures name the backend.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+from glance_store import exceptions
+from glance_store import location
+from glance_store import multi_backend
+
+from cinder_store.tests.functional import base
+
+
+class StoreContract(object):
+    backend = None
+
+    def volume_of(self, uri):
+        return self.cinder.volumes.get(uri.rsplit('/', 1)[1])
+
+    def assert_detached(self, uri):
+        self.assertEqual([], self.volume_of(uri).attachments)
+
+    def round_trip(self, size):
+        data = base.pattern_bytes(size, seed=size)
+        uri, written, md5, multihash, meta = self.add(self.backend, data)
+        self.assertEqual(size, written)
+        self.assertEqual(hashlib.md5(data).hexdigest(), md5)
+        self.assertEqual(hashlib.sha512(data).hexdigest(), multihash)
+        self.assertEqual({'store': self.backend}, meta)
+        self.assertTrue(uri.startswith('cinder://%s/' % self.backend))
+        self.assert_detached(uri)
+        self.assertEqual(size, multi_backend.get_size_from_uri_and_backend(
+            uri, self.backend, context=self.context))
+        self.assertEqual((hashlib.sha256(data).hexdigest(), size),
+                         self.read(uri, self.backend))
+        self.assert_detached(uri)
+        self.delete(uri, self.backend)
+        self.assertRaises(exceptions.NotFound, self.read, uri, self.backend)
+
+    def test_empty(self):
+        self.round_trip(0)
+
+    def test_one_byte(self):
+        self.round_trip(1)
+
+    def test_4mib_plus_one(self):
+        self.round_trip(4 * base.MiB + 1)
+
+    def test_300mib(self):
+        self.round_trip(300 * base.MiB)
+
+    def test_offset_and_length(self):
+        data = base.pattern_bytes(5 * base.MiB + 3, seed=7)
+        uri = self.add(self.backend, data)[0]
+        self.addCleanup(self.delete, uri, self.backend)
+        for offset, length in ((0, 10), (4 * base.MiB - 1, base.MiB + 2),
+                               (len(data) - 1, None), (len(data), None)):
+            end = None if length is None else offset + length
+            expected = data[offset:end]
+            self.assertEqual(
+                (hashlib.sha256(expected).hexdigest(), len(expected)),
+                self.read(uri, self.backend, offset=offset,
+                          chunk_size=length))
+        self.assertRaises(exceptions.Invalid, self.read, uri, self.backend,
+                          offset=len(data) + 1)
+        self.assert_detached(uri)
+
+    def test_declared_size_too_small(self):
+        self.assertRaises(exceptions.Invalid, self.add, self.backend,
+                          b'x' * 1000, size=999)
+
+    def test_declared_size_too_large(self):
+        self.assertRaises(exceptions.Invalid, self.add, self.backend,
+                          b'x' * 1000, size=1001)
+
+    def test_missing_volume(self):
+        uri = 'cinder://%s/%s' % (self.backend, '0' * 8 + '-0000-4000-8000-'
+                                  + '0' * 12)
+        self.assertRaises(exceptions.NotFound, self.read, uri, self.backend)
+        self.assertRaises(exceptions.NotFound, self.delete, uri,
+                          self.backend)
+
+    def test_malformed_location(self):
+        self.assertRaises(exceptions.BadStoreUri,
+                          location.get_location_from_uri_and_backend,
+                          'cinder://%s/not-a-volume' % self.backend,
+                          self.backend, conf=self.conf)
+
+    def test_consumer_abandons_download(self):
+        data = base.pattern_bytes(12 * base.MiB, seed=3)
+        uri = self.add(self.backend, data)[0]
+        self.addCleanup(self.delete, uri, self.backend)
+        it, length = multi_backend.get(uri, self.backend,
+                                       context=self.context)
+        self.assertEqual(data[:len(next(it))], data[:4 * base.MiB])
+        self.assertEqual(1, len(self.volume_of(uri).attachments))
+        del it
+        self.assert_detached(uri)
+
+
+class UnknownSizeContract(object):
+    """Images of unknown size growing the volume past 1 GiB."""
+
+    def test_unknown_size_past_1gib(self):
+        size = base.GiB + 5 * base.MiB + 7
+        source = base.PatternFile(size, seed=11)
+        uri, written, _, _, _ = self.add(self.backend, source, size=0)
+        self.addCleanup(self.delete, uri, self.backend)
+        self.assertEqual(size, written)
+        volume = self.volume_of(uri)
+        self.assertEqual(str(size), volume.metadata['image_size'])
+        self.assertEqual((source.sha256.hexdigest(), size),
+                         self.read(uri, self.backend))
+        self.assert_detached(uri)
+
+
+class FaultContract(object):
+    """Cinder-side failures injected through the loop-file driver."""
+
+    def inject(self, operation, image_id, times=1):
+        directory = os.path.join(base.STACK_DIR, 'volumes', self.backend,
+                                 'faults')
+        if not os.path.isdir(os.path.dirname(directory)):
+            self.skipTest('fault injection needs the local stack')
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, '%s@image-%s' % (operation, image_id))
+        with open(path, 'w') as f:
+            f.write(str(times))
+        self.addCleanup(os.unlink, path)
+
+    def test_volume_created_in_error_is_deleted(self):
+        image_id = self.new_image_id()
+        # Cinder reschedules a failed create (3 attempts by default).
+        self.inject('create_volume', image_id, times=10)
+        self.assertRaises(exceptions.BackendException, self.add,
+                          self.backend, b'data', image_id=image_id)
+
+    def test_initialize_connection_failure_leaves_nothing(self):
+        image_id = self.new_image_id()
+        self.inject('initialize_connection', image_id)
+        self.assertRaises(exceptions.BackendException, self.add,
+                          self.backend, b'data', image_id=image_id)
+
+    def test_online_extend_failure_leaves_nothing(self):
+        image_id = self.new_image_id()
+        self.inject('extend_volume', image_id)
+        source = base.PatternFile(base.GiB + base.MiB, seed=1)
+        self.assertRaises(exceptions.BackendException, self.add,
+                          self.backend, source, size=0, image_id=image_id)
+
+
+class TestBlock(StoreContract, UnknownSizeContract, FaultContract,
+                base.FunctionalTestCase):
+    backend = 'block'
+
+
+class TestFile(StoreContract, UnknownSizeContract, FaultContract,
+               base.FunctionalTestCase):
+    backend = 'file'
+
+
+class TestMultiattach(StoreContract, base.FunctionalTestCase):
+    backend = 'multiattach'
+
+    def test_concurrent_readers_from_several_processes(self):
+        data = base.pattern_bytes(32 * base.MiB, seed=5)
+        uri = self.add(self.backend, data)[0]
+        self.addCleanup(self.delete, uri, self.backend)
+        expected = hashlib.sha256(data).hexdigest()
+        readers = [subprocess.Popen(
+            [sys.executable, '-m', 'cinder_store.tests.functional.reader',
+             uri, self.backend, '3'], stdout=subprocess.PIPE, text=True)
+            for _ in range(3)]
+        outputs = [r.communicate(timeout=300)[0] for r in readers]
+        self.assertEqual([0, 0, 0], [r.returncode for r in readers])
+        for out in outputs:
+            self.assertEqual([expected] * 3, out.split())
+        self.assert_detached(uri)
+
+
+class TestUpstreamImages(base.FunctionalTestCase):
+    """Images written by the in-tree driver, read after the switch."""
+
+    def setUp(self):
+        super(TestUpstreamImages, self).setUp()
+        if 'upstream' not in self.conf.enabled_backends:
+            self.skipTest('the target has no in-tree "upstream" backend')
+
+    def test_in_tree_image_read_by_cinder_store(self):
+        data = base.pattern_bytes(6 * base.MiB + 1, seed=9)
+        uri = self.add('upstream', data)[0]
+        self.addCleanup(self.delete, uri, 'upstream')
+        volume_id = uri.rsplit('/', 1)[1]
+        store = multi_backend.get_store_from_store_identifier('block')
+        for form in (uri, 'cinder://%s' % volume_id):
+            loc = location.Location('cinder',
+                                    store.get_store_location_class(),
+                                    self.conf, uri=form, backend='block')
+            it, length = store.get(loc, context=self.context)
+            got = b''.join(it)
+            self.assertEqual(len(data), length)
+            self.assertEqual(hashlib.sha256(data).hexdigest(),
+                             hashlib.sha256(got).hexdigest())
+        self.assertTrue(store.is_image_associated_with_store(
+            self.context, volume_id))
+        self.assertEqual([], self.cinder.volumes.get(volume_id).attachments)
