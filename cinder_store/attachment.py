@@ -162,8 +162,12 @@ class Attachment(object):
         self._undo[-1] = ('detach', self._detach)
 
     def _open_device(self):
-        self.device = device_mod.open_device(self._device_info['path'],
-                                             self.writable)
+        path = self._device_info['path']
+        restore = host.take_ownership(path, self.writable,
+                                      self.settings.root_helper)
+        if restore is not None:
+            self._undo.append(('restore device owner', restore))
+        self.device = device_mod.open_device(path, self.writable)
         self._undo.append(('device close', self.device.close))
 
     # -- closing -----------------------------------------------------------

@@ -19,11 +19,13 @@ hundreds of milliseconds) and are never mutated by callers.
 
 import copy
 import logging
+import os
 import socket
 import threading
 
 from glance_store import exceptions
 from os_brick.initiator import connector as brick_connector
+from oslo_concurrency import processutils
 
 LOG = logging.getLogger(__name__)
 
@@ -112,3 +114,23 @@ def make_connector(connection_info, helper, multipath, mount_base):
 
 def is_nfs_style(connection_info):
     return connection_info.get('driver_volume_type', '').lower() in _NFS_TYPES
+
+
+def _chown(helper, owner, path):
+    processutils.execute('chown', str(owner), path, run_as_root=True,
+                         root_helper=helper)
+
+
+def take_ownership(path, writable, helper):
+    """Make ``path`` usable by this (non-root) process; return the undo.
+
+    Glance normally runs unprivileged and the block devices os-brick
+    attaches belong to root.  Returns None when nothing had to change.
+    """
+    if not isinstance(path, str) or os.geteuid() == 0:
+        return None
+    if os.access(path, os.R_OK | (os.W_OK if writable else 0)):
+        return None
+    previous = os.stat(path).st_uid
+    _chown(helper, os.getuid(), path)
+    return lambda: _chown(helper, previous, path)

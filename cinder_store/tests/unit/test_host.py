@@ -59,6 +59,32 @@ class TestHost(base.CinderTestCase):
                          host.root_helper('/etc/g.conf'))
 
 
+class TestOwnership(base.TestCase):
+
+    def test_root_or_accessible_needs_nothing(self):
+        with mock.patch('os.geteuid', return_value=0):
+            self.assertIsNone(host.take_ownership('/dev/x', True, 'h'))
+        with mock.patch('os.geteuid', return_value=1000), \
+                mock.patch('os.access', return_value=True):
+            self.assertIsNone(host.take_ownership('/dev/x', True, 'h'))
+
+    def test_unprivileged_chowns_and_restores(self):
+        with mock.patch('os.geteuid', return_value=1000), \
+                mock.patch('os.getuid', return_value=1000), \
+                mock.patch('os.access', return_value=False), \
+                mock.patch('os.stat') as stat, \
+                mock.patch.object(host.processutils, 'execute') as execute:
+            stat.return_value.st_uid = 0
+            undo = host.take_ownership('/dev/sdz', True, 'sudo rw')
+            execute.assert_called_once_with(
+                'chown', '1000', '/dev/sdz', run_as_root=True,
+                root_helper='sudo rw')
+            undo()
+            execute.assert_called_with('chown', '0', '/dev/sdz',
+                                       run_as_root=True,
+                                       root_helper='sudo rw')
+
+
 class TestHostIp(base.TestCase):
 
     def test_ipv6_first_then_ipv4_then_loopback(self):

@@ -1,0 +1,103 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The same images through Glance's REST API (openstacksdk), end to end."""
+
+import hashlib
+import time
+
+from cinder_store.tests.functional import base
+
+
+class GlanceAPITestCase(base.FunctionalTestCase):
+
+    def setUp(self):
+        super(GlanceAPITestCase, self).setUp()
+        self.image = self.conn.image
+
+    def create(self, name='cinder-store-functional'):
+        r = self.image.post('/images', json={
+            'name': name, 'disk_format': 'raw', 'container_format': 'bare'})
+        self.assertEqual(201, r.status_code, r.text)
+        image_id = r.json()['id']
+        self.image_ids.add(image_id)
+        self.addCleanup(self.image.delete, '/images/%s' % image_id)
+        return image_id
+
+    def upload(self, image_id, data, store=None):
+        headers = {'Content-Type': 'application/octet-stream'}
+        if store:
+            headers['X-Image-Meta-Store'] = store
+        return self.image.put('/images/%s/file' % image_id, data=data,
+                              headers=headers)
+
+    def show(self, image_id):
+        return self.image.get('/images/%s' % image_id).json()
+
+    def download_sha256(self, image_id):
+        r = self.image.get('/images/%s/file' % image_id, stream=True)
+        self.assertEqual(200, r.status_code)
+        digest = hashlib.sha256()
+        for chunk in r.iter_content(1 << 20):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def wait_detached(self, image_id, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            volumes = [self.cinder.volumes.get(v) for v in self.my_volumes()]
+            if all(not v.attachments for v in volumes):
+                return
+            time.sleep(0.2)
+        self.fail('image %s still attached after %ss' % (image_id, timeout))
+
+
+class TestGlanceAPI(GlanceAPITestCase):
+
+    def test_stores_listed(self):
+        stores = {s['id'] for s in
+                  self.image.get('/info/stores').json()['stores']}
+        self.assertLessEqual(set(base.our_backends(self.conf)), stores)
+
+    def test_upload_download_delete_on_every_backend(self):
+        data = base.pattern_bytes(9 * base.MiB + 5, seed=21)
+        for store in base.our_backends(self.conf):
+            image_id = self.create()
+            r = self.upload(image_id, data, store=store)
+            self.assertEqual(204, r.status_code, r.text)
+            shown = self.show(image_id)
+            self.assertEqual('active', shown['status'])
+            self.assertEqual(store, shown['stores'])
+            self.assertEqual(len(data), shown['size'])
+            self.assertEqual(hashlib.md5(data).hexdigest(),
+                             shown['checksum'])
+            self.assertEqual(hashlib.sha512(data).hexdigest(),
+                             shown['os_hash_value'])
+            self.assertEqual(hashlib.sha256(data).hexdigest(),
+                             self.download_sha256(image_id))
+            self.wait_detached(image_id)
+            self.assertEqual(204, self.image.delete(
+                '/images/%s' % image_id).status_code)
+
+    def test_default_backend_is_used_without_store_header(self):
+        image_id = self.create()
+        self.assertEqual(204, self.upload(image_id, b'tiny').status_code)
+        self.assertEqual(self.conf.glance_store.default_backend,
+                         self.show(image_id)['stores'])
+
+    def test_abandoned_download_releases_attachment(self):
+        image_id = self.create()
+        self.upload(image_id, base.pattern_bytes(40 * base.MiB, seed=2))
+        r = self.image.get('/images/%s/file' % image_id, stream=True)
+        next(r.iter_content(1 << 20))
+        r.close()
+        self.wait_detached(image_id)
