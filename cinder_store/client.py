@@ -102,11 +102,12 @@ def _log_retry(retry_state):
 
 
 def _retrying(predicate, attempts, multiplier=0.2, max_wait=2):
+    # Full jitter: concurrent callers spread out instead of retrying in step.
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(predicate),
         stop=tenacity.stop_after_attempt(attempts),
-        wait=(tenacity.wait_exponential(multiplier=multiplier, max=max_wait) +
-              tenacity.wait_random(0, multiplier / 2)),
+        wait=tenacity.wait_random_exponential(multiplier=multiplier,
+                                              max=max_wait),
         sleep=utils.sleep,
         before_sleep=_log_retry,
         reraise=True)
@@ -192,8 +193,10 @@ class BoundCinder(object):
         def create():
             return self._call(self.client.attachments.create, volume_id,
                               connector, mode=mode, idempotent=False)
+        # Readers of one multiattach image contend for Cinder's short
+        # 'attaching' window: retry soon and often, within the budget.
         retrying = _retrying(_is_reserve_race, self._parent.attach_attempts,
-                             multiplier=0.1)
+                             multiplier=0.05, max_wait=1)
         return retrying(create)
 
     @translate('attachment complete')

@@ -33,7 +33,7 @@ from oslo_utils import units
 LOG = logging.getLogger(__name__)
 
 CHUNK_SIZE = 4 * units.Mi
-DEPTH = 4
+DEPTH = 8
 
 
 def _map_os_error(error):

@@ -54,12 +54,13 @@ OPTIONS = [
                     'status (creating, extending). Polling starts at 0.1 s '
                     'and backs off to 2 s.'),
     cfg.IntOpt('cinder_store_attach_retry_attempts',
-               default=8, min=1,
+               default=15, min=1,
                deprecated_opts=_renamed('cinder_attachment_retry_attempts'),
                help='Attempts for an attachment create that Cinder refuses '
                     'because the volume is in a transitional state (several '
-                    'readers attaching one image at once). The wait grows '
-                    'from 0.1 s to 2 s between attempts.'),
+                    'readers attaching one image at once). Waits are '
+                    'random, growing from up to 0.05 s to up to 1 s; the '
+                    'default budget is about 10 s.'),
     cfg.IntOpt('cinder_store_http_retries',
                default=3, min=0,
                deprecated_opts=_renamed('cinder_http_retries'),

@@ -26,8 +26,8 @@ import os
 import sys
 import time
 
-import openstack
 from cinderclient import client as cinder_client
+import openstack
 
 
 def phase(timings, name):

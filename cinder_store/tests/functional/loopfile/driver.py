@@ -121,8 +121,11 @@ class LoopFileDriver(driver.VolumeDriver):
 
     @utils.synchronized('loopfile-attach', external=True)
     def terminate_connection(self, volume, connector, **kwargs):
+        # Every attachment not yet detached shares the device, 'reserved'
+        # ones included: their initialize_connection may already have been
+        # handed this device while Cinder has not yet moved them on.
         live = [a for a in (volume.volume_attachment or [])
-                if a.attach_status in ('attached', 'attaching')]
+                if a.attach_status != 'detached']
         if len(live) > 1:
             return True  # shared: another attachment still uses the device
         if self.configuration.loopfile_mode != 'file':

@@ -1,0 +1,435 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""cinder_store vs the in-tree driver vs the device, in one run.
+
+    tools/bench [--quick] [--reps N] [--json PATH] [--plot PATH]
+
+Runs in the local stack's virtualenv against the running stack, through
+glance_store's multi-store API: ``block`` (cinder_store) and ``upstream``
+(glance_store's in-tree ``cinder`` driver) use the same Cinder volume type.
+Repetitions are interleaved (ours, theirs, ours, ...); the table shows
+medians, JSON has every sample.  Reads start from a dropped page cache.
+It reports; it asserts nothing about time.
+"""
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import tracemalloc
+import uuid
+
+from keystoneauth1 import session as ks_session
+from oslo_context import context as oslo_context
+
+from cinder_store import attachment
+from cinder_store.tests.functional import base
+
+MiB = 1 << 20
+GiB = 1 << 30
+OURS, THEIRS, SHARED = 'block', 'upstream', 'multiattach'
+CHUNK = 4 * MiB
+
+
+# -- instrumentation ---------------------------------------------------------
+
+class CallCounter(object):
+    """Counts HTTP requests to Cinder made through keystoneauth sessions."""
+
+    def __init__(self):
+        self.count = 0
+        self._lock = threading.Lock()
+        original = ks_session.Session.request
+
+        def counting(session, url, method, *args, **kwargs):
+            resp = original(session, url, method, *args, **kwargs)
+            if ':8776' in (getattr(resp, 'url', '') or url):
+                with self._lock:
+                    self.count += 1
+            return resp
+        ks_session.Session.request = counting
+
+    def measure(self, func):
+        before = self.count
+        result = func()
+        return result, self.count - before
+
+
+def drop_caches():
+    os.sync()
+    try:
+        with open('/proc/sys/vm/drop_caches', 'w') as f:
+            f.write('1')
+        return True
+    except OSError:
+        return False
+
+
+def timed(func):
+    t0 = time.perf_counter()
+    result = func()
+    return time.perf_counter() - t0, result
+
+
+class Source(object):
+    """``size`` bytes of random-looking data, streamed like an upload."""
+
+    def __init__(self, block, size):
+        self.block = block
+        self.size = size
+        self.pos = 0
+
+    def read(self, n=-1):
+        n = self.size - self.pos if n < 0 else min(n, self.size - self.pos)
+        start = self.pos % len(self.block)
+        if start + n <= len(self.block):
+            data = self.block[start:start + n]
+        else:
+            data = (self.block[start:] + self.block)[:n]
+        self.pos += n
+        return data
+
+
+# -- operations --------------------------------------------------------------
+
+class Bench(object):
+
+    def __init__(self, args):
+        self.args = args
+        self.conf = base.load_stores()
+        self.ctx = oslo_context.RequestContext(project_id='bench')
+        self.block = os.urandom(64 * MiB)
+        self.calls = CallCounter()
+        self.results = {'meta': {
+            'placement': placement(), 'quick': args.quick,
+            'reps': args.reps, 'page_cache': 'dropped before each read'
+            if drop_caches() else 'NOT dropped (no permission)'},
+            'rows': []}
+
+    def store(self, backend):
+        from glance_store import multi_backend
+        return multi_backend.get_store_from_store_identifier(backend)
+
+    def add(self, backend, size, declared=True):
+        from glance_store import multi_backend
+        src = Source(self.block, size)
+        return multi_backend.add_with_multihash(
+            self.conf, str(uuid.uuid4()), src, size if declared else 0,
+            backend, 'sha512', context=self.ctx)[0]
+
+    def get(self, backend, uri):
+        from glance_store import multi_backend
+        it, length = multi_backend.get(uri, backend, context=self.ctx)
+        n = 0
+        for chunk in it:
+            n += len(chunk)
+        assert n == length
+        return n
+
+    def delete(self, backend, uri):
+        from glance_store import multi_backend
+        multi_backend.delete(uri, backend, context=self.ctx)
+
+    # -- limits --------------------------------------------------------------
+
+    def hash_rate(self, name, size):
+        h = hashlib.new(name)
+        data = memoryview(self.block)
+        t0 = time.perf_counter()
+        done = 0
+        while done < size:
+            start = done % len(data)
+            h.update(data[start:start + CHUNK])
+            done += CHUNK
+        return size / (time.perf_counter() - t0)
+
+    def raw_device(self, size):
+        """Sequential write + fsync to a fresh volume, then read it back."""
+        store = self.store(OURS)
+        cinder = store._cinder.bind(self.ctx)
+        volume = cinder.create_volume(size, 'bench-raw-%s' % uuid.uuid4(),
+                                      {}, store.view.cinder_store_volume_type)
+        try:
+            volume = cinder.wait_for_status(volume, 'creating', 'available')
+            with attachment.Attachment(cinder, store._host, volume,
+                                       True) as att:
+                write_s, _ = timed(lambda: self._raw_write(att.device, size))
+            drop_caches()
+            with attachment.Attachment(cinder, store._host, volume,
+                                       False) as att:
+                read_s, _ = timed(lambda: self._raw_read(att.device, size))
+        finally:
+            cinder.delete_volume(volume.id)
+        return size / write_s, size / read_s
+
+    def _raw_write(self, dev, size):
+        buf = self.block[:CHUNK]
+        for offset in range(0, size, CHUNK):
+            dev.pwrite(buf, offset)
+        dev.sync()
+
+    def _raw_read(self, dev, size):
+        for offset in range(0, size, CHUNK):
+            dev.pread(CHUNK, offset)
+
+    # -- scenarios -----------------------------------------------------------
+
+    def interleave(self, func, reps):
+        samples = {OURS: [], THEIRS: []}
+        for _ in range(reps):
+            for backend in (OURS, THEIRS):
+                samples[backend].append(func(backend))
+        return samples
+
+    def add_get(self, size, reps):
+        uris = {OURS: [], THEIRS: []}
+
+        def one_add(backend):
+            t, uri = timed(lambda: self.add(backend, size))
+            uris[backend].append(uri)
+            return size / t
+
+        adds = self.interleave(one_add, reps)
+
+        def one_get(backend):
+            uri = uris[backend][0]
+            drop_caches()
+            t, _ = timed(lambda: self.get(backend, uri))
+            return size / t
+
+        gets = self.interleave(one_get, reps)
+        for backend, items in uris.items():
+            for uri in items:
+                self.delete(backend, uri)
+        return adds, gets
+
+    def small_cycle(self, reps):
+        def cycle(backend):
+            def run():
+                uri = self.add(backend, MiB)
+                self.get(backend, uri)
+                self.delete(backend, uri)
+            return timed(run)[0]
+        return self.interleave(cycle, reps)
+
+    def call_counts(self):
+        out = {}
+        for backend in (OURS, THEIRS):
+            uri, add_calls = self.calls.measure(
+                lambda: self.add(backend, MiB))
+            _, get_calls = self.calls.measure(lambda: self.get(backend, uri))
+            self.delete(backend, uri)
+            out[backend] = (add_calls, get_calls)
+        return out
+
+    def unknown_size(self, size, reps):
+        def one(backend):
+            t, uri = timed(lambda: self.add(backend, size, declared=False))
+            self.delete(backend, uri)
+            return t
+        return self.interleave(one, reps)
+
+    def concurrent_adds(self, n, size):
+        def run():
+            with concurrent.futures.ThreadPoolExecutor(n) as pool:
+                return list(pool.map(lambda _: self.add(OURS, size),
+                                     range(n)))
+        t, uris = timed(run)
+        for uri in uris:
+            self.delete(OURS, uri)
+        return n * size / t
+
+    def concurrent_gets(self, n, size):
+        uri = self.add(SHARED, size)
+        drop_caches()
+
+        def run():
+            with concurrent.futures.ThreadPoolExecutor(n) as pool:
+                return sum(pool.map(lambda _: self.get(SHARED, uri),
+                                    range(n)))
+        t, total = timed(run)
+        leaked = self.store(SHARED)._cinder.bind(self.ctx).get_volume(
+            uri.rsplit('/', 1)[1]).attachments
+        self.delete(SHARED, uri)
+        return total / t, len(leaked)
+
+    def peak_memory(self, size):
+        tracemalloc.start()
+        try:
+            uri = self.add(OURS, size)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.delete(OURS, uri)
+        return peak
+
+    # -- the run -------------------------------------------------------------
+
+    def row(self, scenario, unit, ours, theirs=None, limit=None,
+            better='higher', note=''):
+        med = (lambda v: statistics.median(v) if isinstance(v, list)
+               else v)
+        o, t = med(ours), med(theirs) if theirs is not None else None
+        ratio = None
+        if t:
+            ratio = o / t if better == 'higher' else t / o
+        self.results['rows'].append({
+            'scenario': scenario, 'unit': unit, 'ours': o, 'upstream': t,
+            'limit': limit, 'ratio_to_upstream': ratio,
+            'percent_of_limit': 100 * o / limit if limit else None,
+            'samples_ours': ours if isinstance(ours, list) else [ours],
+            'samples_upstream': (theirs if isinstance(theirs, list)
+                                 else [theirs]),
+            'better': better, 'note': note})
+        print_row(self.results['rows'][-1])
+
+    def run(self):
+        a = self.args
+        big = 64 * MiB if a.quick else GiB
+        reps = a.reps or (1 if a.quick else 3)
+        mb = 1e6
+        print('placement: %s; page cache: %s' % (
+            self.results['meta']['placement'],
+            self.results['meta']['page_cache']))
+        print_header()
+        md5 = self.hash_rate('md5', big) / mb
+        sha = self.hash_rate('sha512', big) / mb
+        self.row('md5, one core', 'MB/s', md5)
+        self.row('sha512, one core', 'MB/s', sha)
+        raws = [self.raw_device(big) for _ in range(reps)]
+        raw_w = statistics.median(r[0] for r in raws) / mb
+        raw_r = statistics.median(r[1] for r in raws) / mb
+        self.row('device write+fsync (fresh volume)', 'MB/s', raw_w)
+        self.row('device read', 'MB/s', raw_r)
+        adds, gets = self.add_get(big, reps)
+        add_limit = min(md5, sha, raw_w)
+        self.row('add %s known size' % human(big), 'MB/s',
+                 [x / mb for x in adds[OURS]], [x / mb for x in adds[THEIRS]],
+                 add_limit, note='in-tree does not fsync')
+        self.row('get %s' % human(big), 'MB/s',
+                 [x / mb for x in gets[OURS]], [x / mb for x in gets[THEIRS]],
+                 raw_r)
+        cycles = self.small_cycle(2 if a.quick else 5)
+        self.row('1 MiB add+get+delete', 's', cycles[OURS], cycles[THEIRS],
+                 better='lower')
+        counts = self.call_counts()
+        self.row('Cinder calls per add', 'calls', counts[OURS][0],
+                 counts[THEIRS][0], better='lower')
+        self.row('Cinder calls per get', 'calls', counts[OURS][1],
+                 counts[THEIRS][1], better='lower')
+        unknown = (GiB + 64 * MiB) if a.quick else 3 * GiB
+        times = self.unknown_size(unknown, 1 if a.quick else 2)
+        self.row('add %s unknown size' % human(unknown), 's', times[OURS],
+                 times[THEIRS], better='lower')
+        n_add, add_size = (4, 16 * MiB) if a.quick else (8, 128 * MiB)
+        agg = self.concurrent_adds(n_add, add_size) / mb
+        self.row('%d concurrent adds (aggregate)' % n_add, 'MB/s', agg,
+                 limit=raw_w)
+        n_get, get_size = (8, 32 * MiB) if a.quick else (16, 256 * MiB)
+        agg, leaked = self.concurrent_gets(n_get, get_size)
+        self.row('%d concurrent gets, 1 multiattach image' % n_get, 'MB/s',
+                 agg / mb, limit=raw_r,
+                 note='%d attachments left' % leaked)
+        peak = self.peak_memory(64 * MiB if a.quick else 256 * MiB)
+        self.results['meta']['add_peak_python_memory_bytes'] = peak
+        print('peak Python memory during one add: %.1f MiB' % (peak / MiB))
+        return self.results
+
+
+def human(n):
+    return '%d GiB' % (n // GiB) if n % GiB == 0 else '%d MiB' % (n // MiB)
+
+
+def placement():
+    path = os.environ.get('STACK_VOLUMES_DIR') or os.path.join(
+        base.STACK_DIR, 'volumes')
+    path = os.path.realpath(path)
+    best, fstype = '', '?'
+    with open('/proc/mounts') as f:
+        for line in f:
+            _, mnt, kind = line.split()[:3]
+            if path.startswith(mnt) and len(mnt) > len(best):
+                best, fstype = mnt, kind
+    return '%s (%s)' % (path, 'memory' if fstype == 'tmpfs' else fstype)
+
+
+def fmt(v):
+    if v is None:
+        return '-'
+    return '%.0f' % v if abs(v) >= 100 else '%.2f' % v
+
+
+def print_header():
+    print('%-40s %6s %10s %10s %10s %9s %8s  %s' % (
+        'scenario', 'unit', 'cinder_st', 'upstream', 'limit', 'ratio*',
+        '%limit', 'note'))
+
+
+def print_row(r):
+    print('%-40s %6s %10s %10s %10s %9s %8s  %s' % (
+        r['scenario'], r['unit'], fmt(r['ours']), fmt(r['upstream']),
+        fmt(r['limit']),
+        '-' if r['ratio_to_upstream'] is None
+        else '%.2fx' % r['ratio_to_upstream'],
+        '-' if r['percent_of_limit'] is None
+        else '%.0f%%' % r['percent_of_limit'], r['note']), flush=True)
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+    rows = [r for r in results['rows']
+            if r['ratio_to_upstream'] or r['percent_of_limit']]
+    fig, (ax1, ax2) = pyplot.subplots(1, 2, figsize=(13, 5))
+    with_ratio = [r for r in rows if r['ratio_to_upstream']]
+    ax1.barh([r['scenario'] for r in with_ratio],
+             [r['ratio_to_upstream'] for r in with_ratio], color='tab:blue')
+    ax1.axvline(1, color='grey', linestyle='--')
+    ax1.set_title('cinder_store vs in-tree (x, higher is better)')
+    with_limit = [r for r in rows if r['percent_of_limit']]
+    ax2.barh([r['scenario'] for r in with_limit],
+             [r['percent_of_limit'] for r in with_limit], color='tab:green')
+    ax2.axvline(100, color='grey', linestyle='--')
+    ax2.set_title('cinder_store, % of the limit')
+    fig.suptitle('placement: %s' % results['meta']['placement'])
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--quick', action='store_true',
+                        help='a smaller set for CI (under 3 minutes)')
+    parser.add_argument('--reps', type=int, default=0)
+    parser.add_argument('--json', help='write the results as JSON here')
+    parser.add_argument('--plot', help='write a PNG bar chart here')
+    args = parser.parse_args()
+    results = Bench(args).run()
+    print('* ratio: cinder_store over upstream for throughput, upstream over '
+          'cinder_store for times and call counts (>1: cinder_store better)')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=2)
+    if args.plot:
+        plot(results, args.plot)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
