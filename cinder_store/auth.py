@@ -52,6 +52,11 @@ _LEGACY_APPCRED = {
 }
 
 
+def _bad_config(reason):
+    return exceptions.BadStoreConfiguration(store_name='cinder_store',
+                                            reason=reason)
+
+
 class Endpoint(object):
     """Where Cinder is: service type, interface, region, optional URL."""
 
@@ -73,11 +78,9 @@ def endpoint_from_conf(view):
                     'in [%s] instead.', view.backend)
         parts = catalog_info.split(':')
         if len(parts) != 3:
-            raise exceptions.BadStoreConfiguration(
-                store_name='cinder_store',
-                reason='cinder_catalog_info must look like '
-                       '<service_type>:<service_name>:<interface>, got %r'
-                       % catalog_info)
+            raise _bad_config('cinder_catalog_info must look like '
+                              '<service_type>:<service_name>:<interface>, '
+                              'got %r' % catalog_info)
         service_type = parts[0] or service_type
         interface = parts[2].replace('URL', '') or interface
     override = view.cinder_store_endpoint_override
@@ -120,10 +123,8 @@ def service_plugin(view):
         try:
             return ks_loading.load_auth_from_conf_options(view.conf, group)
         except ks_exc.ClientException as e:
-            raise exceptions.BadStoreConfiguration(
-                store_name='cinder_store',
-                reason='cannot load the auth plugin from [%s]: %s'
-                       % (group, e))
+            raise _bad_config('cannot load the auth plugin from [%s]: %s'
+                              % (group, e))
     return _legacy_plugin(view)
 
 
@@ -143,31 +144,26 @@ def _context_endpoint(context, endpoint):
         return endpoint.override % context.to_dict()
     catalog = getattr(context, 'service_catalog', None)
     if not catalog:
-        raise exceptions.BadStoreConfiguration(
-            store_name='cinder_store',
-            reason='no service credentials are configured and the request '
-                   'context has no service catalog to find Cinder in')
+        raise _bad_config('no service credentials are configured and the '
+                          'request context has no service catalog to find '
+                          'Cinder in')
     try:
         return service_catalog.ServiceCatalogV2(catalog).url_for(
             service_type=endpoint.service_type,
             interface=endpoint.interface,
             region_name=endpoint.region)
     except ks_exc.EndpointNotFound:
-        raise exceptions.BadStoreConfiguration(
-            store_name='cinder_store',
-            reason='no %s endpoint of type %s (region %s) in the request '
-                   'context\'s service catalog'
-                   % (endpoint.interface, endpoint.service_type,
-                      endpoint.region))
+        raise _bad_config('no %s endpoint of type %s (region %s) in the '
+                          'request context\'s service catalog'
+                          % (endpoint.interface, endpoint.service_type,
+                             endpoint.region))
 
 
 def _user_token(context):
     token = getattr(context, 'auth_token', None)
     if not token:
-        raise exceptions.BadStoreConfiguration(
-            store_name='cinder_store',
-            reason='no service credentials are configured and the request '
-                   'has no user token')
+        raise _bad_config('no service credentials are configured and the '
+                          'request has no user token')
     return token
 
 

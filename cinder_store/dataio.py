@@ -112,7 +112,7 @@ class ImageWriter(object):
         if self.declared_size:
             # Read one byte past the declared size to detect excess data.
             want = min(want, self.declared_size - self.bytes_read + 1)
-        chunk = self.image_file.read(want)
+        chunk = self._read_full(want)
         if not chunk:
             self.eof = True
             self._check_final_size()
@@ -123,6 +123,22 @@ class ImageWriter(object):
                 'image data is longer than its declared size of %d bytes'
                 % self.declared_size)
         return chunk
+
+    def _read_full(self, want):
+        # Network sources return short reads; whole chunks keep device
+        # writes aligned (O_DIRECT) and hashing calls large.
+        chunk = self.image_file.read(want)
+        if not chunk or len(chunk) == want:
+            return chunk
+        parts = [chunk]
+        got = len(chunk)
+        while got < want:
+            more = self.image_file.read(want - got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return b''.join(parts)
 
     def _check_final_size(self):
         if self.declared_size and self.bytes_read != self.declared_size:

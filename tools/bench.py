@@ -18,7 +18,9 @@ Runs in the local stack's virtualenv against the running stack, through
 glance_store's multi-store API: ``block`` (cinder_store) and ``upstream``
 (glance_store's in-tree ``cinder`` driver) use the same Cinder volume type.
 Repetitions are interleaved (ours, theirs, ours, ...); the table shows
-medians, JSON has every sample.  Reads start from a dropped page cache.
+medians and the spread of cinder_store's samples, JSON has every sample.
+Every timed operation starts after an untimed ``sync``; reads start from a
+dropped page cache.
 It reports; it asserts nothing about time.
 """
 
@@ -81,6 +83,10 @@ def drop_caches():
 
 
 def timed(func):
+    # The in-tree driver leaves its writes in the page cache (no fsync):
+    # flush them first, untimed, so they are not written back during the
+    # next timed operation.
+    os.sync()
     t0 = time.perf_counter()
     result = func()
     return time.perf_counter() - t0, result
@@ -314,8 +320,9 @@ class Bench(object):
         raws = [self.raw_device(big) for _ in range(reps)]
         raw_w = statistics.median(r[0] for r in raws) / mb
         raw_r = statistics.median(r[1] for r in raws) / mb
-        self.row('device write+fsync (fresh volume)', 'MB/s', raw_w)
-        self.row('device read', 'MB/s', raw_r)
+        self.row('device write+fsync (fresh volume)', 'MB/s',
+                 [r[0] / mb for r in raws])
+        self.row('device read', 'MB/s', [r[1] / mb for r in raws])
         adds, gets = self.add_get(big, reps)
         add_limit = min(md5, sha, raw_w)
         self.row('add %s known size' % human(big), 'MB/s',
@@ -374,15 +381,23 @@ def fmt(v):
     return '%.0f' % v if abs(v) >= 100 else '%.2f' % v
 
 
+def spread(samples):
+    samples = [x for x in samples if x is not None]
+    if len(samples) < 2:
+        return '-'
+    return '%s-%s' % (fmt(min(samples)), fmt(max(samples)))
+
+
 def print_header():
-    print('%-40s %6s %10s %10s %10s %9s %8s  %s' % (
-        'scenario', 'unit', 'cinder_st', 'upstream', 'limit', 'ratio*',
-        '%limit', 'note'))
+    print('%-40s %6s %10s %13s %10s %13s %10s %9s %8s  %s' % (
+        'scenario', 'unit', 'cinder_st', '(spread)', 'upstream', '(spread)',
+        'limit', 'ratio*', '%limit', 'note'))
 
 
 def print_row(r):
-    print('%-40s %6s %10s %10s %10s %9s %8s  %s' % (
-        r['scenario'], r['unit'], fmt(r['ours']), fmt(r['upstream']),
+    print('%-40s %6s %10s %13s %10s %13s %10s %9s %8s  %s' % (
+        r['scenario'], r['unit'], fmt(r['ours']), spread(r['samples_ours']),
+        fmt(r['upstream']), spread(r['samples_upstream']),
         fmt(r['limit']),
         '-' if r['ratio_to_upstream'] is None
         else '%.2fx' % r['ratio_to_upstream'],

@@ -90,6 +90,17 @@ class TestImageWriter(base.TestCase):
         w = self.writer(b'x' * 50, 50)
         self.assertRaises(exceptions.StorageFull, w.fill, Broken(100), 100)
 
+    def test_short_reads_are_coalesced_into_whole_chunks(self):
+        class Trickle(io.BytesIO):
+            def read(self, n=-1):
+                return super(Trickle, self).read(min(n, 3))
+        data = os.urandom(50)
+        w = dataio.ImageWriter(Trickle(data), 50, 'md5', chunk_size=7)
+        dev = MemoryDevice(50)
+        w.fill(dev, 50)
+        self.assertEqual(data, bytes(dev.buf))
+        self.assertEqual([7] * 7 + [1], [n for _, n in dev.writes])
+
     def test_memory_bounded_by_depth(self):
         reads = []
 

@@ -10,8 +10,10 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import errno
 import io
 import os
+from unittest import mock
 
 from glance_store import exceptions
 
@@ -52,6 +54,53 @@ class TestFdDevice(base.TestCase):
         dev = device.open_device(self.path, writable=False)
         dev.wait_for_size(1 << 40, timeout=1)
         self.assertEqual([], self.clock.sleeps)
+
+
+class TestDirectWrites(base.TestCase):
+
+    def setUp(self):
+        super(TestDirectWrites, self).setUp()
+        self.path = os.path.join(self.tmp, 'vol')
+        with open(self.path, 'wb') as f:
+            f.truncate(64 * 1024)
+
+    def test_regular_files_are_never_written_direct(self):
+        dev = device.open_device(self.path, writable=True)
+        self.assertIsNone(dev.direct)
+        dev.close()
+
+    def test_direct_writer_takes_aligned_ranges_only(self):
+        try:
+            writer = device._DirectWriter(self.path)
+        except OSError:
+            self.skipTest('no O_DIRECT on this filesystem')
+        self.assertFalse(writer.write(b'x' * 100, 0))
+        self.assertFalse(writer.write(b'x' * 4096, 100))
+        self.assertTrue(writer.write(b'y' * 8192, 4096))
+        writer.sync()
+        writer.close()
+        with open(self.path, 'rb') as f:
+            data = f.read()
+        self.assertEqual(b'\0' * 4096 + b'y' * 8192, data[:12288])
+
+    def test_einval_falls_back_to_buffered_writes(self):
+        dev = device.open_device(self.path, writable=True)
+        direct = mock.Mock()
+        direct.write.side_effect = OSError(errno.EINVAL, 'alignment')
+        dev.direct = direct
+        dev.pwrite(b'z' * 4096, 0)
+        direct.close.assert_called_once_with()
+        self.assertIsNone(dev.direct)
+        self.assertEqual(b'z' * 4096, dev.pread(4096, 0))
+        dev.close()
+
+    def test_other_direct_errors_propagate(self):
+        dev = device.open_device(self.path, writable=True)
+        dev.direct = mock.Mock()
+        dev.direct.write.side_effect = OSError(errno.EIO, 'eio')
+        self.assertRaises(OSError, dev.pwrite, b'z' * 4096, 0)
+        dev.direct = None
+        dev.close()
 
 
 class TestFileObjectDevice(base.TestCase):
