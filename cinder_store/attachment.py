@@ -200,15 +200,18 @@ class Attachment(object):
 
     def _unwind(self, error):
         while self._undo:
-            name, step = self._undo.pop()
-            try:
-                step()
-            except Exception as cleanup_error:
-                note = ('while unwinding attachment %s of volume %s, %s '
-                        'failed too: %r' % (self.id, self.volume.id, name,
-                                            cleanup_error))
-                LOG.error(note)
-                error.add_note(note)
+            self._undo_noting(error, *self._undo.pop())
+
+    def _undo_noting(self, error, name, step):
+        """Run one undo step; a failure is logged and noted on ``error``."""
+        try:
+            step()
+        except Exception as cleanup_error:
+            note = ('while unwinding attachment %s of volume %s, %s failed '
+                    'too: %r' % (self.id, self.volume.id, name,
+                                 cleanup_error))
+            LOG.error(note)
+            error.add_note(note)
 
     def _detach(self):
         # One lock over "count, disconnect, delete": the next worker that
@@ -226,9 +229,10 @@ class Attachment(object):
                             self._device_info,
                             force=True, ignore_errors=False)
             except Exception as error:
-                self._undo.append(('attachment delete',
-                                   self._delete_attachment))
-                self._unwind(error)
+                # force=True removed the devices even if the flush failed;
+                # the Cinder attachment must go too.
+                self._undo_noting(error, 'attachment delete',
+                                  self._delete_attachment)
                 raise
             self._delete_attachment()
 

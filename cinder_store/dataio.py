@@ -253,7 +253,8 @@ class VolumeIterator(object):
             data = current.result()
             if not data:
                 raise exceptions.BackendException(
-                    'volume ended %d bytes before the image did'
+                    'short read: the volume ended before the image did '
+                    '(%d bytes of the image not read)'
                     % (self.remaining + self.chunk_size))
         except BaseException:
             self.close()

@@ -83,10 +83,10 @@ def drop_caches():
 
 
 def timed(func):
-    # The in-tree driver leaves its writes in the page cache (no fsync):
-    # flush them first, untimed, so they are not written back during the
-    # next timed operation.
-    os.sync()
+    # Same clean slate for every timed operation: the in-tree driver leaves
+    # its writes in the page cache (no fsync), and cached data of earlier
+    # volumes slows this VM's storage down; flush and drop both, untimed.
+    drop_caches()
     t0 = time.perf_counter()
     result = func()
     return time.perf_counter() - t0, result
@@ -148,8 +148,18 @@ class Bench(object):
         return n
 
     def delete(self, backend, uri):
+        """Delete, and wait until Cinder has really removed the volume."""
+        from glance_store import exceptions
         from glance_store import multi_backend
         multi_backend.delete(uri, backend, context=self.ctx)
+        cinder = self.store(OURS)._cinder.bind(self.ctx)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                cinder.get_volume(uri.rsplit('/', 1)[1])
+            except exceptions.NotFound:
+                return
+            time.sleep(0.05)
 
     # -- limits --------------------------------------------------------------
 
@@ -180,7 +190,7 @@ class Bench(object):
                                        False) as att:
                 read_s, _ = timed(lambda: self._raw_read(att.device, size))
         finally:
-            cinder.delete_volume(volume.id)
+            self.delete(OURS, 'cinder://%s/%s' % (OURS, volume.id))
         return size / write_s, size / read_s
 
     def _raw_write(self, dev, size):
@@ -203,25 +213,15 @@ class Bench(object):
         return samples
 
     def add_get(self, size, reps):
-        uris = {OURS: [], THEIRS: []}
-
-        def one_add(backend):
-            t, uri = timed(lambda: self.add(backend, size))
-            uris[backend].append(uri)
-            return size / t
-
-        adds = self.interleave(one_add, reps)
-
-        def one_get(backend):
-            uri = uris[backend][0]
-            drop_caches()
-            t, _ = timed(lambda: self.get(backend, uri))
-            return size / t
-
-        gets = self.interleave(one_get, reps)
-        for backend, items in uris.items():
-            for uri in items:
-                self.delete(backend, uri)
+        """One volume at a time: add, read back, delete; interleaved."""
+        def one(backend):
+            t_add, uri = timed(lambda: self.add(backend, size))
+            t_get, _ = timed(lambda: self.get(backend, uri))
+            self.delete(backend, uri)
+            return size / t_add, size / t_get
+        samples = self.interleave(one, reps)
+        adds = {b: [x[0] for x in v] for b, v in samples.items()}
+        gets = {b: [x[1] for x in v] for b, v in samples.items()}
         return adds, gets
 
     def small_cycle(self, reps):
