@@ -405,6 +405,28 @@ def print_row(r):
         else '%.0f%%' % r['percent_of_limit'], r['note']), flush=True)
 
 
+def rst(results):
+    """The table as reStructuredText, for doc/source/benchmark.rst."""
+    head = ('scenario', 'unit', 'cinder_store', 'spread', 'upstream',
+            'limit', 'ratio*', '% of limit', 'note')
+    rows = [head] + [(
+        r['scenario'], r['unit'], fmt(r['ours']), spread(r['samples_ours']),
+        fmt(r['upstream']), fmt(r['limit']),
+        '-' if r['ratio_to_upstream'] is None
+        else '%.2fx' % r['ratio_to_upstream'],
+        '-' if r['percent_of_limit'] is None
+        else '%.0f%%' % r['percent_of_limit'], r['note'] or '-')
+        for r in results['rows']]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
+    rule = ' '.join('=' * w for w in widths)
+    lines = [rule, ' '.join(str(c).ljust(w) for c, w in zip(head, widths)),
+             rule]
+    lines += [' '.join(str(c).ljust(w) for c, w in zip(row, widths))
+              for row in rows[1:]]
+    lines.append(rule)
+    return '\n'.join(line.rstrip() for line in lines) + '\n'
+
+
 def plot(results, path):
     import matplotlib
     matplotlib.use('Agg')
@@ -434,6 +456,7 @@ def main():
     parser.add_argument('--reps', type=int, default=0)
     parser.add_argument('--json', help='write the results as JSON here')
     parser.add_argument('--plot', help='write a PNG bar chart here')
+    parser.add_argument('--rst', help='write the table as reST here')
     args = parser.parse_args()
     results = Bench(args).run()
     print('* ratio: cinder_store over upstream for throughput, upstream over '
@@ -443,6 +466,9 @@ def main():
             json.dump(results, f, indent=2)
     if args.plot:
         plot(results, args.plot)
+    if args.rst:
+        with open(args.rst, 'w') as f:
+            f.write(rst(results))
     return 0
 
 
