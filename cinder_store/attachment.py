@@ -271,6 +271,12 @@ def delete_all_attachments(cinder, volume_id):
         cinder.attachment_delete(att.id)
 
 
+def held_here(volume):
+    """Whether this host holds any attachment of ``volume``."""
+    me = host.hostname()
+    return any(a.get('host_name') == me for a in (volume.attachments or []))
+
+
 def detach_leftovers(cinder, settings, volume):
     """Detach every attachment this host holds on ``volume``.
 

@@ -42,7 +42,7 @@ LOG = logging.getLogger(__name__)
 # shared_targets/service_uuid for os-brick's guard, 3.54 attach mode.
 API_VERSION = '3.54'
 _RESERVE_RACE = 'to reserve'
-FIRST_POLL = 0.15
+FIRST_POLL = 0.1
 
 
 class VolumeStatusError(exceptions.BackendException):
@@ -228,7 +228,7 @@ class BoundCinder(object):
     def wait_for_status(self, volume, transitional, expected):
         """Poll until ``volume`` leaves ``transitional``; return it fresh.
 
-        The first poll comes after 0.15 s (the call that started the
+        The first poll comes after 0.1 s (the call that started the
         transition already answered with ``transitional``), the next ones
         back off to 2 s, within ``cinder_store_state_transition_timeout``.
         Raises :class:`VolumeStatusError` on timeout or an unexpected
@@ -240,8 +240,8 @@ class BoundCinder(object):
             retry=tenacity.retry_if_result(
                 lambda v: v.status == transitional),
             stop=utils.Deadline(timeout),
-            wait=tenacity.wait_exponential(multiplier=0.15, exp_base=1.5,
-                                           min=0.15, max=2),
+            wait=tenacity.wait_exponential(multiplier=0.1, exp_base=1.5,
+                                           min=0.1, max=2),
             sleep=utils.sleep,
             retry_error_callback=lambda state: state.outcome.result())
         volume = retrying(self.get_volume, volume.id)

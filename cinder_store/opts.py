@@ -51,7 +51,7 @@ OPTIONS = [
                default=300, min=1,
                deprecated_opts=_renamed('cinder_state_transition_timeout'),
                help='Seconds to wait for a volume to leave a transitional '
-                    'status (creating, extending). Polling starts at 0.15 s '
+                    'status (creating, extending). Polling starts at 0.1 s '
                     'and backs off to 2 s.'),
     cfg.IntOpt('cinder_store_attach_retry_attempts',
                default=15, min=1,

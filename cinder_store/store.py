@@ -223,10 +223,23 @@ class Store(driver.Store):
 
     @capabilities.check
     def delete(self, location, context=None):
-        """Delete the image-volume, detaching it from this host first."""
+        """Delete the image-volume, detaching it from this host first.
+
+        One Cinder call when nothing is attached; if Cinder refuses, the
+        attachments this host left (a worker that died mid-transfer) are
+        detached and the delete is retried.
+        """
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
-        volume = _existing(cinder, volume_id)
+        try:
+            cinder.delete_volume(volume_id)
+            return
+        except exceptions.NotFound:
+            raise
+        except exceptions.BackendException as refused:
+            volume = _existing(cinder, volume_id)
+            if not attachment.held_here(volume):
+                raise refused
         attachment.detach_leftovers(cinder, self._host, volume)
         cinder.delete_volume(volume_id)
 

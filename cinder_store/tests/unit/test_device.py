@@ -83,6 +83,31 @@ class TestDirectWrites(base.TestCase):
             data = f.read()
         self.assertEqual(b'\0' * 4096 + b'y' * 8192, data[:12288])
 
+    def test_direct_reader_serves_any_range(self):
+        with open(self.path, 'r+b') as f:
+            f.write(bytes(range(256)) * 64)
+        try:
+            reader = device._DirectReader(self.path)
+        except OSError:
+            self.skipTest('no O_DIRECT on this filesystem')
+        with open(self.path, 'rb') as f:
+            data = f.read()
+        for offset, length in ((0, 4096), (5, 10), (4090, 20),
+                               (8192, 12288), (65530, 100)):
+            self.assertEqual(data[offset:offset + length],
+                             reader.read(length, offset))
+        reader.close()
+
+    def test_read_einval_falls_back_to_buffered(self):
+        dev = device.open_device(self.path, writable=False)
+        reader = mock.Mock()
+        reader.read.side_effect = OSError(errno.EINVAL, 'alignment')
+        dev.direct_reader = reader
+        self.assertEqual(b'\0' * 10, dev.pread(10, 0))
+        self.assertIsNone(dev.direct_reader)
+        reader.close.assert_called_once_with()
+        dev.close()
+
     def test_einval_falls_back_to_buffered_writes(self):
         dev = device.open_device(self.path, writable=True)
         direct = mock.Mock()

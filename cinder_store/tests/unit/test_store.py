@@ -306,6 +306,21 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         self.store.delete(self.location(url.rsplit('/', 1)[1]))
         self.assertNothingLeft()
 
+    def test_delete_is_one_call_when_nothing_is_attached(self):
+        url, _, _, _, _ = self.add(b'12345')
+        before = len(self.cinder.calls)
+        self.store.delete(self.location(url.rsplit('/', 1)[1]))
+        self.assertEqual(['volumes.delete'], self.cinder.calls[before:])
+
+    def test_delete_refused_for_another_reason_raises(self):
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        self.cinder.volumes[volume_id].attachments.append(
+            {'attachment_id': 'x', 'host_name': 'another-host'})
+        self.assertRaises(exceptions.BackendException, self.store.delete,
+                          self.location(volume_id))
+        self.cinder.volumes[volume_id].attachments = []
+
     def test_delete_not_found(self):
         self.assertRaises(exceptions.NotFound, self.store.delete,
                           self.location(base.UUID))
