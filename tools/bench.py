@@ -40,7 +40,7 @@ from keystoneauth1 import session as ks_session
 from oslo_context import context as oslo_context
 
 from cinder_store import attachment
-from cinder_store.tests.functional import base
+from cinder_store.tests.functional import stores
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -117,7 +117,7 @@ class Bench(object):
 
     def __init__(self, args):
         self.args = args
-        self.conf = base.load_stores()
+        self.conf = stores.load_stores()
         self.ctx = oslo_context.RequestContext(project_id='bench')
         self.block = os.urandom(64 * MiB)
         self.calls = CallCounter()
@@ -372,7 +372,7 @@ def human(n):
 
 def placement():
     path = os.environ.get('STACK_VOLUMES_DIR') or os.path.join(
-        base.STACK_DIR, 'volumes')
+        stores.STACK_DIR, 'volumes')
     path = os.path.realpath(path)
     best, fstype = '', '?'
     with open('/proc/mounts') as f:

@@ -1,0 +1,77 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Which cloud to test against, and glance_store loaded as Glance does.
+
+No test-framework imports: tools/bench uses this too, from the stack's
+virtualenv.
+"""
+
+import os
+import sys
+
+from glance_store import multi_backend
+from oslo_config import cfg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+STACK_DIR = os.environ.get('STACK_DIR', os.path.join(ROOT, '.stack'))
+
+
+def target():
+    """(glance-api.conf, clouds.yaml or None, admin cloud, description)."""
+    conf = os.path.join(STACK_DIR, 'glance-api.conf')
+    if os.path.exists(conf):
+        return (conf, os.path.join(STACK_DIR, 'clouds.yaml'), 'stack-admin',
+                'local stack in %s' % STACK_DIR)
+    if os.environ.get('OS_CLOUD') and os.environ.get(
+            'CINDER_STORE_FUNCTIONAL_CONF'):
+        return (os.environ['CINDER_STORE_FUNCTIONAL_CONF'],
+                os.environ.get('OS_CLIENT_CONFIG_FILE'),
+                os.environ['OS_CLOUD'], 'cloud %s' % os.environ['OS_CLOUD'])
+    return None
+
+
+SKIP_REASON = ('no functional target: run `tools/stack up` (local stack in '
+               '$STACK_DIR) or set OS_CLOUD and CINDER_STORE_FUNCTIONAL_CONF '
+               'for a devstack cloud')
+
+_loaded = {}
+
+
+def load_stores():
+    """Load glance_store exactly as Glance does, once per process."""
+    if _loaded:
+        return _loaded['conf']
+    conf_file = target()[0]
+    conf = cfg.CONF
+    conf.register_opt(cfg.DictOpt('enabled_backends'))
+    import glance_store
+    glance_store.register_opts(conf)
+    conf(['--config-file', conf_file], project='glance',
+         default_config_files=[])
+    # The tests run in their own virtualenv, as root; os-brick's privsep
+    # daemon comes from it.
+    conf.set_override('helper_command',
+                      os.path.join(os.path.dirname(sys.executable),
+                                   'privsep-helper'),
+                      group='privsep_osbrick')
+    multi_backend.register_store_opts(conf)
+    multi_backend.create_multi_stores(conf)
+    multi_backend.verify_store()
+    _loaded['conf'] = conf
+    return conf
+
+
+def our_backends(conf):
+    return sorted(b for b, kind in conf.enabled_backends.items()
+                  if kind == 'cinder_store')
