@@ -188,7 +188,8 @@ class _Attachments(object):
         info = {'driver_volume_type': 'local',
                 'data': {'device_path': self.c.device_path(volume_id),
                          'volume_id': volume_id, 'access_mode': mode,
-                         'encrypted': vol.encrypted, 'auth_password': 's3'}}
+                         'encrypted': vol.encrypted,
+                         'auth_password': 's3cr3t'}}
         self.c.attachments[att_id] = {'volume_id': volume_id, 'mode': mode,
                                       'connector': connector,
                                       'status': 'attaching',

@@ -11,10 +11,12 @@
 # under the License.
 
 import errno
+import logging
 from unittest import mock
 
 from cinderclient import exceptions as cinder_exc
 import ddt
+import fixtures
 from glance_store import exceptions
 
 from cinder_store import attachment
@@ -50,6 +52,13 @@ class TestAttachment(base.CinderTestCase):
                          self.brick.calls)
         self.assertEqual([True], self.brick.forced)
         self.assertNothingLeft(volumes=1)
+
+    def test_connection_secrets_never_logged(self):
+        logs = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
+        with self.attach():
+            pass
+        self.assertIn('auth_password', logs.output)
+        self.assertNotIn('s3cr3t', logs.output)
 
     def test_connector_passed_with_mountpoint_and_mode(self):
         with self.attach(writable=False):
