@@ -173,26 +173,34 @@ class FdDevice(Device):
             except OSError:
                 pass  # advice only
 
+    def _try_direct(self, name, call):
+        """``call(helper)`` on an O_DIRECT helper; None if not done.
+
+        A device that refuses our alignment (EINVAL) loses the helper and
+        is used buffered from then on; other errors propagate.
+        """
+        helper = getattr(self, name)
+        if helper is None:
+            return None
+        try:
+            return call(helper)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            setattr(self, name, None)
+            helper.close()
+            return None
+
     def pread(self, length, offset):
-        if self.direct_reader is not None:
-            try:
-                return self.direct_reader.read(length, offset)
-            except OSError as e:
-                if e.errno != errno.EINVAL:
-                    raise
-                reader, self.direct_reader = self.direct_reader, None
-                reader.close()  # alignment rules we did not meet
+        data = self._try_direct('direct_reader',
+                                lambda r: r.read(length, offset))
+        if data is not None:
+            return data
         return os.pread(self.fd, length, offset)
 
     def pwrite(self, data, offset):
-        if self.direct is not None:
-            try:
-                if self.direct.write(data, offset):
-                    return
-            except OSError as e:
-                if e.errno != errno.EINVAL:
-                    raise
-                self._stop_direct()  # alignment rules we did not meet
+        if self._try_direct('direct', lambda w: w.write(data, offset)):
+            return
         view = memoryview(data)
         while view:
             written = os.pwrite(self.fd, view, offset)
@@ -200,10 +208,6 @@ class FdDevice(Device):
                 raise OSError(errno.ENOSPC, 'device accepted 0 bytes')
             view = view[written:]
             offset += written
-
-    def _stop_direct(self):
-        direct, self.direct = self.direct, None
-        direct.close()
 
     def sync(self):
         if self.direct is not None:
@@ -221,11 +225,11 @@ class FdDevice(Device):
         super(FdDevice, self).wait_for_size(min_bytes, timeout)
 
     def close(self):
-        if self.direct is not None:
-            self._stop_direct()
-        if self.direct_reader is not None:
-            reader, self.direct_reader = self.direct_reader, None
-            reader.close()
+        for name in ('direct', 'direct_reader'):
+            helper = getattr(self, name)
+            if helper is not None:
+                setattr(self, name, None)
+                helper.close()
         if self.fd is not None:
             fd, self.fd = self.fd, None
             os.close(fd)
