@@ -240,10 +240,7 @@ class Attachment(object):
         if not getattr(self.volume, 'multiattach', False):
             return False
         fresh = self.cinder.get_volume(self.volume.id)
-        me = host.hostname()
-        return any(a.get('host_name') == me and
-                   a.get('attachment_id') != self.id
-                   for a in (fresh.attachments or []))
+        return bool(attachments_here(fresh) - {self.id})
 
     def _delete_attachment(self):
         self.cinder.attachment_delete(self.id)
@@ -271,10 +268,11 @@ def delete_all_attachments(cinder, volume_id):
         cinder.attachment_delete(att.id)
 
 
-def held_here(volume):
-    """Whether this host holds any attachment of ``volume``."""
+def attachments_here(volume):
+    """Ids of the attachments of ``volume`` that Cinder shows on this host."""
     me = host.hostname()
-    return any(a.get('host_name') == me for a in (volume.attachments or []))
+    return {a['attachment_id'] for a in (volume.attachments or [])
+            if a.get('host_name') == me}
 
 
 def detach_leftovers(cinder, settings, volume):
@@ -283,9 +281,7 @@ def detach_leftovers(cinder, settings, volume):
     Used before deleting an image-volume: a worker that died mid-transfer
     may have left one, and Cinder refuses to delete an attached volume.
     """
-    me = host.hostname()
-    mine = [a['attachment_id'] for a in (volume.attachments or [])
-            if a.get('host_name') == me]
+    mine = attachments_here(volume)
     if not mine:
         return
     with settings.volume_lock(volume.id):

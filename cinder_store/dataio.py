@@ -253,9 +253,8 @@ class VolumeIterator(object):
             data = current.result()
             if not data:
                 raise exceptions.BackendException(
-                    'short read: the volume ended before the image did '
-                    '(%d bytes of the image not read)'
-                    % (self.remaining + self.chunk_size))
+                    'short read: the attached volume ended before the '
+                    'image did; the device is smaller than the image')
         except BaseException:
             self.close()
             raise

@@ -238,7 +238,7 @@ class Store(driver.Store):
             raise
         except exceptions.BackendException as refused:
             volume = _existing(cinder, volume_id)
-            if not attachment.held_here(volume):
+            if not attachment.attachments_here(volume):
                 raise refused
         attachment.detach_leftovers(cinder, self._host, volume)
         cinder.delete_volume(volume_id)
