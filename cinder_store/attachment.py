@@ -104,6 +104,11 @@ class Attachment(object):
         self._device_info = None
         self._undo = []
 
+    @property
+    def device_path(self):
+        """What os-brick attached: a device or file path, or a file object."""
+        return self._device_info['path'] if self._device_info else None
+
     # -- opening -----------------------------------------------------------
 
     def open(self):
@@ -162,7 +167,7 @@ class Attachment(object):
         self._undo[-1] = ('detach', self._detach)
 
     def _open_device(self):
-        path = self._device_info['path']
+        path = self.device_path
         restore = host.take_ownership(path, self.writable,
                                       self.settings.root_helper)
         if restore is not None:

@@ -152,14 +152,14 @@ class FdDevice(Device):
     through the page cache.
     """
 
-    def __init__(self, path, writable):
+    def __init__(self, path, writable, direct=True):
         flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
         self.path = path
         self.fd = os.open(path, flags)
         self.is_file = os.path.isfile(path)
         self.direct = None
         self.direct_reader = None
-        if stat.S_ISBLK(os.fstat(self.fd).st_mode):
+        if direct and stat.S_ISBLK(os.fstat(self.fd).st_mode):
             try:
                 if writable:
                     self.direct = _DirectWriter(path)
@@ -272,8 +272,12 @@ class FileObjectDevice(Device):
         pass
 
 
-def open_device(path_or_handle, writable):
-    """A :class:`Device` for what os-brick returned as ``path``."""
+def open_device(path_or_handle, writable, direct=True):
+    """A :class:`Device` for what os-brick returned as ``path``.
+
+    ``direct=False`` reads and writes a block device through the page
+    cache, where what one reader read serves the next.
+    """
     if isinstance(path_or_handle, (str, bytes, os.PathLike)):
-        return FdDevice(path_or_handle, writable)
+        return FdDevice(path_or_handle, writable, direct)
     return FileObjectDevice(path_or_handle)

@@ -37,6 +37,7 @@ from cinder_store import growth
 from cinder_store import host
 from cinder_store import location
 from cinder_store import opts
+from cinder_store import sharing
 
 LOG = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Store(driver.Store):
                             else 'cinder://')
         self._cinder = None
         self._host = None
+        self._readers = None
 
     def get_schemes(self):
         # The entry-point name must be a scheme too: glance_store finds a
@@ -123,6 +125,7 @@ class Store(driver.Store):
             view.cinder_store_use_multipath,
             view.cinder_store_enforce_multipath,
             view.cinder_store_mount_point_base, lock_path)
+        self._readers = sharing.ReadAttachments(self._host)
 
     def configure_add(self):
         """Check the volume type; warn, never fail, if Cinder is down."""
@@ -198,7 +201,10 @@ class Store(driver.Store):
         """``(iterator, length)`` of ``chunk_size`` bytes from ``offset``.
 
         ``length`` is what the iterator yields.  An offset past the end of
-        the image raises ``exceptions.Invalid``.
+        the image raises ``exceptions.Invalid``.  Concurrent readers of one
+        image in this process share one read-only attachment
+        (:mod:`sharing`); the iterator releases its hold when exhausted,
+        closed or dropped.
         """
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
@@ -213,9 +219,8 @@ class Store(driver.Store):
             length = min(length, chunk_size)
         if length == 0:
             return iter(()), 0
-        att = attachment.Attachment(cinder, self._host, volume,
-                                    writable=False).open()
-        return dataio.VolumeIterator(att, offset, length), length
+        lease = self._readers.acquire(cinder, volume)
+        return dataio.VolumeIterator(lease, offset, length), length
 
     def get_size(self, location, context=None):
         volume_id = location.store_location.volume_id

@@ -16,6 +16,8 @@ Through glance_store's multi-store API only (as Glance calls it).  Each
 backend gets its own class so that failures name the backend.
 """
 
+import concurrent.futures
+import configparser
 import hashlib
 import os
 import subprocess
@@ -114,6 +116,22 @@ class StoreContract(object):
         del it
         self.assert_detached(uri)
 
+    def test_concurrent_readers_in_one_process_share_an_attachment(self):
+        # Four downloads of one image at once, as in a boot storm; the
+        # block and file backends are not multiattach.
+        data = base.pattern_bytes(9 * base.MiB + 3, seed=8)
+        uri = self.add(self.backend, data)[0]
+        self.addCleanup(self.delete, uri, self.backend)
+        readers = [multi_backend.get(uri, self.backend,
+                                     context=self.context)[0]
+                   for _ in range(4)]
+        self.assertEqual(1, len(self.volume_of(uri).attachments))
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(b''.join, readers))
+        self.assertEqual([len(data)] * 4, [len(g) for g in got])
+        self.assertTrue(all(g == data for g in got))
+        self.assert_detached(uri)
+
 
 class UnknownSizeContract(object):
     """Images of unknown size growing the volume past 1 GiB."""
@@ -134,11 +152,16 @@ class UnknownSizeContract(object):
 class FaultContract(object):
     """Cinder-side failures injected through the loop-file driver."""
 
-    def inject(self, operation, image_id, times=1):
-        directory = os.path.join(base.STACK_DIR, 'volumes', self.backend,
-                                 'faults')
-        if not os.path.isdir(os.path.dirname(directory)):
+    def volume_dir(self):
+        """Where the running stack's Cinder keeps this backend's files."""
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.read(os.path.join(base.STACK_DIR, 'cinder', 'cinder.conf'))
+        if not conf.has_option(self.backend, 'loopfile_volume_dir'):
             self.skipTest('fault injection needs the local stack')
+        return conf.get(self.backend, 'loopfile_volume_dir')
+
+    def inject(self, operation, image_id, times=1):
+        directory = os.path.join(self.volume_dir(), 'faults')
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, '%s@image-%s' % (operation, image_id))
         with open(path, 'w') as f:

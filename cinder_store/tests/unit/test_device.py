@@ -69,6 +69,17 @@ class TestDirectWrites(base.TestCase):
         self.assertIsNone(dev.direct)
         dev.close()
 
+    @mock.patch('stat.S_ISBLK', return_value=True)
+    def test_block_devices_read_direct_unless_told_not_to(self, _isblk):
+        with mock.patch.object(device, '_DirectReader') as reader:
+            direct = device.open_device(self.path, writable=False)
+            cached = device.open_device(self.path, writable=False,
+                                        direct=False)
+        reader.assert_called_once_with(self.path)
+        self.assertIs(reader.return_value, direct.direct_reader)
+        self.assertIsNone(cached.direct_reader)
+        cached.close()
+
     def test_direct_writer_takes_aligned_ranges_only(self):
         try:
             writer = device._DirectWriter(self.path)

@@ -237,6 +237,16 @@ class TestGet(base.StoreTestCase):
         # get, attach, complete, delete: the in-tree driver needs 6
         self.assertEqual(4, len(self.cinder.calls) - before)
 
+    def test_concurrent_readers_of_one_image_share_its_attachment(self):
+        # The volume is not multiattach: Cinder would refuse a second one.
+        first, _ = self.store.get(self.loc)
+        second, _ = self.store.get(self.loc, offset=100)
+        self.assertEqual(1, len(self.cinder.attachments))
+        self.assertEqual(self.data, b''.join(first))
+        self.assertEqual(1, len(self.cinder.attachments))
+        self.assertEqual(self.data[100:], b''.join(second))
+        self.assertNothingLeft(volumes=1)
+
     @ddt.data((0, None), (10, None), (10, 100), (len(bytes(range(256)) * 100)
                                                  - 5, 100))
     @ddt.unpack

@@ -1,0 +1,171 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import io
+import threading
+from unittest import mock
+
+import fixtures
+from glance_store import exceptions
+
+from cinder_store import attachment
+from cinder_store import device
+from cinder_store import sharing
+from cinder_store.tests.unit import base
+
+
+class Boom(Exception):
+    pass
+
+
+class TestReadAttachments(base.CinderTestCase):
+
+    def setUp(self):
+        super(TestReadAttachments, self).setUp()
+        self.api = self.bound()
+        volume = self.api.create_volume(1, 'v', {}, None)
+        self.volume = self.api.wait_for_status(volume, 'creating',
+                                               'available')
+        with open(self.cinder.device_path(self.volume.id), 'r+b') as f:
+            f.write(b'0123456789')
+        self.readers = sharing.ReadAttachments(self.settings())
+        self.cinder.calls.clear()
+
+    def test_readers_of_one_volume_share_one_attachment(self):
+        first = self.readers.acquire(self.api, self.volume)
+        second = self.readers.acquire(self.api, self.volume)
+        self.assertEqual(1, len(self.cinder.attachments))
+        self.assertIsNot(first.device, second.device)
+        self.assertEqual(b'0123', first.device.pread(4, 0))
+        self.assertEqual(b'6789', second.device.pread(4, 6))
+        first.close()
+        self.assertEqual(1, len(self.cinder.attachments))
+        self.assertEqual(b'45', second.device.pread(2, 4))
+        second.close()
+        self.assertNothingLeft(volumes=1)
+        self.assertEqual(0, len(self.readers))
+        self.assertEqual(1, self.cinder.calls.count('attachments.create'))
+
+    def test_first_reader_reads_direct_later_ones_through_the_cache(self):
+        # Readers that join share what they read through the page cache; a
+        # lone reader keeps O_DIRECT (see device.FdDevice).
+        with mock.patch('cinder_store.device.open_device',
+                        wraps=device.open_device) as open_device:
+            leases = [self.readers.acquire(self.api, self.volume)
+                      for _ in range(3)]
+        self.assertEqual([True, False, False],
+                         [c.kwargs['direct'] for c in
+                          open_device.call_args_list if 'direct' in c.kwargs])
+        for lease in leases:
+            lease.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_exclusive_volume_readable_by_two_readers_at_once(self):
+        # Cinder refuses a second attachment of a volume that is not
+        # multiattach; sharing makes the second reader need none.
+        self.assertFalse(self.volume.multiattach)
+        leases = [self.readers.acquire(self.api, self.volume)
+                  for _ in range(3)]
+        self.assertEqual(['attachments.create', 'attachments.complete'],
+                         self.cinder.calls)
+        for lease in leases:
+            lease.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_reader_after_the_last_one_left_attaches_again(self):
+        self.readers.acquire(self.api, self.volume).close()
+        self.readers.acquire(self.api, self.volume).close()
+        self.assertEqual(2, self.cinder.calls.count('attachments.create'))
+        self.assertNothingLeft(volumes=1)
+
+    def test_last_reader_detaches_with_its_own_credentials(self):
+        other = self.bound()
+        first = self.readers.acquire(self.api, self.volume)
+        last = self.readers.acquire(other, self.volume)
+        first.close()
+        with mock.patch.object(other, 'attachment_delete',
+                               wraps=other.attachment_delete) as delete:
+            last.close()
+        delete.assert_called_once_with(mock.ANY)
+        self.assertNothingLeft(volumes=1)
+
+    def test_failed_attach_leaves_nothing_and_the_next_reader_retries(self):
+        self.brick.fail('connect_volume', Boom())
+        self.assertRaises(Boom, self.readers.acquire, self.api, self.volume)
+        self.assertEqual(0, len(self.readers))
+        self.assertNothingLeft(volumes=1)
+        lease = self.readers.acquire(self.api, self.volume)
+        lease.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_reader_waiting_on_a_failed_attach_gets_a_clear_error(self):
+        self.useFixture(fixtures.MockPatch('cinder_store.sharing._Shared',
+                                           _Watched))
+        joiner_errors = []
+
+        def second_reader():
+            try:
+                self.readers.acquire(self.api, self.volume)
+            except exceptions.BackendException as e:
+                joiner_errors.append(e)
+        joiner = threading.Thread(target=second_reader)
+
+        def open_while_another_reader_arrives(att):
+            joiner.start()
+            self.readers._volumes[self.volume.id].waiting.wait()
+            raise Boom('initialize_connection failed')
+
+        with mock.patch.object(attachment.Attachment, 'open',
+                               open_while_another_reader_arrives):
+            self.assertRaises(Boom, self.readers.acquire, self.api,
+                              self.volume)
+        joiner.join()
+        (error,) = joiner_errors
+        self.assertIn(self.volume.id, str(error))
+        self.assertIn('initialize_connection failed', str(error))
+        self.assertEqual(0, len(self.readers))
+        self.assertNothingLeft(volumes=1)
+
+    def test_device_open_failure_releases_the_hold(self):
+        with mock.patch('cinder_store.device.open_device',
+                        side_effect=OSError(13, 'denied')):
+            self.assertRaises(OSError, self.readers.acquire, self.api,
+                              self.volume)
+        self.assertEqual(0, len(self.readers))
+        self.assertNothingLeft(volumes=1)
+
+    def test_file_object_devices_are_not_shared(self):
+        # One file object has one position: two readers would race on it.
+        handle = io.BytesIO(b'0123456789')
+        with mock.patch.object(attachment.Attachment, 'device_path',
+                               new_callable=mock.PropertyMock,
+                               return_value=handle):
+            first = self.readers.acquire(self.api, self.volume)
+            self.assertIsInstance(first, attachment.Attachment)
+            self.assertEqual(b'0123', first.device.pread(4, 0))
+            self.assertEqual(0, len(self.readers))
+            first.close()
+        self.assertNothingLeft(volumes=1)
+
+
+class _Watched(sharing._Shared):
+    """Tells a test when a reader starts waiting for the attach."""
+
+    def __init__(self):
+        super(_Watched, self).__init__()
+        self.waiting = threading.Event()
+        real_wait = self.ready.wait
+
+        def wait(timeout=None):
+            self.waiting.set()
+            return real_wait(timeout)
+        self.ready.wait = wait
