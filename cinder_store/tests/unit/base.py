@@ -11,6 +11,7 @@
 # under the License.
 
 import io
+import threading
 from unittest import mock
 
 import fixtures
@@ -28,6 +29,13 @@ from cinder_store import store
 from cinder_store.tests.unit import fakes
 
 UUID = '6f9ff8d4-1b2e-4a59-9c0e-2b0f3c4e5a6b'
+
+
+def join_probes():
+    """Wait for the host probes ``Store.configure`` started in threads."""
+    for thread in threading.enumerate():
+        if thread.name == 'cinder_store-probe':
+            thread.join()
 
 
 class FakeClock(object):
@@ -103,6 +111,8 @@ class StoreTestCase(CinderTestCase):
 
     def setUp(self):
         super(StoreTestCase, self).setUp()
+        # configure() probes the host in a thread; none may outlive its test
+        self.addCleanup(join_probes)
         self.conf = cfg.ConfigOpts()
         self.conf([], project='test', default_config_files=[])
         self.addCleanup(gs_location.SCHEME_TO_CLS_BACKEND_MAP.clear)
@@ -120,6 +130,7 @@ class StoreTestCase(CinderTestCase):
         for name, value in options.items():
             self.conf.set_override(name, value, group=self.backend)
         s.configure(re_raise_bsc=True)
+        s.warm_up.join()
         return s
 
     def location(self, volume_id, backend='fast'):

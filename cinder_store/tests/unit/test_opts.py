@@ -12,6 +12,7 @@
 
 from unittest import mock
 
+import fixtures
 import glance_store
 from glance_store import location
 from glance_store import multi_backend
@@ -21,6 +22,7 @@ from oslo_config import cfg
 from cinder_store import opts
 from cinder_store import store
 from cinder_store.tests.unit import base
+from cinder_store.tests.unit import fakes
 
 
 class TestListOpts(base.TestCase):
@@ -50,6 +52,9 @@ class TestLoadingBesideInTree(base.TestCase):
 
     def setUp(self):
         super(TestLoadingBesideInTree, self).setUp()
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_store.host.brick_connector', fakes.FakeBrick()))
+        self.addCleanup(base.join_probes)
         self.addCleanup(location.SCHEME_TO_CLS_BACKEND_MAP.clear)
         conf = cfg.ConfigOpts()
         conf.register_opt(cfg.DictOpt('enabled_backends'))

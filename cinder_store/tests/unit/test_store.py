@@ -22,6 +22,7 @@ from keystoneauth1 import exceptions as ks_exc
 from oslo_config import cfg
 from oslo_utils import units
 
+from cinder_store import host
 from cinder_store import store
 from cinder_store.tests.unit import base
 
@@ -362,6 +363,25 @@ class TestConfigure(base.StoreTestCase):
         self.conf.clear_override('cinder_store_lock_path', group='fast')
         self.assertRaisesRegex(exceptions.BadStoreConfiguration,
                                'lock_path', self.store.configure)
+
+    def test_host_is_probed_at_configure_not_at_first_upload(self):
+        self.assertEqual(1, self.brick.property_calls)
+        self.add(b'abc')
+        self.assertEqual(1, self.brick.property_calls)
+
+    def test_failed_probe_is_logged_and_the_first_attach_retries(self):
+        host._cache.clear()
+        self.brick.property_calls = 0
+        real = self.brick.get_connector_properties
+        with mock.patch.object(self.brick, 'get_connector_properties',
+                               side_effect=[OSError('no initiator'), real(
+                                   '', '192.0.2.1', False, False)]):
+            with mock.patch.object(store.LOG, 'warning') as warn:
+                self.store.configure()
+                self.store.warm_up.join()
+            self.assertIn('no initiator', str(warn.call_args))
+            self.add(b'abc')
+        self.assertNothingLeft(volumes=1)
 
     def test_oslo_concurrency_lock_path_is_enough(self):
         self.conf.clear_override('cinder_store_lock_path', group='fast')
