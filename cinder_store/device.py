@@ -272,12 +272,17 @@ class FileObjectDevice(Device):
         pass
 
 
+def is_path(path_or_handle):
+    """Is what os-brick returned as ``path`` a path (not a file object)?"""
+    return isinstance(path_or_handle, (str, bytes, os.PathLike))
+
+
 def open_device(path_or_handle, writable, direct=True):
     """A :class:`Device` for what os-brick returned as ``path``.
 
     ``direct=False`` reads and writes a block device through the page
     cache, where what one reader read serves the next.
     """
-    if isinstance(path_or_handle, (str, bytes, os.PathLike)):
+    if is_path(path_or_handle):
         return FdDevice(path_or_handle, writable, direct)
     return FileObjectDevice(path_or_handle)

@@ -55,8 +55,8 @@ class TestReadAttachments(base.CinderTestCase):
         self.assertEqual(0, len(self.readers))
         self.assertEqual(1, self.cinder.calls.count('attachments.create'))
 
-    def test_first_reader_reads_direct_later_ones_through_the_cache(self):
-        # Readers that join share what they read through the page cache; a
+    def test_a_lone_reader_reads_direct_others_through_the_cache(self):
+        # Readers in company share what they read through the page cache; a
         # lone reader keeps O_DIRECT (see device.FdDevice).
         with mock.patch('cinder_store.device.open_device',
                         wraps=device.open_device) as open_device:
@@ -65,6 +65,33 @@ class TestReadAttachments(base.CinderTestCase):
         self.assertEqual([True, False, False],
                          [c.kwargs['direct'] for c in
                           open_device.call_args_list if 'direct' in c.kwargs])
+        for lease in leases:
+            lease.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_readers_arriving_during_the_attach_all_use_the_cache(self):
+        self.useFixture(fixtures.MockPatch('cinder_store.sharing._Shared',
+                                           _Watched))
+        real_open = attachment.Attachment.open
+        leases = []
+        joiner = threading.Thread(target=lambda: leases.append(
+            self.readers.acquire(self.api, self.volume)))
+
+        def open_while_another_reader_arrives(att):
+            joiner.start()
+            self.readers._volumes[self.volume.id].waiting.wait()
+            return real_open(att)
+
+        with mock.patch('cinder_store.device.open_device',
+                        wraps=device.open_device) as open_device:
+            with mock.patch.object(attachment.Attachment, 'open',
+                                   open_while_another_reader_arrives):
+                leases.append(self.readers.acquire(self.api, self.volume))
+            joiner.join()
+        self.assertEqual([False, False],
+                         [c.kwargs['direct'] for c in
+                          open_device.call_args_list if 'direct' in c.kwargs])
+        self.assertEqual(1, len(self.cinder.attachments))
         for lease in leases:
             lease.close()
         self.assertNothingLeft(volumes=1)
