@@ -62,8 +62,22 @@ class HostSettings(object):
             self.root_helper, self.multipath, self.enforce_multipath)
 
     def volume_lock(self, volume_id):
-        return lockutils.lock(volume_id, lock_file_prefix=LOCK_PREFIX,
+        """Held around connect, and around count + disconnect + delete."""
+        return self._lock(volume_id)
+
+    def readers_lock(self, volume_id):
+        """Held while joining or leaving a shared read (hostshare)."""
+        return self._lock('read-' + volume_id)
+
+    def _lock(self, name):
+        return lockutils.lock(name, lock_file_prefix=LOCK_PREFIX,
                               external=True, lock_path=self.lock_path)
+
+    def forget(self, volume_id):
+        """Remove the lock files of a volume that no longer exists."""
+        for name in (volume_id, 'read-' + volume_id):
+            lockutils.remove_external_lock_file(
+                name, lock_file_prefix=LOCK_PREFIX, lock_path=self.lock_path)
 
 
 def _masked(connection_info):
@@ -103,6 +117,11 @@ class Attachment(object):
         self.device = None
         self._device_info = None
         self._undo = []
+
+    @property
+    def device_info(self):
+        """What os-brick's ``connect_volume`` returned (None before)."""
+        return self._device_info
 
     @property
     def device_path(self):
@@ -203,6 +222,16 @@ class Attachment(object):
         if first is not None:
             raise first
 
+    def hand_over(self):
+        """Close this process's device handle; leave the attachment up.
+
+        For a read-only attachment other processes on this host go on
+        using (:mod:`hostshare`); the last of them detaches it.
+        """
+        if self.device is not None:
+            self.device.close()
+        self._undo = []
+
     def _unwind(self, error):
         while self._undo:
             self._undo_noting(error, *self._undo.pop())
@@ -286,19 +315,27 @@ def detach_leftovers(cinder, settings, volume):
     Used before deleting an image-volume: a worker that died mid-transfer
     may have left one, and Cinder refuses to delete an attached volume.
     """
-    mine = attachments_here(volume)
-    if not mine:
-        return
+    for attachment_id in attachments_here(volume):
+        detach_attachment(cinder, settings, volume, attachment_id)
+        LOG.warning('Deleted leftover attachment %s of volume %s on this '
+                    'host', attachment_id, volume.id)
+
+
+def detach_attachment(cinder, settings, volume, attachment_id,
+                      device_info=None, disconnect=True):
+    """Detach an attachment this process has no :class:`Attachment` for.
+
+    Its connection info comes from Cinder.  ``disconnect=False`` only
+    deletes it in Cinder: after a reboot the host connection is gone.
+    """
     with settings.volume_lock(volume.id):
-        for attachment_id in mine:
-            info = cinder.attachment_show(attachment_id).connection_info
-            if info and info.get('driver_volume_type'):
-                connector = host.make_connector(
-                    info, settings.root_helper, settings.multipath,
-                    settings.mount_base)
-                with _guard(volume):
-                    connector.disconnect_volume(
-                        host.connection_properties(info), None, force=True)
-            LOG.warning('Deleted leftover attachment %s of volume %s on '
-                        'this host', attachment_id, volume.id)
-            cinder.attachment_delete(attachment_id)
+        info = cinder.attachment_show(attachment_id).connection_info
+        if disconnect and info and info.get('driver_volume_type'):
+            connector = host.make_connector(
+                info, settings.root_helper, settings.multipath,
+                settings.mount_base)
+            with _guard(volume):
+                connector.disconnect_volume(
+                    host.connection_properties(info), device_info,
+                    force=True)
+        cinder.attachment_delete(attachment_id)

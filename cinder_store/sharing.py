@@ -17,7 +17,9 @@ to many clients at once.  Each reader attaching on its own would cost an
 attach per download and, on a volume that is not multiattach, fail:
 Cinder allows one attachment.  Here the first reader of a volume attaches
 it, later readers in the same process join that attachment with their own
-device handle, and the last one to leave detaches it.
+device handle, and the last one to leave detaches it.  Between processes
+(Glance workers) the same is done by :mod:`hostshare`: a process's first
+reader joins the host's attachment if another worker holds one.
 
 A reader that is alone on the attachment when it starts reads with O_DIRECT
 (fastest for one reader, and the page cache is left alone); readers that
@@ -37,6 +39,7 @@ from glance_store import exceptions
 
 from cinder_store import attachment as attachment_mod
 from cinder_store import device as device_mod
+from cinder_store import hostshare
 
 LOG = logging.getLogger(__name__)
 
@@ -85,6 +88,7 @@ class ReadAttachments(object):
 
     def __init__(self, settings):
         self._settings = settings
+        self._host = hostshare.HostReaders(settings)
         self._lock = threading.Lock()
         self._volumes = {}
 
@@ -118,8 +122,7 @@ class ReadAttachments(object):
     def _open(self, shared, cinder, volume):
         """Attach for everyone waiting on ``shared``; they wake either way."""
         try:
-            shared.attachment = attachment_mod.Attachment(
-                cinder, self._settings, volume, writable=False).open()
+            shared.attachment = self._host.join(cinder, volume)
             if not device_mod.is_path(shared.attachment.device_path):
                 shared.private = True
                 self._forget(shared, volume.id)
@@ -159,6 +162,14 @@ class ReadAttachments(object):
                 del self._volumes[shared.attachment.volume.id]
         shared.attachment.cinder = cinder
         shared.attachment.close()
+
+    def discard(self, volume_id):
+        """Forget this host's record of ``volume_id``'s read attachment.
+
+        Before its attachments are detached to delete it: later readers
+        must not join an attachment that is going away.
+        """
+        self._host.discard(volume_id)
 
     def __len__(self):
         with self._lock:

@@ -207,6 +207,7 @@ class Store(driver.Store):
         try:
             attachment.delete_all_attachments(cinder, volume.id)
             cinder.delete_volume(volume.id)
+            self._host.forget(volume.id)
         except Exception as e:
             LOG.error('Could not delete volume %s of a failed upload: %s',
                       volume.id, e)
@@ -253,15 +254,17 @@ class Store(driver.Store):
         cinder = self._cinder.bind(context)
         try:
             cinder.delete_volume(volume_id)
-            return
         except exceptions.NotFound:
             raise
         except exceptions.BackendException as refused:
             volume = _existing(cinder, volume_id)
             if not attachment.attachments_here(volume):
                 raise refused
-        attachment.detach_leftovers(cinder, self._host, volume)
-        cinder.delete_volume(volume_id)
+            self._readers.discard(volume_id)
+            attachment.detach_leftovers(cinder, self._host, volume)
+            cinder.delete_volume(volume_id)
+        # Cinder deletes it now: nothing will attach it again.
+        self._host.forget(volume_id)
 
     def is_image_associated_with_store(self, context, volume_id):
         """Does this legacy ``cinder://<volume>`` belong to this backend?

@@ -12,15 +12,19 @@
 
 """A separate process reading one image from several threads at once.
 
-    python -m cinder_store.tests.functional.reader URI BACKEND THREADS
+    python -m cinder_store.tests.functional.reader URI BACKEND THREADS [DIR]
 
 Prints one sha256 per read; exits non-zero if any read failed.  Used to
-play several Glance workers reading one multiattach image-volume.
+play several Glance workers reading one image-volume.  With ``DIR``, each
+read stops after its first chunk, creates ``DIR/ready-<pid>-<n>`` and goes
+on only once ``DIR/go`` exists: the test sees every reader mid-download.
 """
 
 import concurrent.futures
 import hashlib
+import os
 import sys
+import time
 
 from glance_store import multi_backend
 from oslo_context import context as oslo_context
@@ -28,19 +32,32 @@ from oslo_context import context as oslo_context
 from cinder_store.tests.functional import base
 
 
-def read(uri, backend):
+def read(uri, backend, sync_dir=None, n=0):
     it, _ = multi_backend.get(uri, backend, context=oslo_context
                               .RequestContext(project_id='functional'))
     digest = hashlib.sha256()
     for chunk in it:
         digest.update(chunk)
+        if sync_dir:
+            _meet(sync_dir, n)
+            sync_dir = None
     return digest.hexdigest()
 
 
-def main(uri, backend, threads):
+def _meet(sync_dir, n):
+    open(os.path.join(sync_dir, 'ready-%d-%d' % (os.getpid(), n)),
+         'w').close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(os.path.join(sync_dir, 'go')):
+        if time.monotonic() > deadline:
+            raise RuntimeError('no go after 120 s')
+        time.sleep(0.02)
+
+
+def main(uri, backend, threads, sync_dir=None):
     base.load_stores()
     with concurrent.futures.ThreadPoolExecutor(int(threads)) as pool:
-        digests = list(pool.map(lambda _: read(uri, backend),
+        digests = list(pool.map(lambda n: read(uri, backend, sync_dir, n),
                                 range(int(threads))))
     print('\n'.join(digests))
 

@@ -22,7 +22,9 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 
+import fixtures
 from glance_store import exceptions
 from glance_store import location
 from glance_store import multi_backend
@@ -132,6 +134,36 @@ class StoreContract(object):
         self.assertTrue(all(g == data for g in got))
         self.assert_detached(uri)
 
+    def test_workers_reading_at_once_share_one_attachment(self):
+        # Three processes (Glance workers) x two downloads, all of them
+        # mid-download at the same moment: one attachment serves them all,
+        # also on volumes that are not multiattach.
+        data = base.pattern_bytes(12 * base.MiB + 5, seed=12)
+        uri = self.add(self.backend, data)[0]
+        self.addCleanup(self.delete, uri, self.backend)
+        sync = self.useFixture(fixtures.TempDir()).path
+        readers = [subprocess.Popen(
+            [sys.executable, '-m', 'cinder_store.tests.functional.reader',
+             uri, self.backend, '2', sync], stdout=subprocess.PIPE,
+            text=True) for _ in range(3)]
+        self.addCleanup(lambda: [r.kill() for r in readers
+                                 if r.poll() is None])
+        deadline = time.monotonic() + 180
+        while len(os.listdir(sync)) < 6:
+            self.assertLess(time.monotonic(), deadline,
+                            'readers never all started: %s'
+                            % os.listdir(sync))
+            self.assertEqual([None] * 3, [r.poll() for r in readers])
+            time.sleep(0.05)
+        self.assertEqual(1, len(self.volume_of(uri).attachments))
+        open(os.path.join(sync, 'go'), 'w').close()
+        outputs = [r.communicate(timeout=120)[0] for r in readers]
+        self.assertEqual([0, 0, 0], [r.returncode for r in readers])
+        expected = hashlib.sha256(data).hexdigest()
+        for out in outputs:
+            self.assertEqual([expected] * 2, out.split())
+        self.assert_detached(uri)
+
 
 class UnknownSizeContract(object):
     """Images of unknown size growing the volume past 1 GiB."""
@@ -229,9 +261,12 @@ class TestUpstreamImages(base.FunctionalTestCase):
     def test_in_tree_image_read_by_cinder_store(self):
         data = base.pattern_bytes(6 * base.MiB + 1, seed=9)
         uri = self.add('upstream', data)[0]
-        self.addCleanup(self.delete, uri, 'upstream')
         volume_id = uri.rsplit('/', 1)[1]
         store = multi_backend.get_store_from_store_identifier('block')
+        # The in-tree driver deletes this volume; our lock files for it
+        # are ours to remove (after a migration, deletes go through us).
+        self.addCleanup(store._host.forget, volume_id)
+        self.addCleanup(self.delete, uri, 'upstream')
         for form in (uri, 'cinder://%s' % volume_id):
             loc = location.Location('cinder',
                                     store.get_store_location_class(),

@@ -11,6 +11,7 @@
 # under the License.
 
 import io
+import os
 import threading
 from unittest import mock
 
@@ -132,6 +133,14 @@ class StoreTestCase(CinderTestCase):
         s.configure(re_raise_bsc=True)
         s.warm_up.join()
         return s
+
+    def assertNothingLeft(self, volumes=0):
+        super(StoreTestCase, self).assertNothingLeft(volumes)
+        live = set(self.cinder.volumes)
+        locks = self.tmp + '/locks'
+        stale = [n for n in (os.listdir(locks) if os.path.isdir(locks)
+                             else ()) if not any(v in n for v in live)]
+        self.assertEqual([], stale, 'lock files of deleted volumes')
 
     def location(self, volume_id, backend='fast'):
         loc = store.StoreLocation({'volume_id': volume_id,

@@ -203,6 +203,7 @@ class _Attachments(object):
     def complete(self, attachment_id):
         self.c.hit('attachments.complete')
         self.c.attachments[attachment_id]['completed'] = True
+        self.c.attachments[attachment_id]['status'] = 'attached'
         vol = self.c.volume(self.c.attachments[attachment_id]['volume_id'])
         vol.status = 'in-use'
 

@@ -1,0 +1,258 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""One read-only attachment per volume on this host, across processes.
+
+Glance runs several workers; downloads of one image land on any of them.
+Cinder allows one attachment of a volume that is not multiattach, so a
+second worker attaching on its own would wait for the first download to
+end, and fail after its retries when that download is long.  Here the
+worker that attaches records the attachment in a small file beside the
+locks (``<lock_path>/cinder_store-readers-<volume>.json``); other workers
+join it and use the same device, and the last worker to leave detaches.
+
+The file holds the Cinder attachment id, os-brick's device info (no
+credentials: a worker that must detach an attachment it did not make asks
+Cinder for the connection info) and the holders, each a process id with
+its start time, so a worker that died is recognised and dropped.  A record
+is trusted only if it was written since this host booted and Cinder still
+shows its attachment attached to this volume; otherwise its attachment is
+detached as a leftover and a fresh one is made.  All of it happens under a
+per-volume inter-process lock.
+"""
+
+import json
+import logging
+import os
+
+from oslo_utils import excutils
+
+from cinder_store import attachment as attachment_mod
+from cinder_store import device as device_mod
+
+LOG = logging.getLogger(__name__)
+
+PREFIX = 'cinder_store-readers-'
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def boot_id():
+    """This boot of this host: records from before a reboot are stale."""
+    try:
+        return _read('/proc/sys/kernel/random/boot_id').strip()
+    except OSError:
+        return 'unknown'
+
+
+def process_id(pid=None):
+    """``<pid>:<start time>``: unique among this boot's processes."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        stat = _read('/proc/%d/stat' % pid)
+    except OSError:
+        return None
+    # Field 22 (start time) counts after the ')' closing the command name.
+    return '%d:%s' % (pid, stat.rsplit(')', 1)[1].split()[19])
+
+
+def alive(holder):
+    """Is the process ``holder`` names still running?"""
+    pid = int(holder.split(':', 1)[0])
+    return process_id(pid) == holder
+
+
+class HostReaders(object):
+    """Joins and leaves this host's shared read-only attachments.
+
+    ``join`` returns a handle with ``id``, ``volume``, ``device_path``,
+    ``cinder`` (the client the handle detaches with; settable) and
+    ``close()`` (leave; the last process to leave detaches).  An
+    attachment whose device is not a path (a file object) is never
+    recorded: ``join`` then returns the process's own
+    :class:`attachment.Attachment`.
+    """
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def _path(self, volume_id):
+        return os.path.join(self.settings.lock_path,
+                            PREFIX + volume_id + '.json')
+
+    def _load(self, volume_id):
+        try:
+            return json.loads(_read(self._path(volume_id)))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            LOG.warning('Ignoring unreadable reader record of volume %s: '
+                        '%s', volume_id, e)
+            return None
+
+    def _save(self, volume_id, record):
+        path = self._path(volume_id)
+        tmp = path + '.tmp'
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            json.dump(record, f)
+        os.replace(tmp, path)
+
+    def _remove(self, volume_id):
+        try:
+            os.unlink(self._path(volume_id))
+        except FileNotFoundError:
+            pass
+
+    # -- joining -------------------------------------------------------------
+
+    def join(self, cinder, volume):
+        with self.settings.readers_lock(volume.id):
+            record = self._load(volume.id)
+            if record is not None:
+                if self._usable(cinder, volume, record):
+                    record['holders'] = [h for h in record['holders']
+                                         if alive(h)] + [process_id()]
+                    self._save(volume.id, record)
+                    LOG.debug('Joined attachment %s of volume %s held by '
+                              'another process', record['attachment'],
+                              volume.id)
+                    return _Joined(self, cinder, volume, record)
+                self._drop_stale(cinder, volume, record)
+            return self._attach(cinder, volume)
+
+    def _usable(self, cinder, volume, record):
+        if record.get('boot') != boot_id():
+            return False
+        if not any(alive(h) for h in record.get('holders', ())):
+            return False
+        try:
+            att = cinder.attachment_show(record['attachment'])
+        except Exception as e:
+            LOG.info('Recorded attachment %s of volume %s is gone: %s',
+                     record['attachment'], volume.id, e)
+            return False
+        return (getattr(att, 'volume_id', None) == volume.id and
+                getattr(att, 'status', None) == 'attached')
+
+    def _drop_stale(self, cinder, volume, record):
+        # Its holders died or the host rebooted: the attachment is a
+        # leftover.  After a reboot the device is gone already and its
+        # path may name another volume's device now: do not disconnect.
+        self._remove(volume.id)
+        same_boot = record.get('boot') == boot_id()
+        try:
+            attachment_mod.detach_attachment(
+                cinder, self.settings, volume, record['attachment'],
+                record.get('device_info') if same_boot else None,
+                disconnect=same_boot)
+        except Exception as e:
+            LOG.warning('Could not detach leftover attachment %s of volume '
+                        '%s: %s', record.get('attachment'), volume.id, e)
+
+    def _attach(self, cinder, volume):
+        att = attachment_mod.Attachment(cinder, self.settings, volume,
+                                        writable=False).open()
+        if not device_mod.is_path(att.device_path):
+            return att
+        try:
+            self._save(volume.id, {'boot': boot_id(), 'attachment': att.id,
+                                   'device_info': att.device_info,
+                                   'holders': [process_id()]})
+        except BaseException:
+            with excutils.save_and_reraise_exception():
+                att.close()
+        return _Owned(self, att)
+
+    # -- leaving -------------------------------------------------------------
+
+    def leave(self, handle):
+        """Drop this process; detach if no other live process holds it."""
+        volume_id = handle.volume.id
+        with self.settings.readers_lock(volume_id):
+            record = self._load(volume_id)
+            me = process_id()
+            others = []
+            if record is not None and record['attachment'] == handle.id:
+                others = [h for h in record['holders']
+                          if h != me and alive(h)]
+            if others:
+                record['holders'] = others
+                self._save(volume_id, record)
+                handle.let_go()
+                return
+            if record is not None and record['attachment'] == handle.id:
+                self._remove(volume_id)
+            handle.detach()
+
+    def discard(self, volume_id):
+        """Forget the record of a volume whose attachments are going."""
+        with self.settings.readers_lock(volume_id):
+            self._remove(volume_id)
+
+
+class _Owned(object):
+    """This process made the attachment."""
+
+    def __init__(self, readers, att):
+        self._readers = readers
+        self.attachment = att
+        self.id = att.id
+        self.volume = att.volume
+        self.device_path = att.device_path
+
+    @property
+    def cinder(self):
+        return self.attachment.cinder
+
+    @cinder.setter
+    def cinder(self, value):
+        self.attachment.cinder = value
+
+    def close(self):
+        self._readers.leave(self)
+
+    def let_go(self):
+        self.attachment.hand_over()
+
+    def detach(self):
+        self.attachment.close()
+
+
+class _Joined(object):
+    """Another process made the attachment; this one reads its device."""
+
+    def __init__(self, readers, cinder, volume, record):
+        self._readers = readers
+        self.cinder = cinder
+        self.volume = volume
+        self.id = record['attachment']
+        self.device_info = record['device_info']
+        self.device_path = self.device_info['path']
+
+    def close(self):
+        self._readers.leave(self)
+
+    def let_go(self):
+        pass
+
+    def detach(self):
+        try:
+            attachment_mod.detach_attachment(
+                self.cinder, self._readers.settings, self.volume, self.id,
+                self.device_info)
+        except Exception:
+            LOG.exception('Detaching attachment %s of volume %s failed',
+                          self.id, self.volume.id)

@@ -1,0 +1,182 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import io
+import json
+import os
+import stat
+from unittest import mock
+
+from cinder_store import attachment
+from cinder_store import hostshare
+from cinder_store.tests.unit import base
+
+DEAD = '999999999:1'  # beyond pid_max: never a running process
+
+
+class TestProcessIdentity(base.TestCase):
+
+    def test_this_process_is_alive(self):
+        self.assertTrue(hostshare.alive(hostshare.process_id()))
+
+    def test_a_reused_pid_is_not_the_same_process(self):
+        pid = hostshare.process_id().split(':')[0]
+        self.assertFalse(hostshare.alive(pid + ':0'))
+
+    def test_a_missing_process_is_dead(self):
+        self.assertFalse(hostshare.alive(DEAD))
+        self.assertIsNone(hostshare.process_id(999999999))
+
+
+class TestHostReaders(base.CinderTestCase):
+    """Other processes are played by editing the record's holders."""
+
+    def setUp(self):
+        super(TestHostReaders, self).setUp()
+        self.api = self.bound()
+        volume = self.api.create_volume(1, 'v', {}, None)
+        self.volume = self.api.wait_for_status(volume, 'creating',
+                                               'available')
+        settings = self.settings()
+        os.makedirs(settings.lock_path, exist_ok=True)
+        self.readers = hostshare.HostReaders(settings)
+        self.record_path = os.path.join(
+            settings.lock_path,
+            'cinder_store-readers-%s.json' % self.volume.id)
+        self.other = hostshare.process_id(os.getppid())
+        self.cinder.calls.clear()
+
+    def record(self):
+        with open(self.record_path) as f:
+            return json.load(f)
+
+    def rewrite(self, **changes):
+        record = dict(self.record(), **changes)
+        with open(self.record_path, 'w') as f:
+            json.dump(record, f)
+
+    def test_first_reader_attaches_and_records_it_without_secrets(self):
+        handle = self.readers.join(self.api, self.volume)
+        record = self.record()
+        self.assertEqual(handle.id, record['attachment'])
+        self.assertEqual([hostshare.process_id()], record['holders'])
+        self.assertEqual(self.cinder.device_path(self.volume.id),
+                         handle.device_path)
+        self.assertEqual(0o600, stat.S_IMODE(os.stat(self.record_path)
+                                             .st_mode))
+        with open(self.record_path) as f:
+            self.assertNotIn('s3cr3t', f.read())
+        handle.close()
+        self.assertFalse(os.path.exists(self.record_path))
+        self.assertNothingLeft(volumes=1)
+
+    def test_second_process_joins_instead_of_attaching(self):
+        owner = self.readers.join(self.api, self.volume)
+        self.rewrite(holders=[self.other])  # the attacher is another worker
+        joined = self.readers.join(self.api, self.volume)
+        self.assertEqual(1, self.cinder.calls.count('attachments.create'))
+        self.assertEqual(owner.id, joined.id)
+        self.assertEqual(owner.device_path, joined.device_path)
+        self.assertEqual([self.other, hostshare.process_id()],
+                         self.record()['holders'])
+        joined.close()  # the other worker still reads: nothing detached
+        self.assertEqual([self.other], self.record()['holders'])
+        self.assertEqual(1, len(self.cinder.attachments))
+        self.rewrite(holders=[hostshare.process_id()])
+        owner.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_owner_leaving_first_hands_over_to_the_other_process(self):
+        owner = self.readers.join(self.api, self.volume)
+        self.rewrite(holders=[hostshare.process_id(), self.other])
+        owner.close()
+        self.assertEqual([self.other], self.record()['holders'])
+        self.assertEqual(1, len(self.cinder.attachments))
+        self.assertIsNone(owner.attachment.device.fd)  # our handle closed
+        self.assertNotIn('disconnect_volume', self.brick.calls)
+
+    def test_last_process_detaches_what_another_attached(self):
+        owner = self.readers.join(self.api, self.volume)
+        self.rewrite(holders=[self.other])
+        joined = self.readers.join(self.api, self.volume)
+        owner.attachment.hand_over()  # the attacher's process is gone
+        self.rewrite(holders=[DEAD, hostshare.process_id()])
+        joined.close()
+        self.assertFalse(os.path.exists(self.record_path))
+        self.assertIn('attachments.show', self.cinder.calls)
+        self.assertNothingLeft(volumes=1)
+
+    def test_record_of_dead_processes_is_cleaned_up(self):
+        leftover = self.readers.join(self.api, self.volume)
+        leftover.attachment.hand_over()  # its process died holding it
+        self.rewrite(holders=[DEAD])
+        handle = self.readers.join(self.api, self.volume)
+        self.assertNotEqual(leftover.id, handle.id)
+        self.assertEqual([handle.id], list(self.cinder.attachments))
+        handle.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_record_from_before_a_reboot_is_not_disconnected(self):
+        # After a reboot the recorded device path may name another volume.
+        leftover = self.readers.join(self.api, self.volume)
+        leftover.attachment.hand_over()
+        self.rewrite(boot='an-earlier-boot', holders=[self.other])
+        self.brick.calls.clear()
+        handle = self.readers.join(self.api, self.volume)
+        self.assertEqual(['factory', 'connect_volume'], self.brick.calls)
+        self.assertEqual([handle.id], list(self.cinder.attachments))
+        handle.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_record_whose_attachment_cinder_lost_is_replaced(self):
+        leftover = self.readers.join(self.api, self.volume)
+        leftover.attachment.hand_over()
+        self.rewrite(holders=[self.other])
+        self.api.attachment_delete(leftover.id)  # e.g. an admin's detach
+        with mock.patch.object(hostshare.LOG, 'warning') as warn:
+            handle = self.readers.join(self.api, self.volume)
+        self.assertIn(leftover.id, str(warn.call_args))
+        self.assertEqual([handle.id], list(self.cinder.attachments))
+        handle.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_discard_forgets_the_record(self):
+        handle = self.readers.join(self.api, self.volume)
+        self.readers.discard(self.volume.id)
+        self.assertFalse(os.path.exists(self.record_path))
+        handle.close()  # still detaches what it made
+        self.assertNothingLeft(volumes=1)
+
+    def test_unreadable_record_is_ignored(self):
+        with open(self.record_path, 'w') as f:
+            f.write('{not json')
+        handle = self.readers.join(self.api, self.volume)
+        self.assertEqual(handle.id, self.record()['attachment'])
+        handle.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_failed_record_write_detaches(self):
+        with mock.patch.object(hostshare.HostReaders, '_save',
+                               side_effect=OSError(28, 'no space')):
+            self.assertRaises(OSError, self.readers.join, self.api,
+                              self.volume)
+        self.assertNothingLeft(volumes=1)
+
+    def test_file_object_device_is_not_recorded(self):
+        with mock.patch.object(attachment.Attachment, 'device_path',
+                               new_callable=mock.PropertyMock,
+                               return_value=io.BytesIO(b'data')):
+            handle = self.readers.join(self.api, self.volume)
+            self.assertIsInstance(handle, attachment.Attachment)
+            self.assertFalse(os.path.exists(self.record_path))
+            handle.close()
+        self.assertNothingLeft(volumes=1)
