@@ -23,11 +23,12 @@ join it and use the same device, and the last worker to leave detaches.
 The file holds the Cinder attachment id, os-brick's device info (no
 credentials: a worker that must detach an attachment it did not make asks
 Cinder for the connection info) and the holders, each a process id with
-its start time, so a worker that died is recognised and dropped.  A record
-is trusted only if it was written since this host booted and Cinder still
-shows its attachment attached to this volume; otherwise its attachment is
-detached as a leftover and a fresh one is made.  All of it happens under a
-per-volume inter-process lock.
+its start time and pid namespace, so a worker that died is recognised and
+dropped (one in another namespace cannot be checked and counts as alive).
+A record is trusted only if it was written since this host booted, has a
+live holder and Cinder still shows its attachment attached to this volume;
+otherwise its attachment is detached as a leftover and a fresh one is
+made.  All of it happens under a per-volume inter-process lock.
 """
 
 import json
@@ -57,21 +58,35 @@ def boot_id():
         return 'unknown'
 
 
+def _pid_namespace():
+    try:
+        return os.readlink('/proc/self/ns/pid').split('[')[-1].rstrip(']')
+    except OSError:
+        return '0'
+
+
 def process_id(pid=None):
-    """``<pid>:<start time>``: unique among this boot's processes."""
+    """``<pid namespace>:<pid>:<start time>``: unique on this host's boot."""
     pid = os.getpid() if pid is None else pid
     try:
         stat = _read('/proc/%d/stat' % pid)
     except OSError:
         return None
     # Field 22 (start time) counts after the ')' closing the command name.
-    return '%d:%s' % (pid, stat.rsplit(')', 1)[1].split()[19])
+    return '%s:%d:%s' % (_pid_namespace(), pid,
+                         stat.rsplit(')', 1)[1].split()[19])
 
 
 def alive(holder):
-    """Is the process ``holder`` names still running?"""
-    pid = int(holder.split(':', 1)[0])
-    return process_id(pid) == holder
+    """Is the process ``holder`` names still running?
+
+    A holder in another pid namespace (another container sharing the lock
+    directory) cannot be seen from here and counts as alive.
+    """
+    namespace, pid, _start = holder.split(':')
+    if namespace != _pid_namespace():
+        return True
+    return process_id(int(pid)) == holder
 
 
 class HostReaders(object):
@@ -183,18 +198,21 @@ class HostReaders(object):
         volume_id = handle.volume.id
         with self.settings.readers_lock(volume_id):
             record = self._load(volume_id)
-            me = process_id()
-            others = []
-            if record is not None and record['attachment'] == handle.id:
-                others = [h for h in record['holders']
-                          if h != me and alive(h)]
-            if others:
-                record['holders'] = others
+            if record is None or record['attachment'] != handle.id:
+                handle.detach()  # not (or no longer) recorded: ours alone
+                return
+            # One entry per hold: this process may hold it twice for a
+            # moment (its last reader leaving as its next one joins).
+            holders = list(record['holders'])
+            if process_id() in holders:
+                holders.remove(process_id())
+            holders = [h for h in holders if alive(h)]
+            if holders:
+                record['holders'] = holders
                 self._save(volume_id, record)
                 handle.let_go()
                 return
-            if record is not None and record['attachment'] == handle.id:
-                self._remove(volume_id)
+            self._remove(volume_id)
             handle.detach()
 
     def discard(self, volume_id):

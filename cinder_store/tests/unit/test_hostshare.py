@@ -20,7 +20,8 @@ from cinder_store import attachment
 from cinder_store import hostshare
 from cinder_store.tests.unit import base
 
-DEAD = '999999999:1'  # beyond pid_max: never a running process
+# beyond pid_max: never a running process
+DEAD = '%s:999999999:1' % hostshare._pid_namespace()
 
 
 class TestProcessIdentity(base.TestCase):
@@ -29,8 +30,12 @@ class TestProcessIdentity(base.TestCase):
         self.assertTrue(hostshare.alive(hostshare.process_id()))
 
     def test_a_reused_pid_is_not_the_same_process(self):
-        pid = hostshare.process_id().split(':')[0]
-        self.assertFalse(hostshare.alive(pid + ':0'))
+        namespace, pid, _start = hostshare.process_id().split(':')
+        self.assertFalse(hostshare.alive('%s:%s:0' % (namespace, pid)))
+
+    def test_a_process_in_another_namespace_counts_as_alive(self):
+        # It cannot be checked from here: never detach under it.
+        self.assertTrue(hostshare.alive('4026599999:999999999:1'))
 
     def test_a_missing_process_is_dead(self):
         self.assertFalse(hostshare.alive(DEAD))
@@ -103,6 +108,19 @@ class TestHostReaders(base.CinderTestCase):
         self.assertEqual(1, len(self.cinder.attachments))
         self.assertIsNone(owner.attachment.device.fd)  # our handle closed
         self.assertNotIn('disconnect_volume', self.brick.calls)
+
+    def test_rejoining_while_the_last_reader_leaves_keeps_it_attached(self):
+        # This process's last reader leaves just as its next one joins.
+        first = self.readers.join(self.api, self.volume)
+        second = self.readers.join(self.api, self.volume)
+        me = hostshare.process_id()
+        self.assertEqual([me, me], self.record()['holders'])
+        first.close()
+        self.assertEqual([me], self.record()['holders'])
+        self.assertEqual([first.id], list(self.cinder.attachments))
+        second.close()
+        self.assertNothingLeft(volumes=1)
+        self.assertFalse(os.path.exists(self.record_path))
 
     def test_last_process_detaches_what_another_attached(self):
         owner = self.readers.join(self.api, self.volume)
