@@ -101,3 +101,24 @@ class TestGlanceAPI(GlanceAPITestCase):
         next(r.iter_content(1 << 20))
         r.close()
         self.wait_detached(image_id)
+
+    def test_concurrent_downloads_share_one_attachment(self):
+        # A boot storm in miniature: six downloads open at once across
+        # Glance's workers, of an image whose volume is not multiattach.
+        data = base.pattern_bytes(24 * base.MiB + 1, seed=23)
+        image_id = self.create()
+        self.assertEqual(204, self.upload(image_id, data).status_code)
+        responses = [self.image.get('/images/%s/file' % image_id,
+                                    stream=True) for _ in range(6)]
+        firsts = [next(r.iter_content(1 << 20)) for r in responses]
+        (volume_id,) = self.my_volumes()
+        self.assertEqual(1, len(self.cinder.volumes.get(volume_id)
+                                .attachments))
+        expected = hashlib.sha256(data).hexdigest()
+        for first, r in zip(firsts, responses):
+            self.assertEqual(200, r.status_code)
+            digest = hashlib.sha256(first)
+            for chunk in r.iter_content(1 << 20):
+                digest.update(chunk)
+            self.assertEqual(expected, digest.hexdigest())
+        self.wait_detached(image_id)
