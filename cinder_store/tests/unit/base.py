@@ -95,6 +95,13 @@ class CinderTestCase(TestCase):
                                kwargs.get('timeout', 30))
         return parent.bind(None)
 
+    def available_volume(self, api):
+        """A new 1 GiB volume, waited for; the calls made are forgotten."""
+        volume = api.wait_for_status(api.create_volume(1, 'v', {}, None),
+                                     'creating', 'available')
+        self.cinder.calls.clear()
+        return volume
+
     def settings(self):
         return attachment.HostSettings('', False, False, self.tmp + '/mnt',
                                        self.tmp + '/locks')

@@ -33,10 +33,7 @@ class TestAttachment(base.CinderTestCase):
     def setUp(self):
         super(TestAttachment, self).setUp()
         self.api = self.bound()
-        self.volume = self.api.create_volume(1, 'v', {}, None)
-        self.volume = self.api.wait_for_status(self.volume, 'creating',
-                                               'available')
-        self.cinder.calls.clear()
+        self.volume = self.available_volume(self.api)
 
     def attach(self, writable=True):
         return attachment.Attachment(self.api, self.settings(), self.volume,
@@ -217,8 +214,7 @@ class TestLeftovers(base.CinderTestCase):
 
     def test_detach_leftovers_only_for_this_host(self):
         api = self.bound()
-        vol = api.wait_for_status(api.create_volume(1, 'v', {}, None),
-                                  'creating', 'available')
+        vol = self.available_volume(api)
         attachment.Attachment(api, self.settings(), vol, False).open()
         fresh = api.get_volume(vol.id)
         fresh.attachments.append({'attachment_id': 'y', 'host_name': 'b'})

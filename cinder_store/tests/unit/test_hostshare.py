@@ -48,9 +48,7 @@ class TestHostReaders(base.CinderTestCase):
     def setUp(self):
         super(TestHostReaders, self).setUp()
         self.api = self.bound()
-        volume = self.api.create_volume(1, 'v', {}, None)
-        self.volume = self.api.wait_for_status(volume, 'creating',
-                                               'available')
+        self.volume = self.available_volume(self.api)
         settings = self.settings()
         os.makedirs(settings.lock_path, exist_ok=True)
         self.readers = hostshare.HostReaders(settings)
@@ -58,7 +56,6 @@ class TestHostReaders(base.CinderTestCase):
             settings.lock_path,
             'cinder_store-readers-%s.json' % self.volume.id)
         self.other = hostshare.process_id(os.getppid())
-        self.cinder.calls.clear()
 
     def record(self):
         with open(self.record_path) as f:
@@ -133,39 +130,39 @@ class TestHostReaders(base.CinderTestCase):
         self.assertIn('attachments.show', self.cinder.calls)
         self.assertNothingLeft(volumes=1)
 
-    def test_record_of_dead_processes_is_cleaned_up(self):
-        leftover = self.readers.join(self.api, self.volume)
-        leftover.attachment.hand_over()  # its process died holding it
-        self.rewrite(holders=[DEAD])
+    def leftover(self, **record):
+        """A recorded attachment this process no longer holds."""
         handle = self.readers.join(self.api, self.volume)
+        handle.attachment.hand_over()
+        self.rewrite(**record)
+        return handle
+
+    def assertReplaced(self, leftover, handle):
         self.assertNotEqual(leftover.id, handle.id)
         self.assertEqual([handle.id], list(self.cinder.attachments))
         handle.close()
         self.assertNothingLeft(volumes=1)
 
+    def test_record_of_dead_processes_is_cleaned_up(self):
+        leftover = self.leftover(holders=[DEAD])
+        self.assertReplaced(leftover,
+                            self.readers.join(self.api, self.volume))
+
     def test_record_from_before_a_reboot_is_not_disconnected(self):
         # After a reboot the recorded device path may name another volume.
-        leftover = self.readers.join(self.api, self.volume)
-        leftover.attachment.hand_over()
-        self.rewrite(boot='an-earlier-boot', holders=[self.other])
+        leftover = self.leftover(boot='an-earlier-boot', holders=[self.other])
         self.brick.calls.clear()
         handle = self.readers.join(self.api, self.volume)
         self.assertEqual(['factory', 'connect_volume'], self.brick.calls)
-        self.assertEqual([handle.id], list(self.cinder.attachments))
-        handle.close()
-        self.assertNothingLeft(volumes=1)
+        self.assertReplaced(leftover, handle)
 
     def test_record_whose_attachment_cinder_lost_is_replaced(self):
-        leftover = self.readers.join(self.api, self.volume)
-        leftover.attachment.hand_over()
-        self.rewrite(holders=[self.other])
+        leftover = self.leftover(holders=[self.other])
         self.api.attachment_delete(leftover.id)  # e.g. an admin's detach
         with mock.patch.object(hostshare.LOG, 'warning') as warn:
             handle = self.readers.join(self.api, self.volume)
         self.assertIn(leftover.id, str(warn.call_args))
-        self.assertEqual([handle.id], list(self.cinder.attachments))
-        handle.close()
-        self.assertNothingLeft(volumes=1)
+        self.assertReplaced(leftover, handle)
 
     def test_discard_forgets_the_record(self):
         handle = self.readers.join(self.api, self.volume)

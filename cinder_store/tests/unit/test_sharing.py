@@ -32,13 +32,10 @@ class TestReadAttachments(base.CinderTestCase):
     def setUp(self):
         super(TestReadAttachments, self).setUp()
         self.api = self.bound()
-        volume = self.api.create_volume(1, 'v', {}, None)
-        self.volume = self.api.wait_for_status(volume, 'creating',
-                                               'available')
+        self.volume = self.available_volume(self.api)
         with open(self.cinder.device_path(self.volume.id), 'r+b') as f:
             f.write(b'0123456789')
         self.readers = sharing.ReadAttachments(self.settings())
-        self.cinder.calls.clear()
 
     def test_readers_of_one_volume_share_one_attachment(self):
         first = self.readers.acquire(self.api, self.volume)
