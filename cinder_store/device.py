@@ -196,6 +196,13 @@ class FdDevice(Device):
                                 lambda r: r.read(length, offset))
         if data is not None:
             return data
+        # Asking for the whole range first makes the kernel read it in
+        # large requests; left to readahead, a loop device was read at
+        # ~0.5 GB/s here instead of ~3.6 GB/s.
+        try:
+            os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass  # advice only
         return os.pread(self.fd, length, offset)
 
     def pwrite(self, data, offset):

@@ -32,6 +32,7 @@ os-brick (RBD without a local attach) has one position and cannot be read
 by two readers, so each of those readers keeps its own attachment.
 """
 
+from concurrent import futures
 import logging
 import threading
 
@@ -47,7 +48,8 @@ LOG = logging.getLogger(__name__)
 class _Shared(object):
     """An attachment being opened or open, and how many readers hold it."""
 
-    def __init__(self):
+    def __init__(self, volume):
+        self.volume = volume
         self.users = 1
         self.ready = threading.Event()
         self.attachment = None
@@ -91,13 +93,42 @@ class ReadAttachments(object):
         self._host = hostshare.HostReaders(settings)
         self._lock = threading.Lock()
         self._volumes = {}
+        self._lookups = {}
+
+    def lookup(self, volume_id, fetch):
+        """``fetch()``'s volume, fetched once for concurrent readers.
+
+        A volume this process has attached (or is attaching) for reading
+        is not fetched again, and concurrent lookups of one volume share
+        one ``fetch()`` and its outcome.  Only for callers whose
+        ``fetch()`` uses the same identity whoever asks (service
+        credentials): it is not a per-caller access check.
+        """
+        with self._lock:
+            shared = self._volumes.get(volume_id)
+            if shared is not None and shared.error is None:
+                return shared.volume
+            pending = self._lookups.get(volume_id)
+            mine = pending is None
+            if mine:
+                pending = self._lookups[volume_id] = futures.Future()
+        if not mine:
+            return pending.result()
+        try:
+            pending.set_result(fetch())
+        except BaseException as error:
+            pending.set_exception(error)
+        finally:
+            with self._lock:
+                del self._lookups[volume_id]
+        return pending.result()
 
     def acquire(self, cinder, volume):
         with self._lock:
             shared = self._volumes.get(volume.id)
             opener = shared is None
             if opener:
-                shared = self._volumes[volume.id] = _Shared()
+                shared = self._volumes[volume.id] = _Shared(volume)
             else:
                 shared.users += 1
         if opener:

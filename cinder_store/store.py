@@ -224,7 +224,7 @@ class Store(driver.Store):
         """
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
-        volume = _existing(cinder, volume_id)
+        volume = self._lookup(cinder, volume_id)
         size = _image_size(volume)
         if offset < 0 or offset > size:
             raise exceptions.Invalid(
@@ -237,6 +237,14 @@ class Store(driver.Store):
             return iter(()), 0
         lease = self._readers.acquire(cinder, volume)
         return dataio.VolumeIterator(lease, offset, length), length
+
+    def _lookup(self, cinder, volume_id):
+        if not self._cinder.credentials.has_service_credentials:
+            # The user's token: each reader's own GET is its access check.
+            return _existing(cinder, volume_id)
+        # One identity for all: a boot storm's readers share one GET.
+        return self._readers.lookup(volume_id,
+                                    lambda: _existing(cinder, volume_id))
 
     def get_size(self, location, context=None):
         volume_id = location.store_location.volume_id

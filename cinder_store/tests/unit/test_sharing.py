@@ -10,6 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+from concurrent import futures
 import io
 import threading
 from unittest import mock
@@ -92,6 +93,43 @@ class TestReadAttachments(base.CinderTestCase):
         for lease in leases:
             lease.close()
         self.assertNothingLeft(volumes=1)
+
+    def test_lookup_of_an_attached_volume_does_not_fetch(self):
+        lease = self.readers.acquire(self.api, self.volume)
+        fetch = mock.Mock()
+        self.assertIs(self.volume, self.readers.lookup(self.volume.id, fetch))
+        fetch.assert_not_called()
+        lease.close()
+
+    def test_lookup_fetches_when_nothing_is_attached_and_keeps_nothing(self):
+        fetch = mock.Mock(side_effect=[Boom('lookup failed'), self.volume])
+        self.assertRaises(Boom, self.readers.lookup, self.volume.id, fetch)
+        self.assertIs(self.volume, self.readers.lookup(self.volume.id, fetch))
+        self.assertEqual(2, fetch.call_count)
+        self.assertEqual({}, self.readers._lookups)
+
+    def test_concurrent_lookups_share_one_fetch(self):
+        waiting = threading.Event()
+
+        class WatchedFuture(futures.Future):
+            def result(self, timeout=None):
+                waiting.set()
+                return super(WatchedFuture, self).result(timeout)
+        self.useFixture(fixtures.MockPatch(
+            'cinder_store.sharing.futures.Future', WatchedFuture))
+        got = []
+        other = threading.Thread(target=lambda: got.append(
+            self.readers.lookup(self.volume.id, fetch)))
+
+        def slow_fetch():
+            other.start()  # a second reader asks while this GET runs
+            waiting.wait()
+            return self.volume
+        fetch = mock.Mock(side_effect=slow_fetch)
+        self.assertIs(self.volume, self.readers.lookup(self.volume.id, fetch))
+        other.join()
+        self.assertEqual([self.volume], got)
+        self.assertEqual(1, fetch.call_count)
 
     def test_exclusive_volume_readable_by_two_readers_at_once(self):
         # Cinder refuses a second attachment of a volume that is not
@@ -184,8 +222,8 @@ class TestReadAttachments(base.CinderTestCase):
 class _Watched(sharing._Shared):
     """Tells a test when a reader starts waiting for the attach."""
 
-    def __init__(self):
-        super(_Watched, self).__init__()
+    def __init__(self, volume):
+        super(_Watched, self).__init__(volume)
         self.waiting = threading.Event()
         real_wait = self.ready.wait
 

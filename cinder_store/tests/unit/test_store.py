@@ -248,6 +248,29 @@ class TestGet(base.StoreTestCase):
         self.assertEqual(self.data[100:], b''.join(second))
         self.assertNothingLeft(volumes=1)
 
+    def test_readers_joining_an_attachment_look_the_volume_up_once(self):
+        before = self.cinder.calls.count('volumes.get')
+        first, _ = self.store.get(self.loc)
+        second, _ = self.store.get(self.loc)
+        self.assertEqual(before + 1, self.cinder.calls.count('volumes.get'))
+        self.assertEqual(self.data, b''.join(first))
+        self.assertEqual(self.data, b''.join(second))
+        self.assertNothingLeft(volumes=1)
+
+    def test_with_user_tokens_each_reader_looks_the_volume_up(self):
+        # The GET is then each user's access check: never shared.
+        before = self.cinder.calls.count('volumes.get')
+        with mock.patch.object(type(self.store._cinder.credentials),
+                               'has_service_credentials',
+                               new_callable=mock.PropertyMock,
+                               return_value=False):
+            first, _ = self.store.get(self.loc)
+            second, _ = self.store.get(self.loc)
+        self.assertEqual(before + 2, self.cinder.calls.count('volumes.get'))
+        self.assertEqual(self.data, b''.join(first))
+        self.assertEqual(self.data, b''.join(second))
+        self.assertNothingLeft(volumes=1)
+
     @ddt.data((0, None), (10, None), (10, 100), (len(bytes(range(256)) * 100)
                                                  - 5, 100))
     @ddt.unpack
