@@ -58,6 +58,12 @@ def boot_id():
         return 'unknown'
 
 
+def _this_boot(record):
+    """Was ``record`` written since this host booted?  Unknown is no."""
+    current = boot_id()
+    return current != 'unknown' and record.get('boot') == current
+
+
 def _pid_namespace():
     try:
         return os.readlink('/proc/self/ns/pid').split('[')[-1].rstrip(']')
@@ -149,7 +155,7 @@ class HostReaders(object):
             return self._attach(cinder, volume)
 
     def _usable(self, cinder, volume, record):
-        if record.get('boot') != boot_id():
+        if not _this_boot(record):
             return False
         if not any(alive(h) for h in record.get('holders', ())):
             return False
@@ -167,7 +173,7 @@ class HostReaders(object):
         # leftover.  After a reboot the device is gone already and its
         # path may name another volume's device now: do not disconnect.
         self._remove(volume.id)
-        same_boot = record.get('boot') == boot_id()
+        same_boot = _this_boot(record)
         try:
             attachment_mod.detach_attachment(
                 cinder, self.settings, volume, record['attachment'],

@@ -156,6 +156,14 @@ class TestHostReaders(base.CinderTestCase):
         self.assertEqual(['factory', 'connect_volume'], self.brick.calls)
         self.assertReplaced(leftover, handle)
 
+    def test_without_a_boot_id_records_are_never_trusted(self):
+        leftover = self.leftover(holders=[self.other])
+        self.brick.calls.clear()
+        with mock.patch.object(hostshare, 'boot_id', return_value='unknown'):
+            handle = self.readers.join(self.api, self.volume)
+        self.assertNotIn('disconnect_volume', self.brick.calls)
+        self.assertReplaced(leftover, handle)
+
     def test_record_whose_attachment_cinder_lost_is_replaced(self):
         leftover = self.leftover(holders=[self.other])
         self.api.attachment_delete(leftover.id)  # e.g. an admin's detach
