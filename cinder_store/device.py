@@ -149,7 +149,8 @@ class FdDevice(Device):
     accepts it: it saves a copy, leaves nothing for the final fsync to wait
     for, and keeps a multi-GiB image from evicting the Glance host's page
     cache.  Regular files, such as volumes on NFS-style shares, always go
-    through the page cache.
+    through the page cache, and so does a block device opened with
+    ``direct=False`` (readers sharing an attachment, :mod:`sharing`).
     """
 
     def __init__(self, path, writable, direct=True):
