@@ -68,7 +68,7 @@ class Lease(object):
         self._readers = readers
         self._shared = shared
         self._cinder = cinder
-        self.volume = shared.attachment.volume
+        self.volume = shared.volume
         self.device = device
 
     def close(self):
@@ -189,8 +189,8 @@ class ReadAttachments(object):
             shared.users -= 1
             if shared.users:
                 return
-            if self._volumes.get(shared.attachment.volume.id) is shared:
-                del self._volumes[shared.attachment.volume.id]
+            if self._volumes.get(shared.volume.id) is shared:
+                del self._volumes[shared.volume.id]
         shared.attachment.cinder = cinder
         shared.attachment.close()
 

@@ -248,25 +248,20 @@ class TestGet(base.StoreTestCase):
         self.assertEqual(self.data[100:], b''.join(second))
         self.assertNothingLeft(volumes=1)
 
-    def test_readers_joining_an_attachment_look_the_volume_up_once(self):
-        before = self.cinder.calls.count('volumes.get')
-        first, _ = self.store.get(self.loc)
-        second, _ = self.store.get(self.loc)
-        self.assertEqual(before + 1, self.cinder.calls.count('volumes.get'))
-        self.assertEqual(self.data, b''.join(first))
-        self.assertEqual(self.data, b''.join(second))
-        self.assertNothingLeft(volumes=1)
-
-    def test_with_user_tokens_each_reader_looks_the_volume_up(self):
-        # The GET is then each user's access check: never shared.
+    @ddt.data((True, 1), (False, 2))
+    @ddt.unpack
+    def test_volume_lookups_of_concurrent_readers(self, service, lookups):
+        # Service credentials: a reader joining an attachment needs no
+        # GET.  User tokens: each GET is that user's access check.
         before = self.cinder.calls.count('volumes.get')
         with mock.patch.object(type(self.store._cinder.credentials),
                                'has_service_credentials',
                                new_callable=mock.PropertyMock,
-                               return_value=False):
+                               return_value=service):
             first, _ = self.store.get(self.loc)
             second, _ = self.store.get(self.loc)
-        self.assertEqual(before + 2, self.cinder.calls.count('volumes.get'))
+        self.assertEqual(before + lookups,
+                         self.cinder.calls.count('volumes.get'))
         self.assertEqual(self.data, b''.join(first))
         self.assertEqual(self.data, b''.join(second))
         self.assertNothingLeft(volumes=1)
