@@ -20,12 +20,14 @@ hundreds of milliseconds) and are never mutated by callers.
 import copy
 import logging
 import os
+import shlex
 import socket
 import threading
 
 from glance_store import exceptions
 from os_brick.initiator import connector as brick_connector
 from oslo_concurrency import processutils
+from oslo_privsep import priv_context
 
 LOG = logging.getLogger(__name__)
 
@@ -38,6 +40,20 @@ _cache = {}
 
 def root_helper(rootwrap_config):
     return 'sudo glance-rootwrap %s' % rootwrap_config
+
+
+def route_privsep(helper):
+    """Start os-brick's privileged daemon through ``helper`` (rootwrap).
+
+    Unprivileged, Glance may only run ``glance-rootwrap`` as root: without
+    this, oslo.privsep would run ``sudo privsep-helper`` and every attach
+    would fail.  As root, oslo.privsep's own default is left alone (root
+    needs no rootwrap).  ``[privsep_osbrick] helper_command``, when set,
+    still wins.  The prefix is global to the process, as in the in-tree
+    driver.
+    """
+    if os.geteuid() != 0:
+        priv_context.init(root_helper=shlex.split(helper))
 
 
 def host_ip(hostname):

@@ -122,8 +122,10 @@ class Store(driver.Store):
             auth.Credentials(view), view.cinder_store_http_retries,
             view.cinder_store_attach_retry_attempts,
             view.cinder_store_state_transition_timeout)
+        helper = host.root_helper(view.cinder_store_rootwrap_config)
+        host.route_privsep(helper)
         self._host = attachment.HostSettings(
-            host.root_helper(view.cinder_store_rootwrap_config),
+            helper,
             view.cinder_store_use_multipath,
             view.cinder_store_enforce_multipath,
             view.cinder_store_mount_point_base, lock_path)
