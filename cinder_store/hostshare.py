@@ -155,18 +155,66 @@ class HostReaders(object):
             return self._attach(cinder, volume)
 
     def _usable(self, cinder, volume, record):
+        reason = self._why_stale(cinder, volume.id, record)
+        if reason:
+            LOG.info('Reader record of volume %s is stale: %s', volume.id,
+                     reason)
+        return reason is None
+
+    @staticmethod
+    def _why_stale(cinder, volume_id, record):
+        """None if ``record`` may be joined, else why not (for a person)."""
         if not _this_boot(record):
-            return False
+            return 'written before this host last booted'
         if not any(alive(h) for h in record.get('holders', ())):
-            return False
+            return 'no live process holds it (holders: %s)' % (
+                ', '.join(record.get('holders', ())) or 'none')
         try:
             att = cinder.attachment_show(record['attachment'])
         except Exception as e:
-            LOG.info('Recorded attachment %s of volume %s is gone: %s',
-                     record['attachment'], volume.id, e)
-            return False
-        return (getattr(att, 'volume_id', None) == volume.id and
-                getattr(att, 'status', None) == 'attached')
+            return 'its attachment %s is gone: %s' % (record['attachment'], e)
+        if getattr(att, 'volume_id', None) != volume_id:
+            return 'attachment %s belongs to volume %s' % (
+                record['attachment'], getattr(att, 'volume_id', None))
+        if getattr(att, 'status', None) != 'attached':
+            return 'attachment %s is %s, not attached' % (
+                record['attachment'], getattr(att, 'status', None))
+        return None
+
+    # -- inspection, for cinder-store-check ----------------------------------
+
+    def recorded_volumes(self):
+        """Ids of the volumes this host has reader records for."""
+        try:
+            names = os.listdir(self.settings.lock_path)
+        except FileNotFoundError:
+            return []
+        return sorted(n[len(PREFIX):-len('.json')] for n in names
+                      if n.startswith(PREFIX) and n.endswith('.json'))
+
+    def inspect(self, cinder, volume_id):
+        """``(record, reason)``: reason is None while the record is live.
+
+        Read-only; ``record`` is None when there is none (or unreadable).
+        """
+        with self.settings.readers_lock(volume_id):
+            record = self._load(volume_id)
+            if record is None:
+                return None, None
+            return record, self._why_stale(cinder, volume_id, record)
+
+    def repair(self, cinder, volume):
+        """Undo a stale record as the next reader would; True if it did.
+
+        Its attachment is detached (not disconnected after a reboot) and
+        the record removed; a live record is left alone.
+        """
+        with self.settings.readers_lock(volume.id):
+            record = self._load(volume.id)
+            if record is None or self._usable(cinder, volume, record):
+                return False
+            self._drop_stale(cinder, volume, record)
+            return True
 
     def _drop_stale(self, cinder, volume, record):
         # Its holders died or the host rebooted: the attachment is a

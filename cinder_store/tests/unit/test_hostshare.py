@@ -203,3 +203,31 @@ class TestHostReaders(base.CinderTestCase):
             self.assertFalse(os.path.exists(self.record_path))
             handle.close()
         self.assertNothingLeft(volumes=1)
+
+    def test_inspect_says_why_a_record_is_stale(self):
+        handle = self.readers.join(self.api, self.volume)
+        self.assertEqual([self.volume.id], self.readers.recorded_volumes())
+        record, reason = self.readers.inspect(self.api, self.volume.id)
+        self.assertEqual(handle.id, record['attachment'])
+        self.assertIsNone(reason)
+        self.rewrite(boot='another-boot')
+        self.assertIn('before this host last booted',
+                      self.readers.inspect(self.api, self.volume.id)[1])
+        self.rewrite(boot=hostshare.boot_id(), holders=[DEAD])
+        self.assertIn(DEAD, self.readers.inspect(self.api, self.volume.id)[1])
+        self.assertEqual(1, len(self.cinder.attachments))  # read-only
+
+    def test_repair_leaves_live_records_and_undoes_stale_ones(self):
+        self.assertFalse(self.readers.repair(self.api, self.volume))
+        handle = self.readers.join(self.api, self.volume)
+        self.assertFalse(self.readers.repair(self.api, self.volume))
+        self.assertEqual(1, len(self.cinder.attachments))
+        self.rewrite(holders=[DEAD])
+        self.assertTrue(self.readers.repair(self.api, self.volume))
+        self.assertEqual([], self.readers.recorded_volumes())
+        handle.close()  # its attachment is gone already: only logs
+        self.assertNothingLeft(volumes=1)
+
+    def test_no_lock_directory_no_records(self):
+        self.readers.settings.lock_path = self.tmp + '/none'
+        self.assertEqual([], self.readers.recorded_volumes())

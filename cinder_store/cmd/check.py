@@ -1,0 +1,232 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""``cinder-store-check``: can this Glance host use its cinder_store backends?
+
+    cinder-store-check [--config-file /etc/glance/glance-api.conf]
+                       [--backend ID] [--fix]
+
+Loads each ``cinder_store`` backend of ``enabled_backends`` the way
+glance-api does and checks, in order: its configuration, Cinder (as the
+service user, at the driver's API microversion), this host's os-brick
+connector, the privileges device hand-over needs, and the read-only
+attachments Glance workers on this host share.  One line per finding;
+exit status 1 if anything failed, 2 for a --backend that is not one.
+
+Without ``--fix`` it changes nothing.  With ``--fix`` it detaches the
+shared read attachments no live Glance process holds any more (what the
+next download of that image, or its delete, would do anyway).  Uploads in
+progress are never touched.
+"""
+
+import collections
+import configparser
+import logging
+import os
+import sys
+import tempfile
+
+from glance_store import exceptions
+from glance_store import multi_backend
+from oslo_config import cfg
+
+from cinder_store import hostshare
+from cinder_store import store as store_mod
+
+OK, WARN, FAIL, FIXED, SKIP = 'ok', 'warn', 'FAIL', 'fixed', 'skip'
+
+Finding = collections.namedtuple('Finding', 'status topic message')
+
+CLI_OPTS = [
+    cfg.StrOpt('backend',
+               help='Check only this backend (default: every backend of '
+                    'type cinder_store in enabled_backends).'),
+    cfg.BoolOpt('fix', default=False,
+                help='Detach shared read attachments no live Glance process '
+                     'holds.'),
+]
+
+
+def check_store(store, fix=False):
+    """Findings for one configured :class:`store_mod.Store`."""
+    findings = [_cinder(store)]
+    findings.append(_lock_path(store))
+    findings.append(_host(store))
+    findings.append(_privileges(store))
+    findings.extend(_shared_reads(store, fix))
+    return findings
+
+
+def _guarded(topic):
+    def decorator(func):
+        def wrapper(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except Exception as e:
+                return Finding(FAIL, topic, '%s: %s' % (type(e).__name__, e))
+        return wrapper
+    return decorator
+
+
+@_guarded('cinder')
+def _cinder(store):
+    if not store._cinder.credentials.has_service_credentials:
+        return Finding(SKIP, 'cinder', 'no service credentials: Cinder is '
+                       'reached with each request\'s user token')
+    cinder = store._cinder.bind(None)
+    name = store.view.cinder_store_volume_type
+    try:
+        volume_type = (cinder.find_volume_type(name) if name
+                       else cinder.default_volume_type())
+    except exceptions.NotFound:
+        return Finding(FAIL, 'cinder', 'volume type %r (cinder_store_volume'
+                       '_type) does not exist in Cinder' % name)
+    return Finding(OK, 'cinder', 'reached as the service user; volume type '
+                   '%r exists' % volume_type.name)
+
+
+@_guarded('lock path')
+def _lock_path(store):
+    path = store._host.lock_path
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix='.check-'):
+        pass
+    return Finding(OK, 'lock path', '%s is writable' % path)
+
+
+@_guarded('host')
+def _host(store):
+    store.warm_up.join()
+    props = store._host.connector()
+    return Finding(OK, 'host', 'os-brick connector of %s (%s), multipath %s'
+                   % (props.get('host'), props.get('ip'),
+                      'on' if props.get('multipath') else 'off'))
+
+
+@_guarded('privileges')
+def _privileges(store):
+    if os.geteuid() == 0:
+        return Finding(OK, 'privileges', 'running as root: no rootwrap '
+                       'needed')
+    path = store.view.cinder_store_rootwrap_config
+    parser = configparser.RawConfigParser()
+    if not parser.read(path):
+        return Finding(FAIL, 'privileges', 'cinder_store_rootwrap_config %s '
+                       'is missing: an unprivileged Glance cannot take '
+                       'over attached devices' % path)
+    dirs = parser.get('DEFAULT', 'filters_path', fallback='').split(',')
+    for directory in filter(None, (d.strip() for d in dirs)):
+        for name in sorted(os.listdir(directory)):
+            if _admits_chown(os.path.join(directory, name)):
+                return Finding(OK, 'privileges', 'rootwrap filter %s admits '
+                               'chown of devices' % name)
+    return Finding(FAIL, 'privileges', 'no filter in %s admits chown: '
+                   'install etc/glance/rootwrap.d/cinder_store.filters there'
+                   % ', '.join(dirs))
+
+
+def _admits_chown(path):
+    filters = configparser.RawConfigParser()
+    try:
+        filters.read(path)
+        return any(value.split(',')[1].strip() == 'chown'
+                   for _, value in filters.items('Filters'))
+    except (configparser.Error, IndexError, UnicodeDecodeError):
+        return False
+
+
+def _shared_reads(store, fix):
+    try:
+        readers = hostshare.HostReaders(store._host)
+        volume_ids = readers.recorded_volumes()
+        if not volume_ids:
+            return [Finding(OK, 'shared reads', 'no shared read attachment '
+                            'on this host')]
+        cinder = store._cinder.bind(None)
+        return [_shared_read(readers, cinder, v, fix) for v in volume_ids]
+    except Exception as e:
+        return [Finding(FAIL, 'shared reads', '%s: %s' % (type(e).__name__,
+                                                          e))]
+
+
+def _shared_read(readers, cinder, volume_id, fix):
+    record, reason = readers.inspect(cinder, volume_id)
+    if record is None:
+        return Finding(OK, 'shared reads', 'volume %s: record gone' %
+                       volume_id)
+    if reason is None:
+        return Finding(OK, 'shared reads', 'volume %s: attachment %s held '
+                       'by %d live process(es)' % (
+                           volume_id, record['attachment'],
+                           len(record['holders'])))
+    if not fix:
+        return Finding(WARN, 'shared reads', 'volume %s: attachment %s is '
+                       'stale, %s; --fix detaches it' % (
+                           volume_id, record['attachment'], reason))
+    readers.repair(cinder, cinder.get_volume(volume_id))
+    return Finding(FIXED, 'shared reads', 'volume %s: detached stale '
+                   'attachment %s (%s)' % (volume_id, record['attachment'],
+                                           reason))
+
+
+def _load_conf(argv, conf=None):
+    # Glance's own global: oslo.privsep reads [privsep_osbrick] from it.
+    conf = cfg.CONF if conf is None else conf
+    conf.register_cli_opts(CLI_OPTS)
+    conf.register_opt(cfg.DictOpt('enabled_backends'))
+    conf(argv, project='glance', prog='glance-api')
+    multi_backend.register_store_opts(conf)
+    return conf
+
+
+def _backends(conf):
+    enabled = conf.enabled_backends or {}
+    names = [n for n, kind in enabled.items() if kind == 'cinder_store']
+    if conf.backend:
+        if conf.backend not in names:
+            raise ValueError('%s is not a cinder_store backend of '
+                             'enabled_backends (%s)' % (
+                                 conf.backend, ', '.join(names) or 'none'))
+        names = [conf.backend]
+    return names
+
+
+def main(argv=None, out=sys.stdout, conf=None):
+    logging.basicConfig(level=logging.ERROR)
+    conf = _load_conf(sys.argv[1:] if argv is None else argv, conf)
+    try:
+        names = _backends(conf)
+    except ValueError as e:
+        out.write('%s\n' % e)
+        return 2
+    if not names:
+        out.write('no cinder_store backend in enabled_backends\n')
+        return 1
+    failed = False
+    for name in names:
+        out.write('backend %s\n' % name)
+        try:
+            store = store_mod.Store(conf, backend=name)
+            store.configure(re_raise_bsc=True)
+        except Exception as e:
+            findings = [Finding(FAIL, 'configuration', str(e))]
+        else:
+            findings = ([Finding(OK, 'configuration', 'loaded')] +
+                        check_store(store, fix=conf.fix))
+        for f in findings:
+            out.write('  %-5s  %-13s %s\n' % (f.status, f.topic, f.message))
+            failed = failed or f.status == FAIL
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,95 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""``cinder-store-check`` against the real cloud, as an operator runs it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import fixtures
+from glance_store import multi_backend
+
+from cinder_store import hostshare
+from cinder_store.tests.functional import base
+
+
+class CheckCommandTest(base.FunctionalTestCase):
+
+    backend = 'block'
+
+    def volume_of(self, uri):
+        return self.cinder.volumes.get(uri.rsplit('/', 1)[1])
+
+    def check(self, *args):
+        result = subprocess.run(
+            [sys.executable, '-m', 'cinder_store.cmd.check',
+             '--config-file', base.target()[0]] + list(args),
+            capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, PYTHONWARNINGS='ignore'))
+        return result.returncode, result.stdout
+
+    def test_every_backend_is_usable(self):
+        rc, out = self.check()
+        self.assertEqual(0, rc, out)
+        for backend in ('block', 'file', 'multiattach'):
+            self.assertIn('backend %s\n' % backend, out)
+        for topic in ('configuration', 'cinder', 'lock path', 'host',
+                      'privileges'):
+            self.assertEqual(3, out.count('  ok     %-13s' % topic), out)
+
+    def test_unknown_backend_is_named(self):
+        rc, out = self.check('--backend', 'nope')
+        self.assertNotEqual(0, rc)
+        self.assertIn('nope is not a cinder_store backend', out)
+
+    def test_fix_detaches_what_a_killed_worker_left(self):
+        data = base.pattern_bytes(12 * base.MiB, seed=21)
+        uri = self.add(self.backend, data)[0]
+        self.addCleanup(self.delete, uri, self.backend)
+        volume_id = uri.rsplit('/', 1)[1]
+        self._kill_reader_mid_download(uri)
+        self.assertEqual(1, len(self.volume_of(uri).attachments))
+
+        rc, out = self.check('--backend', self.backend)
+        self.assertEqual(0, rc, out)
+        self.assertIn('  warn   shared reads  volume %s' % volume_id, out)
+        self.assertIn('no live process holds it', out)
+        self.assertEqual(1, len(self.volume_of(uri).attachments))
+
+        rc, out = self.check('--backend', self.backend, '--fix')
+        self.assertEqual(0, rc, out)
+        self.assertIn('  fixed  shared reads  volume %s' % volume_id, out)
+        self.assertEqual([], self.volume_of(uri).attachments)
+        rc, out = self.check('--backend', self.backend)
+        self.assertIn('no shared read attachment on this host', out)
+        self.assertEqual((base.hashlib.sha256(data).hexdigest(), len(data)),
+                         self.read(uri, self.backend))
+
+    def _kill_reader_mid_download(self, uri):
+        sync = self.useFixture(fixtures.TempDir()).path
+        reader = subprocess.Popen(
+            [sys.executable, '-m', 'cinder_store.tests.functional.reader',
+             uri, self.backend, '1', sync], stdout=subprocess.DEVNULL)
+        self.addCleanup(lambda: reader.poll() is None and reader.kill())
+        deadline = time.monotonic() + 120
+        while not os.listdir(sync):
+            self.assertLess(time.monotonic(), deadline, 'reader never read')
+            self.assertIsNone(reader.poll())
+            time.sleep(0.05)
+        reader.send_signal(signal.SIGKILL)
+        reader.wait()
+        store = multi_backend.get_store_from_store_identifier(self.backend)
+        records = os.listdir(store._host.lock_path)
+        self.assertTrue(any(n.startswith(hostshare.PREFIX) for n in records))

@@ -1,0 +1,186 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import io
+import json
+import os
+from unittest import mock
+
+from oslo_config import cfg
+
+from cinder_store.cmd import check
+from cinder_store import host
+from cinder_store import hostshare
+from cinder_store.tests.unit import base
+
+DEAD = '%s:999999999:1' % hostshare._pid_namespace()
+FILTERS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..',
+                       'etc', 'glance', 'rootwrap.d')
+
+
+class TestCheckStore(base.StoreTestCase):
+
+    def findings(self, fix=False):
+        return {f.topic: f for f in check.check_store(self.store, fix)}
+
+    def test_a_healthy_backend(self):
+        with mock.patch('os.geteuid', return_value=0):
+            found = check.check_store(self.store)
+        self.assertEqual([check.OK] * 5, [f.status for f in found])
+        self.assertIn("volume type '__DEFAULT__' exists", found[0].message)
+
+    def test_configured_volume_type_missing(self):
+        self.conf.set_override('cinder_store_volume_type', 'gone',
+                               group='fast')
+        found = self.findings()['cinder']
+        self.assertEqual(check.FAIL, found.status)
+        self.assertIn('gone', found.message)
+
+    def test_without_service_credentials_cinder_is_skipped(self):
+        with mock.patch.object(type(self.store._cinder.credentials),
+                               'has_service_credentials', False):
+            self.assertEqual(check.SKIP, self.findings()['cinder'].status)
+
+    def test_lock_path_not_writable(self):
+        self.store._host.lock_path = os.path.join(self.tmp, 'file')
+        open(self.store._host.lock_path, 'w').close()
+        self.assertEqual(check.FAIL, self.findings()['lock path'].status)
+
+    def test_host_probe_failure(self):
+        host._cache.clear()  # a fresh process, whose probe fails
+        with mock.patch.object(self.brick, 'get_connector_properties',
+                               side_effect=OSError('no privsep helper')):
+            found = self.findings()['host']
+        self.assertEqual(check.FAIL, found.status)
+        self.assertIn('no privsep helper', found.message)
+
+    def rootwrap_conf(self, filters_path):
+        path = os.path.join(self.tmp, 'rootwrap.conf')
+        with open(path, 'w') as f:
+            f.write('[DEFAULT]\nfilters_path=%s\n' % filters_path)
+        self.conf.set_override('cinder_store_rootwrap_config', path,
+                               group='fast')
+
+    def privileges(self):
+        with mock.patch('os.geteuid', return_value=1000):
+            return self.findings()['privileges']
+
+    def test_unprivileged_with_the_shipped_filters(self):
+        self.rootwrap_conf(FILTERS)
+        found = self.privileges()
+        self.assertEqual(check.OK, found.status)
+        self.assertIn('cinder_store.filters', found.message)
+
+    def test_unprivileged_without_a_chown_filter(self):
+        empty = os.path.join(self.tmp, 'filters')
+        os.makedirs(empty)
+        with open(os.path.join(empty, 'other.filters'), 'w') as f:
+            f.write('[Filters]\nmount: CommandFilter, mount, root\n')
+        self.rootwrap_conf(empty)
+        found = self.privileges()
+        self.assertEqual(check.FAIL, found.status)
+        self.assertIn('cinder_store.filters', found.message)
+
+    def test_unprivileged_without_rootwrap_config(self):
+        self.conf.set_override('cinder_store_rootwrap_config',
+                               self.tmp + '/missing.conf', group='fast')
+        found = self.privileges()
+        self.assertEqual(check.FAIL, found.status)
+        self.assertIn('missing.conf', found.message)
+
+    def stale_reader(self):
+        """A download whose worker died: its record names a dead holder."""
+        self.add(b'x' * 100)
+        volume = next(iter(self.cinder.volumes.values()))
+        it, _ = self.store.get(self.location(volume.id))
+        path = os.path.join(self.store._host.lock_path,
+                            hostshare.PREFIX + volume.id + '.json')
+        with open(path) as f:
+            record = json.load(f)
+        record['holders'] = [DEAD]
+        with open(path, 'w') as f:
+            json.dump(record, f)
+        it._holder[0] = None  # the dead worker will not detach
+        return volume
+
+    def test_stale_shared_read_is_reported_and_left(self):
+        volume = self.stale_reader()
+        found = self.findings()['shared reads']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn(volume.id, found.message)
+        self.assertIn('no live process holds it', found.message)
+        self.assertEqual(1, len(self.cinder.attachments))
+
+    def test_fix_detaches_a_stale_shared_read(self):
+        volume = self.stale_reader()
+        found = self.findings(fix=True)['shared reads']
+        self.assertEqual(check.FIXED, found.status)
+        self.assertIn(volume.id, found.message)
+        self.assertEqual({}, self.cinder.attachments)
+        self.assertEqual(set(), self.brick.connected)
+        self.assertEqual(check.OK, self.findings()['shared reads'].status)
+
+    def test_live_shared_read_is_left_alone_by_fix(self):
+        self.add(b'x' * 100)
+        volume = next(iter(self.cinder.volumes.values()))
+        it, _ = self.store.get(self.location(volume.id))
+        found = self.findings(fix=True)['shared reads']
+        self.assertEqual(check.OK, found.status)
+        self.assertIn('1 live process', found.message)
+        self.assertEqual(1, len(self.cinder.attachments))
+        it.close()
+        self.assertEqual({}, self.cinder.attachments)
+
+
+class TestMain(base.CinderTestCase):
+
+    def run_main(self, *args, backends='fast:cinder_store'):
+        path = os.path.join(self.tmp, 'glance-api.conf')
+        with open(path, 'w') as f:
+            f.write('[DEFAULT]\nenabled_backends = %s\n'
+                    '[fast]\ncinder_store_lock_path = %s\n'
+                    'auth_type = password\nauth_url = http://keystone/v3\n'
+                    'username = glance\npassword = secret\n'
+                    'project_name = service\nuser_domain_name = Default\n'
+                    'project_domain_name = Default\n'
+                    % (backends, self.tmp + '/locks'))
+        out = io.StringIO()
+        with mock.patch('os.geteuid', return_value=0):
+            rc = check.main(['--config-file', path] + list(args), out=out,
+                            conf=cfg.ConfigOpts())
+        base.join_probes()
+        return rc, out.getvalue()
+
+    def test_every_check_of_every_backend(self):
+        rc, out = self.run_main()
+        self.assertEqual(0, rc, out)
+        self.assertIn('backend fast\n', out)
+        self.assertEqual(6, out.count('  ok     '), out)
+        self.assertNotIn('secret', out)
+
+    def test_unknown_backend(self):
+        rc, out = self.run_main('--backend', 'slow')
+        self.assertEqual(2, rc)
+        self.assertIn('slow is not a cinder_store backend of '
+                      'enabled_backends (fast)', out)
+
+    def test_no_cinder_store_backend(self):
+        rc, out = self.run_main(backends='f:file')
+        self.assertEqual(1, rc)
+        self.assertIn('no cinder_store backend', out)
+
+    def test_bad_configuration_fails_that_backend(self):
+        with mock.patch.object(check.store_mod.Store, 'configure',
+                               side_effect=ValueError('bad option')):
+            rc, out = self.run_main()
+        self.assertEqual(1, rc)
+        self.assertIn('FAIL   configuration bad option', out)
