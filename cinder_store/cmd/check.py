@@ -172,7 +172,16 @@ def _shared_read(readers, cinder, volume_id, fix):
         return Finding(WARN, 'shared reads', 'volume %s: attachment %s is '
                        'stale, %s; --fix detaches it' % (
                            volume_id, record['attachment'], reason))
-    readers.repair(cinder, cinder.get_volume(volume_id))
+    try:
+        volume = cinder.get_volume(volume_id)
+    except exceptions.NotFound:
+        readers.discard(volume_id)  # Cinder dropped its attachments too
+        readers.settings.forget(volume_id)
+        return Finding(FIXED, 'shared reads', 'volume %s is gone: removed '
+                       'its record and locks' % volume_id)
+    if not readers.repair(cinder, volume):
+        return Finding(OK, 'shared reads', 'volume %s: in use again, left '
+                       'alone' % volume_id)
     return Finding(FIXED, 'shared reads', 'volume %s: detached stale '
                    'attachment %s (%s)' % (volume_id, record['attachment'],
                                            reason))

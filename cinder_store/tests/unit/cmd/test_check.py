@@ -129,6 +129,15 @@ class TestCheckStore(base.StoreTestCase):
         self.assertEqual(set(), self.brick.connected)
         self.assertEqual(check.OK, self.findings()['shared reads'].status)
 
+    def test_fix_removes_the_record_of_a_deleted_volume(self):
+        volume = self.stale_reader()
+        self.cinder.volumes.pop(volume.id)
+        self.cinder.attachments.clear()
+        found = self.findings(fix=True)['shared reads']
+        self.assertEqual(check.FIXED, found.status)
+        self.assertIn('is gone', found.message)
+        self.assertEqual([], os.listdir(self.store._host.lock_path))
+
     def test_live_shared_read_is_left_alone_by_fix(self):
         self.add(b'x' * 100)
         volume = next(iter(self.cinder.volumes.values()))
