@@ -58,12 +58,12 @@ CLI_OPTS = [
 
 def check_store(store, fix=False):
     """Findings for one configured :class:`store_mod.Store`."""
-    findings = [_cinder(store)]
-    findings.append(_lock_path(store))
-    findings.append(_host(store))
-    findings.append(_privileges(store))
-    findings.extend(_shared_reads(store, fix))
-    return findings
+    return ([_cinder(store), _lock_path(store), _host(store),
+             _privileges(store)] + _shared_reads(store, fix))
+
+
+def _failed(topic, error):
+    return Finding(FAIL, topic, '%s: %s' % (type(error).__name__, error))
 
 
 def _guarded(topic):
@@ -72,7 +72,7 @@ def _guarded(topic):
             try:
                 return func(*args, **kwargs)
             except Exception as e:
-                return Finding(FAIL, topic, '%s: %s' % (type(e).__name__, e))
+                return _failed(topic, e)
         return wrapper
     return decorator
 
@@ -145,19 +145,23 @@ def _admits_chown(path):
 
 
 def _shared_reads(store, fix):
+    readers = hostshare.HostReaders(store._host)
     try:
-        readers = hostshare.HostReaders(store._host)
         volume_ids = readers.recorded_volumes()
-        if not volume_ids:
-            return [Finding(OK, 'shared reads', 'no shared read attachment '
-                            'on this host')]
-        cinder = store._cinder.bind(None)
-        return [_shared_read(readers, cinder, v, fix) for v in volume_ids]
     except Exception as e:
-        return [Finding(FAIL, 'shared reads', '%s: %s' % (type(e).__name__,
-                                                          e))]
+        return [_failed('shared reads', e)]
+    if not volume_ids:
+        return [Finding(OK, 'shared reads', 'no shared read attachment on '
+                        'this host')]
+    if not store._cinder.credentials.has_service_credentials:
+        return [Finding(SKIP, 'shared reads', '%d record(s); checking them '
+                        'with Cinder needs service credentials'
+                        % len(volume_ids))]
+    cinder = store._cinder.bind(None)
+    return [_shared_read(readers, cinder, v, fix) for v in volume_ids]
 
 
+@_guarded('shared reads')
 def _shared_read(readers, cinder, volume_id, fix):
     record, reason = readers.inspect(cinder, volume_id)
     if record is None:

@@ -138,6 +138,23 @@ class TestCheckStore(base.StoreTestCase):
         self.assertIn('is gone', found.message)
         self.assertEqual([], os.listdir(self.store._host.lock_path))
 
+    def test_shared_reads_need_service_credentials(self):
+        self.stale_reader()
+        with mock.patch.object(type(self.store._cinder.credentials),
+                               'has_service_credentials', False):
+            found = self.findings(fix=True)['shared reads']
+        self.assertEqual(check.SKIP, found.status)
+        self.assertIn('1 record(s)', found.message)
+        self.assertEqual(1, len(self.cinder.attachments))
+
+    def test_a_failing_record_fails_alone(self):
+        self.stale_reader()
+        with mock.patch.object(hostshare.HostReaders, 'inspect',
+                               side_effect=OSError('lock busy')):
+            found = check.check_store(self.store)[-1]
+        self.assertEqual(check.FAIL, found.status)
+        self.assertIn('lock busy', found.message)
+
     def test_live_shared_read_is_left_alone_by_fix(self):
         self.add(b'x' * 100)
         volume = next(iter(self.cinder.volumes.values()))
