@@ -31,68 +31,17 @@ otherwise its attachment is detached as a leftover and a fresh one is
 made.  All of it happens under a per-volume inter-process lock.
 """
 
-import json
 import logging
-import os
 
 from oslo_utils import excutils
 
 from cinder_store import attachment as attachment_mod
 from cinder_store import device as device_mod
+from cinder_store import records
 
 LOG = logging.getLogger(__name__)
 
 PREFIX = 'cinder_store-readers-'
-
-
-def _read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def boot_id():
-    """This boot of this host: records from before a reboot are stale."""
-    try:
-        return _read('/proc/sys/kernel/random/boot_id').strip()
-    except OSError:
-        return 'unknown'
-
-
-def _this_boot(record):
-    """Was ``record`` written since this host booted?  Unknown is no."""
-    current = boot_id()
-    return current != 'unknown' and record.get('boot') == current
-
-
-def _pid_namespace():
-    try:
-        return os.readlink('/proc/self/ns/pid').split('[')[-1].rstrip(']')
-    except OSError:
-        return '0'
-
-
-def process_id(pid=None):
-    """``<pid namespace>:<pid>:<start time>``: unique on this host's boot."""
-    pid = os.getpid() if pid is None else pid
-    try:
-        stat = _read('/proc/%d/stat' % pid)
-    except OSError:
-        return None
-    # Field 22 (start time) counts after the ')' closing the command name.
-    return '%s:%d:%s' % (_pid_namespace(), pid,
-                         stat.rsplit(')', 1)[1].split()[19])
-
-
-def alive(holder):
-    """Is the process ``holder`` names still running?
-
-    A holder in another pid namespace (another container sharing the lock
-    directory) cannot be seen from here and counts as alive.
-    """
-    namespace, pid, _start = holder.split(':')
-    if namespace != _pid_namespace():
-        return True
-    return process_id(int(pid)) == holder
 
 
 class HostReaders(object):
@@ -108,34 +57,17 @@ class HostReaders(object):
 
     def __init__(self, settings):
         self.settings = settings
-
-    def _path(self, volume_id):
-        return os.path.join(self.settings.lock_path,
-                            PREFIX + volume_id + '.json')
+        self.files = records.RecordFiles(settings.lock_path, PREFIX,
+                                         'reader')
 
     def _load(self, volume_id):
-        try:
-            return json.loads(_read(self._path(volume_id)))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as e:
-            LOG.warning('Ignoring unreadable reader record of volume %s: '
-                        '%s', volume_id, e)
-            return None
+        return self.files.load(volume_id)
 
     def _save(self, volume_id, record):
-        path = self._path(volume_id)
-        tmp = path + '.tmp'
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, 'w') as f:
-            json.dump(record, f)
-        os.replace(tmp, path)
+        self.files.save(volume_id, record)
 
     def _remove(self, volume_id):
-        try:
-            os.unlink(self._path(volume_id))
-        except FileNotFoundError:
-            pass
+        self.files.remove(volume_id)
 
     # -- joining -------------------------------------------------------------
 
@@ -144,8 +76,9 @@ class HostReaders(object):
             record = self._load(volume.id)
             if record is not None:
                 if self._usable(cinder, volume, record):
-                    record['holders'] = [h for h in record['holders']
-                                         if alive(h)] + [process_id()]
+                    record['holders'] = [
+                        h for h in record['holders'] if records.alive(h)
+                    ] + [records.process_id()]
                     self._save(volume.id, record)
                     LOG.debug('Joined attachment %s of volume %s held by '
                               'another process', record['attachment'],
@@ -164,9 +97,9 @@ class HostReaders(object):
     @staticmethod
     def _why_stale(cinder, volume_id, record):
         """None if ``record`` may be joined, else why not (for a person)."""
-        if not _this_boot(record):
+        if not records.this_boot(record):
             return 'written before this host last booted'
-        if not any(alive(h) for h in record.get('holders', ())):
+        if not any(records.alive(h) for h in record.get('holders', ())):
             return 'no live process holds it (holders: %s)' % (
                 ', '.join(record.get('holders', ())) or 'none')
         try:
@@ -185,12 +118,7 @@ class HostReaders(object):
 
     def recorded_volumes(self):
         """Ids of the volumes this host has reader records for."""
-        try:
-            names = os.listdir(self.settings.lock_path)
-        except FileNotFoundError:
-            return []
-        return sorted(n[len(PREFIX):-len('.json')] for n in names
-                      if n.startswith(PREFIX) and n.endswith('.json'))
+        return self.files.volume_ids()
 
     def inspect(self, cinder, volume_id):
         """``(record, reason)``: reason is None while the record is live.
@@ -221,7 +149,7 @@ class HostReaders(object):
         # leftover.  After a reboot the device is gone already and its
         # path may name another volume's device now: do not disconnect.
         self._remove(volume.id)
-        same_boot = _this_boot(record)
+        same_boot = records.this_boot(record)
         try:
             attachment_mod.detach_attachment(
                 cinder, self.settings, volume, record['attachment'],
@@ -237,9 +165,10 @@ class HostReaders(object):
         if not device_mod.is_path(att.device_path):
             return att
         try:
-            self._save(volume.id, {'boot': boot_id(), 'attachment': att.id,
+            self._save(volume.id, {'boot': records.boot_id(),
+                                   'attachment': att.id,
                                    'device_info': att.device_info,
-                                   'holders': [process_id()]})
+                                   'holders': [records.process_id()]})
         except BaseException:
             with excutils.save_and_reraise_exception():
                 att.close()
@@ -258,9 +187,9 @@ class HostReaders(object):
             # One entry per hold: this process may hold it twice for a
             # moment (its last reader leaving as its next one joins).
             holders = list(record['holders'])
-            if process_id() in holders:
-                holders.remove(process_id())
-            holders = [h for h in holders if alive(h)]
+            if records.process_id() in holders:
+                holders.remove(records.process_id())
+            holders = [h for h in holders if records.alive(h)]
             if holders:
                 record['holders'] = holders
                 self._save(volume_id, record)

@@ -18,28 +18,11 @@ from unittest import mock
 
 from cinder_store import attachment
 from cinder_store import hostshare
+from cinder_store import records
 from cinder_store.tests.unit import base
 
 # beyond pid_max: never a running process
-DEAD = '%s:999999999:1' % hostshare._pid_namespace()
-
-
-class TestProcessIdentity(base.TestCase):
-
-    def test_this_process_is_alive(self):
-        self.assertTrue(hostshare.alive(hostshare.process_id()))
-
-    def test_a_reused_pid_is_not_the_same_process(self):
-        namespace, pid, _start = hostshare.process_id().split(':')
-        self.assertFalse(hostshare.alive('%s:%s:0' % (namespace, pid)))
-
-    def test_a_process_in_another_namespace_counts_as_alive(self):
-        # It cannot be checked from here: never detach under it.
-        self.assertTrue(hostshare.alive('4026599999:999999999:1'))
-
-    def test_a_missing_process_is_dead(self):
-        self.assertFalse(hostshare.alive(DEAD))
-        self.assertIsNone(hostshare.process_id(999999999))
+DEAD = '%s:999999999:1' % records.pid_namespace()
 
 
 class TestHostReaders(base.CinderTestCase):
@@ -55,7 +38,7 @@ class TestHostReaders(base.CinderTestCase):
         self.record_path = os.path.join(
             settings.lock_path,
             'cinder_store-readers-%s.json' % self.volume.id)
-        self.other = hostshare.process_id(os.getppid())
+        self.other = records.process_id(os.getppid())
 
     def record(self):
         with open(self.record_path) as f:
@@ -70,7 +53,7 @@ class TestHostReaders(base.CinderTestCase):
         handle = self.readers.join(self.api, self.volume)
         record = self.record()
         self.assertEqual(handle.id, record['attachment'])
-        self.assertEqual([hostshare.process_id()], record['holders'])
+        self.assertEqual([records.process_id()], record['holders'])
         self.assertEqual(self.cinder.device_path(self.volume.id),
                          handle.device_path)
         self.assertEqual(0o600, stat.S_IMODE(os.stat(self.record_path)
@@ -88,18 +71,18 @@ class TestHostReaders(base.CinderTestCase):
         self.assertEqual(1, self.cinder.calls.count('attachments.create'))
         self.assertEqual(owner.id, joined.id)
         self.assertEqual(owner.device_path, joined.device_path)
-        self.assertEqual([self.other, hostshare.process_id()],
+        self.assertEqual([self.other, records.process_id()],
                          self.record()['holders'])
         joined.close()  # the other worker still reads: nothing detached
         self.assertEqual([self.other], self.record()['holders'])
         self.assertEqual(1, len(self.cinder.attachments))
-        self.rewrite(holders=[hostshare.process_id()])
+        self.rewrite(holders=[records.process_id()])
         owner.close()
         self.assertNothingLeft(volumes=1)
 
     def test_owner_leaving_first_hands_over_to_the_other_process(self):
         owner = self.readers.join(self.api, self.volume)
-        self.rewrite(holders=[hostshare.process_id(), self.other])
+        self.rewrite(holders=[records.process_id(), self.other])
         owner.close()
         self.assertEqual([self.other], self.record()['holders'])
         self.assertEqual(1, len(self.cinder.attachments))
@@ -110,7 +93,7 @@ class TestHostReaders(base.CinderTestCase):
         # This process's last reader leaves just as its next one joins.
         first = self.readers.join(self.api, self.volume)
         second = self.readers.join(self.api, self.volume)
-        me = hostshare.process_id()
+        me = records.process_id()
         self.assertEqual([me, me], self.record()['holders'])
         first.close()
         self.assertEqual([me], self.record()['holders'])
@@ -124,7 +107,7 @@ class TestHostReaders(base.CinderTestCase):
         self.rewrite(holders=[self.other])
         joined = self.readers.join(self.api, self.volume)
         owner.attachment.hand_over()  # the attacher's process is gone
-        self.rewrite(holders=[DEAD, hostshare.process_id()])
+        self.rewrite(holders=[DEAD, records.process_id()])
         joined.close()
         self.assertFalse(os.path.exists(self.record_path))
         self.assertIn('attachments.show', self.cinder.calls)
@@ -159,7 +142,7 @@ class TestHostReaders(base.CinderTestCase):
     def test_without_a_boot_id_records_are_never_trusted(self):
         leftover = self.leftover(holders=[self.other])
         self.brick.calls.clear()
-        with mock.patch.object(hostshare, 'boot_id', return_value='unknown'):
+        with mock.patch.object(records, 'boot_id', return_value='unknown'):
             handle = self.readers.join(self.api, self.volume)
         self.assertNotIn('disconnect_volume', self.brick.calls)
         self.assertReplaced(leftover, handle)
@@ -213,7 +196,7 @@ class TestHostReaders(base.CinderTestCase):
         self.rewrite(boot='another-boot')
         self.assertIn('before this host last booted',
                       self.readers.inspect(self.api, self.volume.id)[1])
-        self.rewrite(boot=hostshare.boot_id(), holders=[DEAD])
+        self.rewrite(boot=records.boot_id(), holders=[DEAD])
         self.assertIn(DEAD, self.readers.inspect(self.api, self.volume.id)[1])
         self.assertEqual(1, len(self.cinder.attachments))  # read-only
 

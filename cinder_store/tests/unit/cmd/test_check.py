@@ -20,9 +20,10 @@ from oslo_config import cfg
 from cinder_store.cmd import check
 from cinder_store import host
 from cinder_store import hostshare
+from cinder_store import records
 from cinder_store.tests.unit import base
 
-DEAD = '%s:999999999:1' % hostshare._pid_namespace()
+DEAD = '%s:999999999:1' % records.pid_namespace()
 FILTERS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..',
                        'etc', 'glance', 'rootwrap.d')
 

@@ -1,0 +1,126 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Small per-volume JSON records beside the locks, and who wrote them.
+
+Glance workers on one host leave notes for each other (and for
+``cinder-store-check``) in the lock directory: which shared read
+attachment exists (:mod:`hostshare`), which upload is in progress
+(:mod:`uploads`).  A note names its writers by :func:`process_id` and the
+host's :func:`boot_id`, so a note left by a process that died, or before a
+reboot, is recognised as stale.  Notes never hold credentials.
+"""
+
+import json
+import logging
+import os
+
+LOG = logging.getLogger(__name__)
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def boot_id():
+    """This boot of this host: records from before a reboot are stale."""
+    try:
+        return _read('/proc/sys/kernel/random/boot_id').strip()
+    except OSError:
+        return 'unknown'
+
+
+def this_boot(record):
+    """Was ``record`` written since this host booted?  Unknown is no."""
+    current = boot_id()
+    return current != 'unknown' and record.get('boot') == current
+
+
+def pid_namespace():
+    try:
+        return os.readlink('/proc/self/ns/pid').split('[')[-1].rstrip(']')
+    except OSError:
+        return '0'
+
+
+def process_id(pid=None):
+    """``<pid namespace>:<pid>:<start time>``: unique on this host's boot."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        stat = _read('/proc/%d/stat' % pid)
+    except OSError:
+        return None
+    # Field 22 (start time) counts after the ')' closing the command name.
+    return '%s:%d:%s' % (pid_namespace(), pid,
+                         stat.rsplit(')', 1)[1].split()[19])
+
+
+def alive(holder):
+    """Is the process ``holder`` names still running?
+
+    A holder in another pid namespace (another container sharing the lock
+    directory) cannot be seen from here and counts as alive.
+    """
+    namespace, pid, _start = holder.split(':')
+    if namespace != pid_namespace():
+        return True
+    return process_id(int(pid)) == holder
+
+
+class RecordFiles(object):
+    """``<directory>/<prefix><volume id>.json``, written atomically, 0600.
+
+    Callers serialise access with their own per-volume lock.
+    """
+
+    def __init__(self, directory, prefix, kind):
+        self.directory = directory
+        self.prefix = prefix
+        self.kind = kind
+
+    def path(self, volume_id):
+        return os.path.join(self.directory, self.prefix + volume_id + '.json')
+
+    def load(self, volume_id):
+        """The record, or None if there is none or it cannot be read."""
+        try:
+            return json.loads(_read(self.path(volume_id)))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            LOG.warning('Ignoring unreadable %s record of volume %s: %s',
+                        self.kind, volume_id, e)
+            return None
+
+    def save(self, volume_id, record):
+        path = self.path(volume_id)
+        tmp = path + '.tmp'
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            json.dump(record, f)
+        os.replace(tmp, path)
+
+    def remove(self, volume_id):
+        try:
+            os.unlink(self.path(volume_id))
+        except FileNotFoundError:
+            pass
+
+    def volume_ids(self):
+        """Ids of the volumes that have a record, sorted."""
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        return sorted(n[len(self.prefix):-len('.json')] for n in names
+                      if n.startswith(self.prefix) and n.endswith('.json'))
