@@ -103,6 +103,8 @@ class RecordFiles(object):
             return None
 
     def save(self, volume_id, record):
+        # Made on demand, like oslo.concurrency makes it for its locks.
+        os.makedirs(self.directory, exist_ok=True)
         path = self.path(volume_id)
         tmp = path + '.tmp'
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

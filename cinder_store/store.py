@@ -39,6 +39,7 @@ from cinder_store import host
 from cinder_store import location
 from cinder_store import opts
 from cinder_store import sharing
+from cinder_store import uploads
 
 LOG = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class Store(driver.Store):
         self._cinder = None
         self._host = None
         self._readers = None
+        self._uploads = None
         self.warm_up = None
 
     def get_schemes(self):
@@ -130,6 +132,7 @@ class Store(driver.Store):
             view.cinder_store_enforce_multipath,
             view.cinder_store_mount_point_base, lock_path)
         self._readers = sharing.ReadAttachments(self._host)
+        self._uploads = uploads.Uploads(self._host)
         self.warm_up = threading.Thread(
             target=self._probe_host, name='cinder_store-probe', daemon=True)
         self.warm_up.start()
@@ -174,6 +177,8 @@ class Store(driver.Store):
         cinder = self._cinder.bind(context)
         volume = self._create_volume(cinder, image_id, image_size, context)
         try:
+            # Until add returns, only this record leads to the volume.
+            self._uploads.begin(volume.id, image_id)
             volume = cinder.wait_for_status(volume, 'creating', 'available')
             writer = dataio.ImageWriter(image_file, image_size, hashing_algo,
                                         verifier)
@@ -183,9 +188,10 @@ class Store(driver.Store):
                 cinder.set_metadata(volume.id,
                                     {'image_size': str(writer.bytes_written)})
             cinder.set_readonly(volume.id)
-        except BaseException:
+        except BaseException as e:
             with excutils.save_and_reraise_exception():
-                self._delete_failed_volume(cinder, volume)
+                self._delete_failed_volume(cinder, volume, image_id, e)
+        self._uploads.end(volume.id)
         LOG.info('Stored image %s (%d bytes) on volume %s', image_id,
                  writer.bytes_written, volume.id)
         url = StoreLocation({'volume_id': volume.id,
@@ -205,14 +211,25 @@ class Store(driver.Store):
                                     metadata,
                                     self.view.cinder_store_volume_type)
 
-    def _delete_failed_volume(self, cinder, volume):
+    def _delete_failed_volume(self, cinder, volume, image_id, error):
         try:
             attachment.delete_all_attachments(cinder, volume.id)
             cinder.delete_volume(volume.id)
             self._host.forget(volume.id)
         except Exception as e:
-            LOG.error('Could not delete volume %s of a failed upload: %s',
+            LOG.error('Could not delete volume %s of a failed upload: %s; '
+                      'cinder-store-check --fix deletes it later',
                       volume.id, e)
+            self._abandon(volume.id, image_id, error)
+        else:
+            self._uploads.end(volume.id)
+
+    def _abandon(self, volume_id, image_id, error):
+        try:
+            self._uploads.abandon(volume_id, image_id, error)
+        except Exception as e:
+            LOG.error('Could not record the failed upload to volume %s: '
+                      '%s', volume_id, e)
 
     @capabilities.check
     def get(self, location, offset=0, chunk_size=None, context=None):

@@ -18,13 +18,16 @@
 Loads each ``cinder_store`` backend of ``enabled_backends`` the way
 glance-api does and checks, in order: its configuration, Cinder (as the
 service user, at the driver's API microversion), this host's os-brick
-connector, the privileges device hand-over needs, and the read-only
-attachments Glance workers on this host share.  One line per finding;
-exit status 1 if anything failed, 2 for a --backend that is not one.
+connector, the privileges device hand-over needs, the read-only
+attachments Glance workers on this host share, and the uploads recorded
+on this host.  One line per finding; exit status 1 if anything failed, 2
+for a --backend that is not one.
 
 Without ``--fix`` it changes nothing.  With ``--fix`` it detaches the
 shared read attachments no live Glance process holds any more (what the
-next download of that image, or its delete, would do anyway).  Uploads in
+next download of that image, or its delete, would do anyway), and deletes
+the volumes of orphaned uploads (their worker died, or their clean-up
+failed: Glance has no location for them and never will).  Uploads in
 progress are never touched.
 """
 
@@ -41,6 +44,7 @@ from oslo_config import cfg
 
 from cinder_store import hostshare
 from cinder_store import store as store_mod
+from cinder_store import uploads
 
 OK, WARN, FAIL, FIXED, SKIP = 'ok', 'warn', 'FAIL', 'fixed', 'skip'
 
@@ -52,14 +56,16 @@ CLI_OPTS = [
                     'type cinder_store in enabled_backends).'),
     cfg.BoolOpt('fix', default=False,
                 help='Detach shared read attachments no live Glance process '
-                     'holds.'),
+                     'holds, and delete the volumes of uploads whose worker '
+                     'died or whose clean-up failed.'),
 ]
 
 
 def check_store(store, fix=False):
     """Findings for one configured :class:`store_mod.Store`."""
     return ([_cinder(store), _lock_path(store), _host(store),
-             _privileges(store)] + _shared_reads(store, fix))
+             _privileges(store)] + _shared_reads(store, fix) +
+            _uploads(store, fix))
 
 
 def _failed(topic, error):
@@ -189,6 +195,41 @@ def _shared_read(readers, cinder, volume_id, fix):
     return Finding(FIXED, 'shared reads', 'volume %s: detached stale '
                    'attachment %s (%s)' % (volume_id, record['attachment'],
                                            reason))
+
+
+def _uploads(store, fix):
+    try:
+        volume_ids = store._uploads.volume_ids()
+    except Exception as e:
+        return [_failed('uploads', e)]
+    if not volume_ids:
+        return [Finding(OK, 'uploads', 'no upload recorded on this host')]
+    if not store._cinder.credentials.has_service_credentials:
+        return [Finding(SKIP, 'uploads', '%d record(s); checking them with '
+                        'Cinder needs service credentials' % len(volume_ids))]
+    cinder = store._cinder.bind(None)
+    return [_upload(store._uploads, cinder, v, fix) for v in volume_ids]
+
+
+@_guarded('uploads')
+def _upload(recorded, cinder, volume_id, fix):
+    record, reason = recorded.inspect(volume_id)
+    if record is None:
+        return Finding(OK, 'uploads', 'volume %s: record gone' % volume_id)
+    if reason is None:
+        return Finding(OK, 'uploads', 'volume %s: image %s is being uploaded '
+                       'by %s on %s' % (volume_id, record.get('image'),
+                                        record.get('holder'),
+                                        record.get('host')))
+    if not fix:
+        return Finding(WARN, 'uploads', 'volume %s: orphaned upload of image '
+                       '%s, %s; --fix deletes the volume' % (
+                           volume_id, record.get('image'), reason))
+    try:
+        done = recorded.reclaim(cinder, volume_id)
+    except uploads.NotOrphaned as e:
+        return Finding(OK, 'uploads', str(e))
+    return Finding(FIXED, 'uploads', 'volume %s: %s' % (volume_id, done))
 
 
 def _load_conf(argv, conf=None):

@@ -28,6 +28,7 @@ from cinder_store import host
 from cinder_store import opts
 from cinder_store import store
 from cinder_store.tests.unit import fakes
+from cinder_store import uploads
 
 UUID = '6f9ff8d4-1b2e-4a59-9c0e-2b0f3c4e5a6b'
 
@@ -145,9 +146,12 @@ class StoreTestCase(CinderTestCase):
         super(StoreTestCase, self).assertNothingLeft(volumes)
         live = set(self.cinder.volumes)
         locks = self.tmp + '/locks'
-        stale = [n for n in (os.listdir(locks) if os.path.isdir(locks)
-                             else ()) if not any(v in n for v in live)]
+        names = os.listdir(locks) if os.path.isdir(locks) else ()
+        stale = [n for n in names if not any(v in n for v in live)]
         self.assertEqual([], stale, 'lock files of deleted volumes')
+        self.assertEqual([], [n for n in names
+                              if n.startswith(uploads.PREFIX)],
+                         'records of finished uploads')
 
     def location(self, volume_id, backend='fast'):
         loc = store.StoreLocation({'volume_id': volume_id,

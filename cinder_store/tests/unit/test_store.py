@@ -12,6 +12,7 @@
 
 import errno
 import hashlib
+import io
 import os
 from unittest import mock
 
@@ -153,6 +154,30 @@ class TestAdd(base.StoreTestCase):
                          cinder_exc.ClientException(500, 'x'), times=-1)
         self.assertRaises(exceptions.BackendException, self.add, b'abc')
         self.assertNothingLeft()
+
+    def test_an_upload_is_recorded_until_it_is_stored(self):
+        seen = []
+
+        class Watched(io.BytesIO):
+            def read(inner, n=-1):
+                seen.extend(self.store._uploads.files.volume_ids())
+                return io.BytesIO.read(inner, n)
+
+        self.store.add('img-1', Watched(b'abc'), 3, 'sha512')
+        self.assertEqual(list(self.cinder.volumes), sorted(set(seen)))
+        self.assertNothingLeft(volumes=1)  # and no record any more
+
+    def test_a_volume_that_cannot_be_deleted_is_recorded(self):
+        self.cinder.fail('volumes.update_readonly_flag',
+                         cinder_exc.ClientException(500, 'x'), times=-1)
+        self.cinder.fail('volumes.delete',
+                         cinder_exc.ClientException(500, 'down'), times=-1)
+        self.assertRaises(exceptions.BackendException, self.add, b'abc')
+        (volume_id,) = self.cinder.volumes
+        record, reason = self.store._uploads.inspect(volume_id)
+        self.assertEqual('img-1', record['image'])
+        self.assertIn('deleting the volume failed too', reason)
+        self.assertIn('read-only flag', reason)
 
     def test_quota_is_storage_full(self):
         self.cinder.fail('volumes.create',

@@ -17,6 +17,7 @@ from unittest import mock
 
 from oslo_config import cfg
 
+from cinder_store import attachment
 from cinder_store.cmd import check
 from cinder_store import host
 from cinder_store import hostshare
@@ -36,7 +37,7 @@ class TestCheckStore(base.StoreTestCase):
     def test_a_healthy_backend(self):
         with mock.patch('os.geteuid', return_value=0):
             found = check.check_store(self.store)
-        self.assertEqual([check.OK] * 5, [f.status for f in found])
+        self.assertEqual([check.OK] * 6, [f.status for f in found])
         self.assertIn("volume type '__DEFAULT__' exists", found[0].message)
 
     def test_configured_volume_type_missing(self):
@@ -152,7 +153,7 @@ class TestCheckStore(base.StoreTestCase):
         self.stale_reader()
         with mock.patch.object(hostshare.HostReaders, 'inspect',
                                side_effect=OSError('lock busy')):
-            found = check.check_store(self.store)[-1]
+            found = self.findings()['shared reads']
         self.assertEqual(check.FAIL, found.status)
         self.assertIn('lock busy', found.message)
 
@@ -166,6 +167,55 @@ class TestCheckStore(base.StoreTestCase):
         self.assertEqual(1, len(self.cinder.attachments))
         it.close()
         self.assertEqual({}, self.cinder.attachments)
+
+    def orphaned_upload(self):
+        """What a worker killed mid-write leaves: attached, recorded."""
+        api = self.store._cinder.bind(None)
+        volume = api.wait_for_status(
+            api.create_volume(1, 'image-img-1', {'glance_image_id': 'img-1'},
+                              None), 'creating', 'available')
+        attachment.Attachment(api, self.store._host, volume,
+                              writable=True).open()
+        self.store._uploads.begin(volume.id, 'img-1')
+        path = self.store._uploads.files.path(volume.id)
+        with open(path) as f:
+            record = json.load(f)
+        record['holder'] = DEAD
+        with open(path, 'w') as f:
+            json.dump(record, f)
+        return volume.id
+
+    def test_orphaned_upload_is_reported_and_left(self):
+        volume_id = self.orphaned_upload()
+        found = self.findings()['uploads']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn('volume %s: orphaned upload of image img-1' % volume_id,
+                      found.message)
+        self.assertIn('--fix deletes the volume', found.message)
+        self.assertEqual(1, len(self.cinder.volumes))
+
+    def test_fix_deletes_an_orphaned_upload(self):
+        volume_id = self.orphaned_upload()
+        found = self.findings(fix=True)['uploads']
+        self.assertEqual(check.FIXED, found.status)
+        self.assertIn(volume_id, found.message)
+        self.assertNothingLeft(volumes=0)
+        self.assertEqual(check.OK, self.findings()['uploads'].status)
+
+    def test_upload_in_progress_is_left_alone_by_fix(self):
+        self.store._uploads.begin('vol-1', 'img-9')
+        found = self.findings(fix=True)['uploads']
+        self.assertEqual(check.OK, found.status)
+        self.assertIn('image img-9 is being uploaded', found.message)
+        self.assertEqual(['vol-1'], self.store._uploads.volume_ids())
+
+    def test_uploads_need_service_credentials(self):
+        self.orphaned_upload()
+        with mock.patch.object(type(self.store._cinder.credentials),
+                               'has_service_credentials', False):
+            found = self.findings(fix=True)['uploads']
+        self.assertEqual(check.SKIP, found.status)
+        self.assertEqual(1, len(self.cinder.volumes))
 
 
 class TestMain(base.CinderTestCase):
@@ -191,7 +241,7 @@ class TestMain(base.CinderTestCase):
         rc, out = self.run_main()
         self.assertEqual(0, rc, out)
         self.assertIn('backend fast\n', out)
-        self.assertEqual(6, out.count('  ok     '), out)
+        self.assertEqual(7, out.count('  ok     '), out)
         self.assertNotIn('secret', out)
 
     def test_unknown_backend(self):

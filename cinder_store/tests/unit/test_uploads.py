@@ -1,0 +1,137 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import json
+import os
+from unittest import mock
+
+from cinderclient import exceptions as cinder_exc
+from glance_store import exceptions
+
+from cinder_store import attachment
+from cinder_store import records
+from cinder_store.tests.unit import base
+from cinder_store import uploads
+
+# beyond pid_max: never a running process
+DEAD = '%s:999999999:1' % records.pid_namespace()
+
+
+class TestUploads(base.CinderTestCase):
+    """A killed uploader is played by rewriting the record's holder."""
+
+    def setUp(self):
+        super(TestUploads, self).setUp()
+        self.api = self.bound()
+        self.settings = self.settings()
+        self.uploads = uploads.Uploads(self.settings)
+        self.volume = self.api.wait_for_status(
+            self.api.create_volume(1, 'image-img-1',
+                                   {'glance_image_id': 'img-1'}, None),
+            'creating', 'available')
+        self.uploads.begin(self.volume.id, 'img-1')
+
+    def rewrite(self, **changes):
+        path = self.uploads.files.path(self.volume.id)
+        with open(path) as f:
+            record = dict(json.load(f), **changes)
+        with open(path, 'w') as f:
+            json.dump(record, f)
+
+    def left_attached(self):
+        """What a worker killed mid-write leaves: an open attachment."""
+        attachment.Attachment(self.api, self.settings, self.volume,
+                              writable=True).open()
+        self.assertEqual(1, len(self.brick.connected))
+
+    def test_an_upload_of_a_live_process_is_not_orphaned(self):
+        record, reason = self.uploads.inspect(self.volume.id)
+        self.assertEqual('img-1', record['image'])
+        self.assertEqual(records.process_id(), record['holder'])
+        self.assertEqual('testhost', record['host'])
+        self.assertIsNone(reason)
+        self.assertEqual([self.volume.id], self.uploads.volume_ids())
+        self.assertRaises(uploads.NotOrphaned, self.uploads.reclaim,
+                          self.api, self.volume.id)
+        self.assertEqual(1, len(self.cinder.volumes))
+
+    def test_end_forgets_the_upload(self):
+        self.uploads.end(self.volume.id)
+        self.assertEqual((None, None), self.uploads.inspect(self.volume.id))
+        self.assertEqual([], self.uploads.volume_ids())
+
+    def test_a_dead_uploader_is_detached_and_its_volume_deleted(self):
+        self.left_attached()
+        self.rewrite(holder=DEAD)
+        _, reason = self.uploads.inspect(self.volume.id)
+        self.assertIn('its process %s is gone' % DEAD, reason)
+        done = self.uploads.reclaim(self.api, self.volume.id)
+        self.assertIn('deleted the volume of image img-1', done)
+        self.assertIn('1 attachment(s)', done)
+        self.assertNothingLeft(volumes=0)
+        self.assertEqual([], os.listdir(self.settings.lock_path))
+
+    def test_after_a_reboot_the_device_is_not_disconnected(self):
+        self.left_attached()
+        self.rewrite(boot='an-earlier-boot')
+        _, reason = self.uploads.inspect(self.volume.id)
+        self.assertEqual('written before this host last booted', reason)
+        self.uploads.reclaim(self.api, self.volume.id)
+        self.assertEqual(0, self.brick.calls.count('disconnect_volume'))
+        self.assertEqual({}, self.cinder.attachments)
+        self.assertEqual({}, self.cinder.volumes)
+
+    def test_a_failed_clean_up_is_orphaned_while_its_process_lives(self):
+        self.uploads.abandon(self.volume.id, 'img-1',
+                             RuntimeError('cinder down'))
+        record, reason = self.uploads.inspect(self.volume.id)
+        self.assertEqual(records.process_id(), record['holder'])
+        self.assertIn('deleting the volume failed too: cinder down', reason)
+        self.uploads.reclaim(self.api, self.volume.id)
+        self.assertNothingLeft(volumes=0)
+
+    def test_another_hosts_record_is_never_acted_on(self):
+        self.rewrite(host='otherhost', holder=DEAD, failed='x')
+        self.assertIsNone(self.uploads.inspect(self.volume.id)[1])
+        self.assertRaises(uploads.NotOrphaned, self.uploads.reclaim,
+                          self.api, self.volume.id)
+        self.assertEqual(1, len(self.cinder.volumes))
+
+    def test_a_volume_now_carrying_another_image_is_left_alone(self):
+        self.rewrite(holder=DEAD, image='img-2')
+        self.assertRaisesRegex(uploads.NotOrphaned, 'carries image img-1',
+                               self.uploads.reclaim, self.api,
+                               self.volume.id)
+        self.assertEqual(1, len(self.cinder.volumes))
+
+    def test_a_volume_already_gone_only_loses_its_record(self):
+        self.rewrite(holder=DEAD)
+        self.api.delete_volume(self.volume.id)
+        self.assertIn('volume is gone',
+                      self.uploads.reclaim(self.api, self.volume.id))
+        self.assertEqual([], self.uploads.volume_ids())
+
+    def test_cinder_refusing_the_delete_keeps_the_record(self):
+        self.rewrite(holder=DEAD)
+        self.cinder.fail('volumes.delete',
+                         cinder_exc.ClientException(500, 'busy'), times=-1)
+        self.assertRaises(exceptions.BackendException, self.uploads.reclaim,
+                          self.api, self.volume.id)
+        self.assertEqual([self.volume.id], self.uploads.volume_ids())
+
+    def test_an_unreadable_record_is_none(self):
+        with open(self.uploads.files.path(self.volume.id), 'w') as f:
+            f.write('{')
+        with mock.patch.object(records.LOG, 'warning') as warn:
+            self.assertEqual((None, None),
+                             self.uploads.inspect(self.volume.id))
+        self.assertIn('upload', warn.call_args[0][1])
