@@ -50,12 +50,15 @@ class HostSettings(object):
     """How this host attaches volumes, from one backend's options."""
 
     def __init__(self, root_helper, multipath, enforce_multipath,
-                 mount_base, lock_path):
+                 mount_base, lock_path, backend=None):
         self.root_helper = root_helper
         self.multipath = multipath
         self.enforce_multipath = enforce_multipath
         self.mount_base = mount_base
         self.lock_path = lock_path
+        # Names this backend in the records it leaves beside the locks,
+        # which several backends may share.
+        self.backend = backend
 
     def connector(self):
         return host.connector_properties(
@@ -302,20 +305,35 @@ def delete_all_attachments(cinder, volume_id):
         cinder.attachment_delete(att.id)
 
 
-def attachments_here(volume):
-    """Ids of the attachments of ``volume`` that Cinder shows on this host."""
+def attachments_here(volume, recorded=None):
+    """Ids of the attachments of ``volume`` on this host.
+
+    Cinder names each attachment's host (``host_name``).  An attachment
+    whose host Cinder leaves empty (a Cinder from before it filled the
+    field for the attachment API) is this host's only if it is
+    ``recorded``, the attachment this host's shared reads recorded.
+    """
     me = host.hostname()
     return {a['attachment_id'] for a in (volume.attachments or [])
-            if a.get('host_name') == me}
+            if a.get('host_name') == me or
+            (not a.get('host_name') and a['attachment_id'] == recorded)}
 
 
-def detach_leftovers(cinder, settings, volume):
-    """Detach every attachment this host holds on ``volume``.
+def describe(volume, ids):
+    """``"<id> (host <name>), ..."`` for the attachments ``ids``."""
+    hosts = {a['attachment_id']: a.get('host_name') or 'not reported'
+             for a in (volume.attachments or [])}
+    return ', '.join('%s (host %s)' % (i, hosts.get(i, 'not reported'))
+                     for i in sorted(ids))
+
+
+def detach_leftovers(cinder, settings, volume, attachment_ids):
+    """Detach attachments this host holds on ``volume``.
 
     Used before deleting an image-volume: a worker that died mid-transfer
     may have left one, and Cinder refuses to delete an attached volume.
     """
-    for attachment_id in attachments_here(volume):
+    for attachment_id in attachment_ids:
         detach_attachment(cinder, settings, volume, attachment_id)
         LOG.warning('Deleted leftover attachment %s of volume %s on this '
                     'host', attachment_id, volume.id)

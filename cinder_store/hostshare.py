@@ -117,8 +117,8 @@ class HostReaders(object):
     # -- inspection, for cinder-store-check ----------------------------------
 
     def recorded_volumes(self):
-        """Ids of the volumes this host has reader records for."""
-        return self.files.volume_ids()
+        """Ids of the volumes this backend has reader records for here."""
+        return self.files.volume_ids(self.settings.backend)
 
     def inspect(self, cinder, volume_id):
         """``(record, reason)``: reason is None while the record is live.
@@ -166,6 +166,7 @@ class HostReaders(object):
             return att
         try:
             self._save(volume.id, {'boot': records.boot_id(),
+                                   'backend': self.settings.backend,
                                    'attachment': att.id,
                                    'device_info': att.device_info,
                                    'holders': [records.process_id()]})
@@ -197,6 +198,12 @@ class HostReaders(object):
                 return
             self._remove(volume_id)
             handle.detach()
+
+    def recorded_attachment(self, volume_id):
+        """The attachment id this host recorded for ``volume_id``, or None."""
+        with self.settings.readers_lock(volume_id):
+            record = self._load(volume_id)
+        return None if record is None else record.get('attachment')
 
     def discard(self, volume_id):
         """Forget the record of a volume whose attachments are going."""

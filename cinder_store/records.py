@@ -118,11 +118,19 @@ class RecordFiles(object):
         except FileNotFoundError:
             pass
 
-    def volume_ids(self):
-        """Ids of the volumes that have a record, sorted."""
+    def volume_ids(self, backend=None):
+        """Ids of the volumes that have a record, sorted.
+
+        With ``backend``, only records of that backend, of none named, or
+        unreadable ones (so that they are reported).
+        """
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:
             return []
-        return sorted(n[len(self.prefix):-len('.json')] for n in names
-                      if n.startswith(self.prefix) and n.endswith('.json'))
+        ids = sorted(n[len(self.prefix):-len('.json')] for n in names
+                     if n.startswith(self.prefix) and n.endswith('.json'))
+        if backend is None:
+            return ids
+        return [i for i in ids
+                if (self.load(i) or {}).get('backend') in (None, backend)]

@@ -194,6 +194,10 @@ class ReadAttachments(object):
         shared.attachment.cinder = cinder
         shared.attachment.close()
 
+    def recorded_attachment(self, volume_id):
+        """The read attachment this host recorded for ``volume_id``."""
+        return self._host.recorded_attachment(volume_id)
+
     def discard(self, volume_id):
         """Forget this host's record of ``volume_id``'s read attachment.
 

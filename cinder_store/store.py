@@ -130,7 +130,8 @@ class Store(driver.Store):
             helper,
             view.cinder_store_use_multipath,
             view.cinder_store_enforce_multipath,
-            view.cinder_store_mount_point_base, lock_path)
+            view.cinder_store_mount_point_base, lock_path,
+            backend=self.backend_group)
         self._readers = sharing.ReadAttachments(self._host)
         self._uploads = uploads.Uploads(self._host)
         self.warm_up = threading.Thread(
@@ -275,7 +276,9 @@ class Store(driver.Store):
 
         One Cinder call when nothing is attached; if Cinder refuses, the
         attachments this host left (a worker that died mid-transfer) are
-        detached and the delete is retried.
+        detached and the delete is retried.  A volume still attached on
+        another host raises ``exceptions.InUseByStore`` (Glance answers
+        409) naming the attachments, and nothing is detached.
         """
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
@@ -285,13 +288,35 @@ class Store(driver.Store):
             raise
         except exceptions.BackendException as refused:
             volume = _existing(cinder, volume_id)
-            if not attachment.attachments_here(volume):
+            if not volume.attachments:
+                self._refuse_pending(cinder, volume_id)
                 raise refused
-            self._readers.discard(volume_id)
-            attachment.detach_leftovers(cinder, self._host, volume)
+            self._detach_here(cinder, volume)
             cinder.delete_volume(volume_id)
         # Cinder deletes it now: nothing will attach it again.
         self._host.forget(volume_id)
+
+    @staticmethod
+    def _refuse_pending(cinder, volume_id):
+        # Cinder lists only attached attachments with the volume; one
+        # being made (another host attaching right now) shows up here.
+        pending = sorted('%s (%s)' % (a.id, getattr(a, 'status', '?'))
+                         for a in cinder.attachments_of(volume_id))
+        if pending:
+            raise exceptions.InUseByStore(
+                message='volume %s is being attached: %s' % (
+                    volume_id, ', '.join(pending)))
+
+    def _detach_here(self, cinder, volume):
+        here = attachment.attachments_here(
+            volume, self._readers.recorded_attachment(volume.id))
+        elsewhere = {a['attachment_id'] for a in volume.attachments} - here
+        if elsewhere:
+            raise exceptions.InUseByStore(
+                message='volume %s is attached elsewhere: %s' % (
+                    volume.id, attachment.describe(volume, elsewhere)))
+        self._readers.discard(volume.id)
+        attachment.detach_leftovers(cinder, self._host, volume, here)
 
     def is_image_associated_with_store(self, context, volume_id):
         """Does this legacy ``cinder://<volume>`` belong to this backend?

@@ -16,9 +16,10 @@ A Glance worker killed mid-upload (OOM killer, SIGKILL, a reboot) never
 returns a location to Glance: Glance will never delete that volume, and
 it may still be attached here.  While ``add`` runs, a record
 ``<lock_path>/cinder_store-upload-<volume>.json`` names the volume, the
-image, this host, its boot and the uploading process.  ``add`` removes it
-once the image is stored or its volume deleted; if deleting the volume of
-a failed upload fails too, the record stays, marked failed.
+image, the backend, this host, its boot and the uploading process.
+``add`` removes it once the image is stored or its volume deleted; if
+deleting the volume of a failed upload fails too, the record stays, marked
+failed.
 
 A record is *orphaned* when it is marked failed, was written before this
 host last booted, or its process is gone.  ``cinder-store-check --fix``
@@ -49,7 +50,7 @@ class Uploads(object):
 
     def begin(self, volume_id, image_id):
         """Record that this process is writing ``image_id`` to the volume."""
-        self.files.save(volume_id, _record(image_id))
+        self.files.save(volume_id, self._record(image_id))
 
     def end(self, volume_id):
         """Forget the upload: its image is stored or its volume deleted."""
@@ -58,10 +59,17 @@ class Uploads(object):
     def abandon(self, volume_id, image_id, error):
         """The upload failed and its volume could not be deleted."""
         self.files.save(volume_id, dict(
-            _record(image_id), failed=str(error) or type(error).__name__))
+            self._record(image_id),
+            failed=str(error) or type(error).__name__))
 
     def volume_ids(self):
-        return self.files.volume_ids()
+        """Volumes of this backend's upload records on this host."""
+        return self.files.volume_ids(self.settings.backend)
+
+    def _record(self, image_id):
+        return {'boot': records.boot_id(), 'host': host.hostname(),
+                'backend': self.settings.backend, 'image': image_id,
+                'holder': records.process_id()}
 
     def inspect(self, volume_id):
         """``(record, reason)``; reason is None unless it is orphaned.
@@ -118,11 +126,6 @@ class NotOrphaned(Exception):
     def __init__(self, volume_id, why='its upload is in progress'):
         super(NotOrphaned, self).__init__(
             'volume %s left alone: %s' % (volume_id, why))
-
-
-def _record(image_id):
-    return {'boot': records.boot_id(), 'host': host.hostname(),
-            'image': image_id, 'holder': records.process_id()}
 
 
 def why_orphaned(record):

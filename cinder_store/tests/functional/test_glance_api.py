@@ -15,6 +15,8 @@
 import hashlib
 import time
 
+from cinderclient import exceptions as cinder_exc
+
 from cinder_store.tests.functional import base
 
 
@@ -93,6 +95,31 @@ class TestGlanceAPI(GlanceAPITestCase):
         self.assertEqual(204, self.upload(image_id, b'tiny').status_code)
         self.assertEqual(self.conf.glance_store.default_backend,
                          self.show(image_id)['stores'])
+
+    def test_image_attached_on_another_host_is_not_deleted(self):
+        image_id = self.create()
+        self.assertEqual(204, self.upload(image_id, b'held').status_code)
+        (volume_id,) = self.my_volumes()
+        held = self.cinder.attachments.create(
+            volume_id, {'host': 'another-glance-host', 'ip': '192.0.2.7',
+                        'initiator': 'iqn.2004-10.org.example:other'},
+            mode='ro')
+        self.addCleanup(self.detach_quietly, held['id'])
+        self.cinder.attachments.complete(held['id'])  # it reads there now
+        r = self.image.delete('/images/%s' % image_id)
+        self.assertEqual(409, r.status_code, r.text)
+        self.assertIn('attached elsewhere: %s (host another-glance-host)'
+                      % held['id'], r.text)
+        self.assertEqual('active', self.show(image_id)['status'])
+        self.cinder.attachments.delete(held['id'])
+        self.assertEqual(204, self.image.delete(
+            '/images/%s' % image_id).status_code)
+
+    def detach_quietly(self, attachment_id):
+        try:
+            self.cinder.attachments.delete(attachment_id)
+        except cinder_exc.NotFound:
+            pass
 
     def test_abandoned_download_releases_attachment(self):
         image_id = self.create()

@@ -218,6 +218,19 @@ class TestLeftovers(base.CinderTestCase):
         attachment.Attachment(api, self.settings(), vol, False).open()
         fresh = api.get_volume(vol.id)
         fresh.attachments.append({'attachment_id': 'y', 'host_name': 'b'})
-        attachment.detach_leftovers(api, self.settings(), fresh)
+        here = attachment.attachments_here(fresh)
+        self.assertNotIn('y', here)
+        attachment.detach_leftovers(api, self.settings(), fresh, here)
         self.assertEqual({}, self.cinder.attachments)
         self.assertEqual(1, self.brick.calls.count('disconnect_volume'))
+
+    def test_without_host_names_only_the_recorded_attachment_is_here(self):
+        # A Cinder that leaves host_name empty for the attachment API
+        vol = self.available_volume(self.bound())
+        vol.attachments = [{'attachment_id': 'a', 'host_name': None},
+                           {'attachment_id': 'b'},
+                           {'attachment_id': 'c', 'host_name': 'testhost'}]
+        self.assertEqual({'c'}, attachment.attachments_here(vol))
+        self.assertEqual({'a', 'c'}, attachment.attachments_here(vol, 'a'))
+        self.assertEqual('a (host not reported), c (host testhost)',
+                         attachment.describe(vol, {'c', 'a'}))

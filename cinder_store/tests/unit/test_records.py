@@ -59,6 +59,16 @@ class TestRecordFiles(base.TestCase):
         self.assertIsNone(self.files.load('v1'))
         self.assertEqual([], self.files.volume_ids())
 
+    def test_listing_for_a_backend_skips_other_backends_records(self):
+        self.files.save('mine', {'backend': 'fast'})
+        self.files.save('theirs', {'backend': 'slow'})
+        self.files.save('unnamed', {})
+        with open(self.files.path('torn'), 'w') as f:
+            f.write('{')
+        self.assertEqual(['mine', 'torn', 'unnamed'],
+                         self.files.volume_ids('fast'))
+        self.assertEqual(4, len(self.files.volume_ids()))
+
     def test_an_unreadable_record_counts_as_none(self):
         with open(self.files.path('v2'), 'w') as f:
             f.write('{not json')

@@ -366,14 +366,52 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         self.store.delete(self.location(url.rsplit('/', 1)[1]))
         self.assertEqual(['volumes.delete'], self.cinder.calls[before:])
 
+    def test_delete_of_a_volume_attached_elsewhere_is_in_use(self):
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        loc = self.location(volume_id)
+        it, _ = self.store.get(loc)  # a download here, left alone
+        self.cinder.volumes[volume_id].attachments.append(
+            {'attachment_id': 'x', 'host_name': 'another-host'})
+        self.assertRaisesRegex(
+            exceptions.InUseByStore, 'volume %s is attached elsewhere: x '
+            r'\(host another-host\)' % volume_id, self.store.delete, loc)
+        self.assertEqual(1, len(self.cinder.attachments))
+        self.assertEqual(b'12345', b''.join(it))
+        self.cinder.volumes[volume_id].attachments = []
+
+    def test_delete_of_a_volume_being_attached_is_in_use(self):
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        self.cinder.attachments['p'] = {'volume_id': volume_id,
+                                        'status': 'reserved'}
+        self.cinder.fail('volumes.delete', cinder_exc.BadRequest(
+            400, 'Volume status must be available'))
+        self.assertRaisesRegex(
+            exceptions.InUseByStore, r'being attached: p \(reserved\)',
+            self.store.delete, self.location(volume_id))
+        self.assertEqual(1, len(self.cinder.volumes))
+        del self.cinder.attachments['p']
+
     def test_delete_refused_for_another_reason_raises(self):
         url, _, _, _, _ = self.add(b'12345')
         volume_id = url.rsplit('/', 1)[1]
-        self.cinder.volumes[volume_id].attachments.append(
-            {'attachment_id': 'x', 'host_name': 'another-host'})
-        self.assertRaises(exceptions.BackendException, self.store.delete,
-                          self.location(volume_id))
-        self.cinder.volumes[volume_id].attachments = []
+        self.cinder.fail('volumes.delete', cinder_exc.BadRequest(
+            400, 'Volume status must be available'))
+        self.assertRaisesRegex(exceptions.BackendException, 'must be',
+                               self.store.delete, self.location(volume_id))
+        self.assertEqual(1, len(self.cinder.volumes))
+
+    def test_delete_without_host_names_detaches_the_recorded_reader(self):
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        loc = self.location(volume_id)
+        it, _ = self.store.get(loc)  # a reader that died mid-download
+        it._finalizer.detach()
+        for a in self.cinder.volumes[volume_id].attachments:
+            a['host_name'] = None  # a Cinder that does not report it
+        self.store.delete(loc)
+        self.assertNothingLeft()
 
     def test_delete_not_found(self):
         self.assertRaises(exceptions.NotFound, self.store.delete,

@@ -64,6 +64,22 @@ class TestUploads(base.CinderTestCase):
                           self.api, self.volume.id)
         self.assertEqual(1, len(self.cinder.volumes))
 
+    def uploads_of(self, backend):
+        return uploads.Uploads(attachment.HostSettings(
+            '', False, False, self.tmp + '/mnt', self.settings.lock_path,
+            backend=backend))
+
+    def test_each_backend_lists_its_own_uploads(self):
+        other, fast = self.uploads_of('other'), self.uploads_of('fast')
+        other.begin('vol-2', 'img-2')
+        fast.begin('vol-3', 'img-3')
+        self.assertEqual('other', other.inspect('vol-2')[0]['backend'])
+        # this test's record names no backend: every backend lists it
+        self.assertEqual(sorted([self.volume.id, 'vol-2']),
+                         other.volume_ids())
+        self.assertEqual(sorted([self.volume.id, 'vol-3']),
+                         fast.volume_ids())
+
     def test_end_forgets_the_upload(self):
         self.uploads.end(self.volume.id)
         self.assertEqual((None, None), self.uploads.inspect(self.volume.id))
