@@ -147,6 +147,23 @@ class Store(driver.Store):
         except Exception as e:
             LOG.warning('Probing this host for its connector properties '
                         'failed; the first attach will retry: %s', e)
+        self._report_orphans()
+
+    def _report_orphans(self):
+        # Only reported: deleting volumes is left to the operator's
+        # cinder-store-check --fix, which checks each with Cinder first.
+        try:
+            orphans = [v for v in self._uploads.volume_ids()
+                       if self._uploads.inspect(v)[1]]
+        except Exception as e:
+            LOG.warning('Could not read the upload records in %s: %s',
+                        self._host.lock_path, e)
+            return
+        if orphans:
+            LOG.warning('Backend %s has %d orphaned upload volume(s) on '
+                        'this host (%s): run cinder-store-check --fix to '
+                        'delete them', self.backend_group, len(orphans),
+                        ', '.join(orphans))
 
     def configure_add(self):
         """Check the volume type; warn, never fail, if Cinder is down."""

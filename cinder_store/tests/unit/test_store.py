@@ -464,6 +464,18 @@ class TestConfigure(base.StoreTestCase):
             self.add(b'abc')
         self.assertNothingLeft(volumes=1)
 
+    def test_orphaned_uploads_are_reported_at_start(self):
+        self.store._uploads.begin('vol-live', 'img-1')
+        self.store._uploads.abandon('vol-dead', 'img-2', OSError('x'))
+        self.addCleanup(self.store._uploads.end, 'vol-live')
+        self.addCleanup(self.store._uploads.end, 'vol-dead')
+        with mock.patch.object(store.LOG, 'warning') as warn:
+            self.store.configure()
+            self.store.warm_up.join()
+        (message, backend, count, names), _ = warn.call_args
+        self.assertIn('cinder-store-check --fix', message)
+        self.assertEqual(('fast', 1, 'vol-dead'), (backend, count, names))
+
     def test_oslo_concurrency_lock_path_is_enough(self):
         self.conf.clear_override('cinder_store_lock_path', group='fast')
         self.conf.set_override('lock_path', self.tmp,
