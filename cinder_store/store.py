@@ -206,10 +206,12 @@ class Store(driver.Store):
                 cinder.set_metadata(volume.id,
                                     {'image_size': str(writer.bytes_written)})
             cinder.set_readonly(volume.id)
+            # Inside the try: a record left behind would later make the
+            # stored image's volume look orphaned.
+            self._uploads.end(volume.id)
         except BaseException as e:
             with excutils.save_and_reraise_exception():
                 self._delete_failed_volume(cinder, volume, image_id, e)
-        self._uploads.end(volume.id)
         LOG.info('Stored image %s (%d bytes) on volume %s', image_id,
                  writer.bytes_written, volume.id)
         url = StoreLocation({'volume_id': volume.id,

@@ -167,6 +167,21 @@ class TestAdd(base.StoreTestCase):
         self.assertEqual(list(self.cinder.volumes), sorted(set(seen)))
         self.assertNothingLeft(volumes=1)  # and no record any more
 
+    def test_an_upload_whose_record_cannot_be_removed_fails(self):
+        # Its record would outlive the worker and mark the image's volume
+        # as orphaned: the upload fails and its volume goes instead.
+        files = self.store._uploads.files
+        failures = [PermissionError('ro')]
+
+        def remove(volume_id, real=files.remove):
+            if failures:
+                raise failures.pop()
+            real(volume_id)
+
+        with mock.patch.object(files, 'remove', side_effect=remove):
+            self.assertRaises(PermissionError, self.add, b'abc')
+        self.assertNothingLeft()
+
     def test_a_volume_that_cannot_be_deleted_is_recorded(self):
         self.cinder.fail('volumes.update_readonly_flag',
                          cinder_exc.ClientException(500, 'x'), times=-1)
