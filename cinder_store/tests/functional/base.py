@@ -86,17 +86,32 @@ def pattern_bytes(size, seed=0):
 
 
 class FunctionalTestCase(oslotest_base.BaseTestCase):
-    """Asserts after every test that nothing the test made is left."""
+    """Asserts after every test that nothing the test made is left.
+
+    ``role`` (see :func:`stores.backend_for`) picks ``self.backend``; a
+    target without a backend in that role skips the test.
+    """
+
+    role = 'block'
 
     def setUp(self):
         super(FunctionalTestCase, self).setUp()
         if target() is None:
             self.skipTest(stores.SKIP_REASON)
         self.conf = load_stores()
+        self.backend = self.backend_for(self.role)
         self.context = oslo_context.RequestContext(project_id='functional')
         self.cinder, self.conn = admin_cinder()
         self.image_ids = set()
         self.addCleanup(self.assert_nothing_leaked)
+
+    def backend_for(self, role):
+        backend = stores.backend_for(role, self.conf)
+        if backend is None:
+            self.skipTest('%s has no cinder_store backend in the %r role: '
+                          'set CINDER_STORE_FUNCTIONAL_%s_BACKEND'
+                          % (target()[3], role, role.upper()))
+        return backend
 
     def new_image_id(self):
         image_id = str(uuid.uuid4())

@@ -75,3 +75,38 @@ def load_stores():
 def our_backends(conf):
     return sorted(b for b, kind in conf.enabled_backends.items()
                   if kind == 'cinder_store')
+
+
+ROLES = ('block', 'file', 'multiattach')
+
+
+def backend_for(role, conf):
+    """The cinder_store backend id that plays ``role`` on the target.
+
+    The local stack names its backends after their roles: ``block`` (a
+    block device), ``file`` (the volume handed over as a plain file, as
+    NFS-style transports do) and ``multiattach``.  On another cloud,
+    ``CINDER_STORE_FUNCTIONAL_<ROLE>_BACKEND`` names it; ``block``
+    defaults to Glance's default backend if it is a cinder_store one, else
+    to the first, never to one named for another role.  None if nothing
+    plays the role.
+    """
+    if role not in ROLES:
+        raise ValueError('unknown backend role %r' % role)
+    ours = our_backends(conf)
+    named = _named(role)
+    if named:
+        return named if named in ours else None
+    if role in ours:
+        return role
+    if role != 'block':
+        return None
+    taken = {_named(r) for r in ROLES}
+    default = conf.glance_store.default_backend
+    candidates = ([default] if default in ours else []) + ours
+    return next((b for b in candidates if b not in taken), None)
+
+
+def _named(role):
+    return os.environ.get('CINDER_STORE_FUNCTIONAL_%s_BACKEND'
+                          % role.upper())

@@ -27,8 +27,6 @@ from cinder_store.tests.functional import base
 
 class CheckCommandTest(base.FunctionalTestCase):
 
-    backend = 'block'
-
     def volume_of(self, uri):
         return self.cinder.volumes.get(uri.rsplit('/', 1)[1])
 
@@ -43,11 +41,13 @@ class CheckCommandTest(base.FunctionalTestCase):
     def test_every_backend_is_usable(self):
         rc, out = self.check()
         self.assertEqual(0, rc, out)
-        for backend in ('block', 'file', 'multiattach'):
+        ours = base.our_backends(self.conf)
+        for backend in ours:
             self.assertIn('backend %s\n' % backend, out)
         for topic in ('configuration', 'cinder', 'lock path', 'host',
                       'privileges'):
-            self.assertEqual(3, out.count('  ok     %-13s' % topic), out)
+            self.assertEqual(len(ours), out.count('  ok     %-13s' % topic),
+                             out)
 
     def test_unknown_backend_is_named(self):
         rc, out = self.check('--backend', 'nope')
@@ -78,32 +78,34 @@ class CheckCommandTest(base.FunctionalTestCase):
                          self.read(uri, self.backend))
 
     def test_fix_deletes_the_volume_of_a_killed_upload(self):
-        # On its own backend: a concurrent --fix of 'block' leaves it be.
+        # On its own backend: a concurrent --fix of the block one (the
+        # test above) leaves it be.
+        backend = self.backend_for('file')
         image_id = self.new_image_id()
-        self._kill_uploader_mid_write(image_id)
+        self._kill_uploader_mid_write(backend, image_id)
         (volume_id,) = self.my_volumes()
         self.assertEqual(1, len(self.cinder.volumes.get(volume_id)
                                 .attachments))
 
-        rc, out = self.check('--backend', 'file')
+        rc, out = self.check('--backend', backend)
         self.assertEqual(0, rc, out)
         self.assertIn('  warn   uploads       volume %s: orphaned upload of '
                       'image %s, its process' % (volume_id, image_id), out)
 
-        rc, out = self.check('--backend', 'file', '--fix')
+        rc, out = self.check('--backend', backend, '--fix')
         self.assertEqual(0, rc, out)
         self.assertIn('  fixed  uploads       volume %s: deleted the volume'
                       % volume_id, out)
         self.assertIn('after detaching 1 attachment(s)', out)
-        rc, out = self.check('--backend', 'file')
+        rc, out = self.check('--backend', backend)
         self.assertIn('no upload recorded on this host', out)
         # assert_nothing_leaked: the volume and its loop device are gone
 
-    def _kill_uploader_mid_write(self, image_id):
+    def _kill_uploader_mid_write(self, backend, image_id):
         sync = self.useFixture(fixtures.TempDir()).path
         uploader = subprocess.Popen(
             [sys.executable, '-m', 'cinder_store.tests.functional.uploader',
-             'file', image_id, sync], stdout=subprocess.DEVNULL)
+             backend, image_id, sync], stdout=subprocess.DEVNULL)
         self.addCleanup(lambda: uploader.poll() is None and uploader.kill())
         deadline = time.monotonic() + 120
         while not os.listdir(sync):
