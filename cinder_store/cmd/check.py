@@ -106,7 +106,26 @@ def _lock_path(store):
     os.makedirs(path, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path, prefix='.check-'):
         pass
+    if _filesystem(path) == 'tmpfs':
+        return Finding(WARN, 'lock path', '%s is writable but in memory '
+                       '(tmpfs): after a reboot the records of uploads it '
+                       'interrupted are gone, and so is the way to find '
+                       'their volumes' % path)
     return Finding(OK, 'lock path', '%s is writable' % path)
+
+
+def _filesystem(path):
+    """The type of the filesystem ``path`` is on, from /proc/mounts."""
+    path = os.path.realpath(path)
+    best, kind = '', None
+    with open('/proc/mounts') as mounts:
+        for line in mounts:
+            mount_point, fs_type = line.split()[1:3]
+            inside = (path == mount_point or
+                      path.startswith(mount_point.rstrip('/') + '/'))
+            if inside and len(mount_point) > len(best):
+                best, kind = mount_point, fs_type
+    return kind
 
 
 @_guarded('host')

@@ -15,6 +15,7 @@ import json
 import os
 from unittest import mock
 
+import fixtures
 from oslo_config import cfg
 
 from cinder_store import attachment
@@ -30,6 +31,12 @@ FILTERS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..',
 
 
 class TestCheckStore(base.StoreTestCase):
+
+    def setUp(self):
+        super(TestCheckStore, self).setUp()
+        # Whatever the machine's /tmp is, the lock path counts as on disk.
+        self.filesystem = self.useFixture(fixtures.MockPatchObject(
+            check, '_filesystem', return_value='ext4')).mock
 
     def findings(self, fix=False):
         return {f.topic: f for f in check.check_store(self.store, fix)}
@@ -51,6 +58,12 @@ class TestCheckStore(base.StoreTestCase):
         with mock.patch.object(type(self.store._cinder.credentials),
                                'has_service_credentials', False):
             self.assertEqual(check.SKIP, self.findings()['cinder'].status)
+
+    def test_lock_path_in_memory_is_a_warning(self):
+        self.filesystem.return_value = 'tmpfs'
+        found = self.findings()['lock path']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn('in memory', found.message)
 
     def test_lock_path_not_writable(self):
         self.store._host.lock_path = os.path.join(self.tmp, 'file')
@@ -218,6 +231,17 @@ class TestCheckStore(base.StoreTestCase):
         self.assertEqual(1, len(self.cinder.volumes))
 
 
+class TestFilesystem(base.TestCase):
+
+    def test_the_deepest_mount_holding_the_path_wins(self):
+        mounts = ('proc /proc proc rw 0 0\n/dev/vda1 / ext4 rw 0 0\n'
+                  'tmpfs /run/lock tmpfs rw 0 0\n')
+        with mock.patch('builtins.open', mock.mock_open(read_data=mounts)):
+            self.assertEqual('tmpfs', check._filesystem('/run/lock/glance'))
+            self.assertEqual('tmpfs', check._filesystem('/run/lock'))
+            self.assertEqual('ext4', check._filesystem('/run/locks'))
+
+
 class TestMain(base.CinderTestCase):
 
     def run_main(self, *args, backends='fast:cinder_store'):
@@ -231,7 +255,8 @@ class TestMain(base.CinderTestCase):
                     'project_domain_name = Default\n'
                     % (backends, self.tmp + '/locks'))
         out = io.StringIO()
-        with mock.patch('os.geteuid', return_value=0):
+        with mock.patch('os.geteuid', return_value=0), \
+                mock.patch.object(check, '_filesystem', return_value='ext4'):
             rc = check.main(['--config-file', path] + list(args), out=out,
                             conf=cfg.ConfigOpts())
         base.join_probes()
