@@ -104,32 +104,26 @@ class CheckCommandTest(base.FunctionalTestCase):
         # assert_nothing_leaked: the volume and its loop device are gone
 
     def _kill_uploader_mid_write(self, backend, image_id):
-        sync = self.useFixture(fixtures.TempDir()).path
-        uploader = subprocess.Popen(
-            [sys.executable, '-m', 'cinder_store.tests.functional.uploader',
-             backend, image_id, sync], stdout=subprocess.DEVNULL)
-        self.addCleanup(lambda: uploader.poll() is None and uploader.kill())
-        deadline = time.monotonic() + 120
-        while not os.listdir(sync):
-            self.assertLess(time.monotonic(), deadline, 'upload never began')
-            self.assertIsNone(uploader.poll())
-            time.sleep(0.05)
-        uploader.send_signal(signal.SIGKILL)
-        uploader.wait()
+        self._kill_when_ready('uploader', backend, image_id)
 
     def _kill_reader_mid_download(self, uri):
-        sync = self.useFixture(fixtures.TempDir()).path
-        reader = subprocess.Popen(
-            [sys.executable, '-m', 'cinder_store.tests.functional.reader',
-             uri, self.backend, '1', sync], stdout=subprocess.DEVNULL)
-        self.addCleanup(lambda: reader.poll() is None and reader.kill())
-        deadline = time.monotonic() + 120
-        while not os.listdir(sync):
-            self.assertLess(time.monotonic(), deadline, 'reader never read')
-            self.assertIsNone(reader.poll())
-            time.sleep(0.05)
-        reader.send_signal(signal.SIGKILL)
-        reader.wait()
+        self._kill_when_ready('reader', uri, self.backend, '1')
         store = multi_backend.get_store_from_store_identifier(self.backend)
         records = os.listdir(store._host.lock_path)
         self.assertTrue(any(n.startswith(hostshare.PREFIX) for n in records))
+
+    def _kill_when_ready(self, helper, *args):
+        """Run a helper process of this package; SIGKILL it mid-transfer."""
+        sync = self.useFixture(fixtures.TempDir()).path
+        worker = subprocess.Popen(
+            [sys.executable, '-m', 'cinder_store.tests.functional.' + helper]
+            + list(args) + [sync], stdout=subprocess.DEVNULL)
+        self.addCleanup(lambda: worker.poll() is None and worker.kill())
+        deadline = time.monotonic() + 120
+        while not os.listdir(sync):
+            self.assertLess(time.monotonic(), deadline,
+                            '%s never got going' % helper)
+            self.assertIsNone(worker.poll())
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()

@@ -30,6 +30,14 @@ FILTERS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..',
                        'etc', 'glance', 'rootwrap.d')
 
 
+def rewrite(path, **changes):
+    """Play a record's writer: change fields of the record at ``path``."""
+    with open(path) as f:
+        record = dict(json.load(f), **changes)
+    with open(path, 'w') as f:
+        json.dump(record, f)
+
+
 class TestCheckStore(base.StoreTestCase):
 
     def setUp(self):
@@ -117,13 +125,9 @@ class TestCheckStore(base.StoreTestCase):
         self.add(b'x' * 100)
         volume = next(iter(self.cinder.volumes.values()))
         it, _ = self.store.get(self.location(volume.id))
-        path = os.path.join(self.store._host.lock_path,
-                            hostshare.PREFIX + volume.id + '.json')
-        with open(path) as f:
-            record = json.load(f)
-        record['holders'] = [DEAD]
-        with open(path, 'w') as f:
-            json.dump(record, f)
+        rewrite(os.path.join(self.store._host.lock_path,
+                             hostshare.PREFIX + volume.id + '.json'),
+                holders=[DEAD])
         it._holder[0] = None  # the dead worker will not detach
         return volume
 
@@ -190,12 +194,7 @@ class TestCheckStore(base.StoreTestCase):
         attachment.Attachment(api, self.store._host, volume,
                               writable=True).open()
         self.store._uploads.begin(volume.id, 'img-1')
-        path = self.store._uploads.files.path(volume.id)
-        with open(path) as f:
-            record = json.load(f)
-        record['holder'] = DEAD
-        with open(path, 'w') as f:
-            json.dump(record, f)
+        rewrite(self.store._uploads.files.path(volume.id), holder=DEAD)
         return volume.id
 
     def test_orphaned_upload_is_reported_and_left(self):
