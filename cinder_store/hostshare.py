@@ -28,7 +28,10 @@ dropped (one in another namespace cannot be checked and counts as alive).
 A record is trusted only if it was written since this host booted, has a
 live holder and Cinder still shows its attachment attached to this volume;
 otherwise its attachment is detached as a leftover and a fresh one is
-made.  All of it happens under a per-volume inter-process lock.
+made.  All of it happens under a per-volume inter-process lock.  A record
+written on another host (a lock directory shared between hosts by
+mistake) is never joined nor detached: this host then attaches on its
+own, without sharing.
 """
 
 import logging
@@ -37,11 +40,18 @@ from oslo_utils import excutils
 
 from cinder_store import attachment as attachment_mod
 from cinder_store import device as device_mod
+from cinder_store import host
 from cinder_store import records
 
 LOG = logging.getLogger(__name__)
 
 PREFIX = 'cinder_store-readers-'
+
+
+def _foreign(record):
+    """Was ``record`` written on another host (a shared lock directory)?"""
+    return (record is not None and record.get('host') is not None and
+            record['host'] != host.hostname())
 
 
 class HostReaders(object):
@@ -74,6 +84,8 @@ class HostReaders(object):
     def join(self, cinder, volume):
         with self.settings.readers_lock(volume.id):
             record = self._load(volume.id)
+            if _foreign(record):
+                return self._attach_unshared(cinder, volume, record)
             if record is not None:
                 if self._usable(cinder, volume, record):
                     record['holders'] = [
@@ -124,11 +136,12 @@ class HostReaders(object):
         """``(record, reason)``: reason is None while the record is live.
 
         Read-only; ``record`` is None when there is none (or unreadable).
+        A record written on another host counts as live.
         """
         with self.settings.readers_lock(volume_id):
             record = self._load(volume_id)
-            if record is None:
-                return None, None
+            if record is None or _foreign(record):
+                return record, None
             return record, self._why_stale(cinder, volume_id, record)
 
     def repair(self, cinder, volume):
@@ -139,7 +152,8 @@ class HostReaders(object):
         """
         with self.settings.readers_lock(volume.id):
             record = self._load(volume.id)
-            if record is None or self._usable(cinder, volume, record):
+            if (record is None or _foreign(record) or
+                    self._usable(cinder, volume, record)):
                 return False
             self._drop_stale(cinder, volume, record)
             return True
@@ -159,6 +173,16 @@ class HostReaders(object):
             LOG.warning('Could not detach leftover attachment %s of volume '
                         '%s: %s', record.get('attachment'), volume.id, e)
 
+    def _attach_unshared(self, cinder, volume, record):
+        # Its holders' pids and device path mean nothing here; touching it
+        # would detach a download on that host.
+        LOG.warning('The reader record of volume %s was written on host '
+                    '%s: is %s shared between hosts? Reading it without '
+                    'sharing the attachment', volume.id, record.get('host'),
+                    self.settings.lock_path)
+        return attachment_mod.Attachment(cinder, self.settings, volume,
+                                         writable=False).open()
+
     def _attach(self, cinder, volume):
         att = attachment_mod.Attachment(cinder, self.settings, volume,
                                         writable=False).open()
@@ -166,6 +190,7 @@ class HostReaders(object):
             return att
         try:
             self._save(volume.id, {'boot': records.boot_id(),
+                                   'host': host.hostname(),
                                    'backend': self.settings.backend,
                                    'attachment': att.id,
                                    'device_info': att.device_info,
@@ -203,7 +228,9 @@ class HostReaders(object):
         """The attachment id this host recorded for ``volume_id``, or None."""
         with self.settings.readers_lock(volume_id):
             record = self._load(volume_id)
-        return None if record is None else record.get('attachment')
+        if record is None or _foreign(record):
+            return None
+        return record.get('attachment')
 
     def discard(self, volume_id):
         """Forget the record of a volume whose attachments are going."""

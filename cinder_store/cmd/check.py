@@ -42,6 +42,7 @@ from glance_store import exceptions
 from glance_store import multi_backend
 from oslo_config import cfg
 
+from cinder_store import host
 from cinder_store import hostshare
 from cinder_store import store as store_mod
 from cinder_store import uploads
@@ -192,6 +193,10 @@ def _shared_read(readers, cinder, volume_id, fix):
     if record is None:
         return Finding(OK, 'shared reads', 'volume %s: record gone' %
                        volume_id)
+    if record.get('host', host.hostname()) != host.hostname():
+        return Finding(WARN, 'shared reads', 'volume %s: record written on '
+                       'host %s, left alone; is the lock directory shared '
+                       'between hosts?' % (volume_id, record['host']))
     if reason is None:
         return Finding(OK, 'shared reads', 'volume %s: attachment %s held '
                        'by %d live process(es)' % (

@@ -155,6 +155,35 @@ class TestHostReaders(base.CinderTestCase):
         self.assertIn(leftover.id, str(warn.call_args))
         self.assertReplaced(leftover, handle)
 
+    def test_another_hosts_record_is_never_joined_nor_detached(self):
+        # A lock directory shared between hosts by mistake
+        foreign = {'boot': 'their-boot', 'host': 'otherhost',
+                   'attachment': 'theirs', 'holders': [DEAD],
+                   'device_info': {'path': '/dev/their-device'}}
+        os.makedirs(os.path.dirname(self.record_path), exist_ok=True)
+        with open(self.record_path, 'w') as f:
+            json.dump(foreign, f)
+        with mock.patch.object(hostshare.LOG, 'warning') as warn:
+            handle = self.readers.join(self.api, self.volume)
+        self.assertIn('otherhost', str(warn.call_args))
+        self.assertEqual(self.cinder.device_path(self.volume.id),
+                         handle.device_path)
+        self.assertEqual((foreign, None),
+                         self.readers.inspect(self.api, self.volume.id))
+        self.assertFalse(self.readers.repair(self.api, self.volume))
+        self.assertIsNone(self.readers.recorded_attachment(self.volume.id))
+        handle.close()
+        self.assertEqual(foreign, self.record())
+        self.assertNothingLeft(volumes=1)
+
+    def test_this_hosts_record_names_its_attachment(self):
+        handle = self.readers.join(self.api, self.volume)
+        self.assertEqual('testhost', self.record()['host'])
+        self.assertEqual(handle.id,
+                         self.readers.recorded_attachment(self.volume.id))
+        handle.close()
+        self.assertIsNone(self.readers.recorded_attachment(self.volume.id))
+
     def test_discard_forgets_the_record(self):
         handle = self.readers.join(self.api, self.volume)
         self.readers.discard(self.volume.id)

@@ -166,6 +166,16 @@ class TestCheckStore(base.StoreTestCase):
         self.assertIn('1 record(s)', found.message)
         self.assertEqual(1, len(self.cinder.attachments))
 
+    def test_another_hosts_shared_read_is_reported_and_left(self):
+        volume = self.stale_reader()
+        rewrite(os.path.join(self.store._host.lock_path,
+                             hostshare.PREFIX + volume.id + '.json'),
+                host='otherhost')
+        found = self.findings(fix=True)['shared reads']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn('written on host otherhost', found.message)
+        self.assertEqual(1, len(self.cinder.attachments))
+
     def test_a_failing_record_fails_alone(self):
         self.stale_reader()
         with mock.patch.object(hostshare.HostReaders, 'inspect',
