@@ -193,10 +193,8 @@ def _shared_read(readers, cinder, volume_id, fix):
     if record is None:
         return Finding(OK, 'shared reads', 'volume %s: record gone' %
                        volume_id)
-    if record.get('host', host.hostname()) != host.hostname():
-        return Finding(WARN, 'shared reads', 'volume %s: record written on '
-                       'host %s, left alone; is the lock directory shared '
-                       'between hosts?' % (volume_id, record['host']))
+    if _foreign(record):
+        return _foreign_record('shared reads', volume_id, record)
     if reason is None:
         return Finding(OK, 'shared reads', 'volume %s: attachment %s held '
                        'by %d live process(es)' % (
@@ -221,6 +219,16 @@ def _shared_read(readers, cinder, volume_id, fix):
                                            reason))
 
 
+def _foreign(record):
+    return record.get('host', host.hostname()) != host.hostname()
+
+
+def _foreign_record(topic, volume_id, record):
+    return Finding(WARN, topic, 'volume %s: record written on host %s, left '
+                   'alone; is the lock directory shared between hosts?'
+                   % (volume_id, record['host']))
+
+
 def _uploads(store, fix):
     try:
         volume_ids = store._uploads.volume_ids()
@@ -240,6 +248,8 @@ def _upload(recorded, cinder, volume_id, fix):
     record, reason = recorded.inspect(volume_id)
     if record is None:
         return Finding(OK, 'uploads', 'volume %s: record gone' % volume_id)
+    if _foreign(record):
+        return _foreign_record('uploads', volume_id, record)
     if reason is None:
         return Finding(OK, 'uploads', 'volume %s: image %s is being uploaded '
                        'by %s on %s' % (volume_id, record.get('image'),

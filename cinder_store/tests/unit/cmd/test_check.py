@@ -231,6 +231,14 @@ class TestCheckStore(base.StoreTestCase):
         self.assertIn('image img-9 is being uploaded', found.message)
         self.assertEqual(['vol-1'], self.store._uploads.volume_ids())
 
+    def test_another_hosts_upload_is_reported_and_left(self):
+        volume_id = self.orphaned_upload()
+        rewrite(self.store._uploads.files.path(volume_id), host='otherhost')
+        found = self.findings(fix=True)['uploads']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn('written on host otherhost', found.message)
+        self.assertEqual(1, len(self.cinder.volumes))
+
     def test_uploads_need_service_credentials(self):
         self.orphaned_upload()
         with mock.patch.object(type(self.store._cinder.credentials),
