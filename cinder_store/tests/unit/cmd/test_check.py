@@ -120,11 +120,15 @@ class TestCheckStore(base.StoreTestCase):
         self.assertEqual(check.FAIL, found.status)
         self.assertIn('missing.conf', found.message)
 
-    def stale_reader(self):
-        """A download whose worker died: its record names a dead holder."""
+    def reading(self):
+        """An image being downloaded: its volume and open iterator."""
         self.add(b'x' * 100)
         volume = next(iter(self.cinder.volumes.values()))
-        it, _ = self.store.get(self.location(volume.id))
+        return volume, self.store.get(self.location(volume.id))[0]
+
+    def stale_reader(self):
+        """A download whose worker died: its record names a dead holder."""
+        volume, it = self.reading()
         rewrite(os.path.join(self.store._host.lock_path,
                              hostshare.PREFIX + volume.id + '.json'),
                 holders=[DEAD])
@@ -185,9 +189,7 @@ class TestCheckStore(base.StoreTestCase):
         self.assertIn('lock busy', found.message)
 
     def test_live_shared_read_is_left_alone_by_fix(self):
-        self.add(b'x' * 100)
-        volume = next(iter(self.cinder.volumes.values()))
-        it, _ = self.store.get(self.location(volume.id))
+        _, it = self.reading()
         found = self.findings(fix=True)['shared reads']
         self.assertEqual(check.OK, found.status)
         self.assertIn('1 live process', found.message)
