@@ -48,12 +48,6 @@ LOG = logging.getLogger(__name__)
 PREFIX = 'cinder_store-readers-'
 
 
-def _foreign(record):
-    """Was ``record`` written on another host (a shared lock directory)?"""
-    return (record is not None and record.get('host') is not None and
-            record['host'] != host.hostname())
-
-
 class HostReaders(object):
     """Joins and leaves this host's shared read-only attachments.
 
@@ -84,7 +78,7 @@ class HostReaders(object):
     def join(self, cinder, volume):
         with self.settings.readers_lock(volume.id):
             record = self._load(volume.id)
-            if _foreign(record):
+            if records.foreign(record):
                 return self._attach_unshared(cinder, volume, record)
             if record is not None:
                 if self._usable(cinder, volume, record):
@@ -140,7 +134,7 @@ class HostReaders(object):
         """
         with self.settings.readers_lock(volume_id):
             record = self._load(volume_id)
-            if record is None or _foreign(record):
+            if record is None or records.foreign(record):
                 return record, None
             return record, self._why_stale(cinder, volume_id, record)
 
@@ -152,7 +146,7 @@ class HostReaders(object):
         """
         with self.settings.readers_lock(volume.id):
             record = self._load(volume.id)
-            if (record is None or _foreign(record) or
+            if (record is None or records.foreign(record) or
                     self._usable(cinder, volume, record)):
                 return False
             self._drop_stale(cinder, volume, record)
@@ -228,7 +222,7 @@ class HostReaders(object):
         """The attachment id this host recorded for ``volume_id``, or None."""
         with self.settings.readers_lock(volume_id):
             record = self._load(volume_id)
-        if record is None or _foreign(record):
+        if record is None or records.foreign(record):
             return None
         return record.get('attachment')
 

@@ -24,6 +24,8 @@ import json
 import logging
 import os
 
+from cinder_store import host
+
 LOG = logging.getLogger(__name__)
 
 
@@ -44,6 +46,17 @@ def this_boot(record):
     """Was ``record`` written since this host booted?  Unknown is no."""
     current = boot_id()
     return current != 'unknown' and record.get('boot') == current
+
+
+def foreign(record):
+    """Was ``record`` written on another host?
+
+    That happens with a lock directory shared between hosts by mistake.  A
+    record naming no host (written before records named one) is this
+    host's.
+    """
+    return (record is not None and record.get('host') is not None and
+            record['host'] != host.hostname())
 
 
 def pid_namespace():

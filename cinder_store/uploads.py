@@ -130,8 +130,8 @@ class NotOrphaned(Exception):
 
 def why_orphaned(record):
     """None while the upload may still be running, else why not."""
-    if record.get('host') != host.hostname():
-        return None  # another host's: nothing here can tell
+    if records.foreign(record):
+        return None  # nothing here can tell
     if record.get('failed'):
         return ('its upload failed and deleting the volume failed too: %s'
                 % record['failed'])

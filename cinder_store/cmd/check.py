@@ -42,8 +42,8 @@ from glance_store import exceptions
 from glance_store import multi_backend
 from oslo_config import cfg
 
-from cinder_store import host
 from cinder_store import hostshare
+from cinder_store import records
 from cinder_store import store as store_mod
 from cinder_store import uploads
 
@@ -193,7 +193,7 @@ def _shared_read(readers, cinder, volume_id, fix):
     if record is None:
         return Finding(OK, 'shared reads', 'volume %s: record gone' %
                        volume_id)
-    if _foreign(record):
+    if records.foreign(record):
         return _foreign_record('shared reads', volume_id, record)
     if reason is None:
         return Finding(OK, 'shared reads', 'volume %s: attachment %s held '
@@ -217,10 +217,6 @@ def _shared_read(readers, cinder, volume_id, fix):
     return Finding(FIXED, 'shared reads', 'volume %s: detached stale '
                    'attachment %s (%s)' % (volume_id, record['attachment'],
                                            reason))
-
-
-def _foreign(record):
-    return record.get('host', host.hostname()) != host.hostname()
 
 
 def _foreign_record(topic, volume_id, record):
@@ -248,7 +244,7 @@ def _upload(recorded, cinder, volume_id, fix):
     record, reason = recorded.inspect(volume_id)
     if record is None:
         return Finding(OK, 'uploads', 'volume %s: record gone' % volume_id)
-    if _foreign(record):
+    if records.foreign(record):
         return _foreign_record('uploads', volume_id, record)
     if reason is None:
         return Finding(OK, 'uploads', 'volume %s: image %s is being uploaded '

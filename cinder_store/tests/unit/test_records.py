@@ -12,6 +12,7 @@
 
 import os
 import stat
+from unittest import mock
 
 import fixtures
 
@@ -77,6 +78,13 @@ class TestRecordFiles(base.TestCase):
     def test_a_missing_directory_has_no_records(self):
         files = records.RecordFiles(os.path.join(self.dir, 'no'), 'p-', 't')
         self.assertEqual([], files.volume_ids())
+
+    def test_a_record_of_another_host_is_foreign(self):
+        with mock.patch.object(records.host, 'hostname', return_value='me'):
+            self.assertTrue(records.foreign({'host': 'other'}))
+            self.assertFalse(records.foreign({'host': 'me'}))
+            self.assertFalse(records.foreign({}))  # written before hosts
+            self.assertFalse(records.foreign(None))
 
     def test_records_from_another_boot_are_not_this_boot(self):
         self.assertTrue(records.this_boot({'boot': records.boot_id()}))
