@@ -404,13 +404,9 @@ def human(n):
 def placement():
     path = os.environ.get('STACK_VOLUMES_DIR') or os.path.join(
         stores.STACK_DIR, 'volumes')
+    from cinder_store.cmd import check
     path = os.path.realpath(path)
-    best, fstype = '', '?'
-    with open('/proc/mounts') as f:
-        for line in f:
-            _, mnt, kind = line.split()[:3]
-            if path.startswith(mnt) and len(mnt) > len(best):
-                best, fstype = mnt, kind
+    fstype = check.filesystem(path) or '?'
     return '%s (%s)' % (path, 'memory' if fstype == 'tmpfs' else fstype)
 
 

@@ -107,7 +107,7 @@ def _lock_path(store):
     os.makedirs(path, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path, prefix='.check-'):
         pass
-    if _filesystem(path) == 'tmpfs':
+    if filesystem(path) == 'tmpfs':
         return Finding(WARN, 'lock path', '%s is writable but in memory '
                        '(tmpfs): after a reboot the records of uploads it '
                        'interrupted are gone, and so is the way to find '
@@ -115,7 +115,7 @@ def _lock_path(store):
     return Finding(OK, 'lock path', '%s is writable' % path)
 
 
-def _filesystem(path):
+def filesystem(path):
     """The type of the filesystem ``path`` is on, from /proc/mounts."""
     path = os.path.realpath(path)
     best, kind = '', None

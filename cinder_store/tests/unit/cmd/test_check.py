@@ -44,7 +44,7 @@ class TestCheckStore(base.StoreTestCase):
         super(TestCheckStore, self).setUp()
         # Whatever the machine's /tmp is, the lock path counts as on disk.
         self.filesystem = self.useFixture(fixtures.MockPatchObject(
-            check, '_filesystem', return_value='ext4')).mock
+            check, 'filesystem', return_value='ext4')).mock
 
     def findings(self, fix=False):
         return {f.topic: f for f in check.check_store(self.store, fix)}
@@ -256,9 +256,9 @@ class TestFilesystem(base.TestCase):
         mounts = ('proc /proc proc rw 0 0\n/dev/vda1 / ext4 rw 0 0\n'
                   'tmpfs /run/lock tmpfs rw 0 0\n')
         with mock.patch('builtins.open', mock.mock_open(read_data=mounts)):
-            self.assertEqual('tmpfs', check._filesystem('/run/lock/glance'))
-            self.assertEqual('tmpfs', check._filesystem('/run/lock'))
-            self.assertEqual('ext4', check._filesystem('/run/locks'))
+            self.assertEqual('tmpfs', check.filesystem('/run/lock/glance'))
+            self.assertEqual('tmpfs', check.filesystem('/run/lock'))
+            self.assertEqual('ext4', check.filesystem('/run/locks'))
 
 
 class TestMain(base.CinderTestCase):
@@ -275,7 +275,7 @@ class TestMain(base.CinderTestCase):
                     % (backends, self.tmp + '/locks'))
         out = io.StringIO()
         with mock.patch('os.geteuid', return_value=0), \
-                mock.patch.object(check, '_filesystem', return_value='ext4'):
+                mock.patch.object(check, 'filesystem', return_value='ext4'):
             rc = check.main(['--config-file', path] + list(args), out=out,
                             conf=cfg.ConfigOpts())
         base.join_probes()
