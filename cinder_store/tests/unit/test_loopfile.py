@@ -84,3 +84,30 @@ class TestLoopFiles(base.TestCase):
                               'initialize_connection', 'image-1')
         self.files.maybe_fail('initialize_connection', 'image-1')
         self.files.maybe_fail('extend_volume', 'image-1')
+
+    def test_stall_holds_until_the_file_goes(self):
+        faults = os.path.join(self.tmp, files.FAULTS_DIR)
+        os.makedirs(faults)
+        stall = os.path.join(faults, 'stall-initialize_connection@image-1')
+        open(stall, 'w').close()
+        naps = []
+
+        def sleep(seconds):
+            # The test removes the file while the driver waits.
+            self.assertTrue(os.path.exists(stall + '.stalled'))
+            naps.append(seconds)
+            if len(naps) == 3:
+                os.unlink(stall)
+
+        self.files.maybe_stall('initialize_connection', 'image-2', sleep)
+        self.assertEqual([], naps)
+        self.files.maybe_stall('initialize_connection', 'image-1', sleep)
+        self.assertEqual(3, len(naps))
+
+    def test_stall_gives_up_after_its_limit(self):
+        faults = os.path.join(self.tmp, files.FAULTS_DIR)
+        os.makedirs(faults)
+        open(os.path.join(faults, 'stall-extend_volume@image-1'), 'w').close()
+        naps = []
+        self.files.maybe_stall('extend_volume', 'image-1', naps.append)
+        self.assertEqual(files.STALL_LIMIT * 10, len(naps))

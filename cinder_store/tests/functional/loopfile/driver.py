@@ -107,8 +107,13 @@ class LoopFileDriver(driver.VolumeDriver):
     def validate_connector(self, connector):
         return True
 
-    @utils.synchronized('loopfile-attach', external=True)
     def initialize_connection(self, volume, connector):
+        # Stalled outside the lock: other volumes' attaches go on.
+        self.files.maybe_stall('initialize_connection', volume.display_name)
+        return self._initialize_connection(volume, connector)
+
+    @utils.synchronized('loopfile-attach', external=True)
+    def _initialize_connection(self, volume, connector):
         self.files.maybe_fail('initialize_connection',
                               volume.display_name)
         if self.configuration.loopfile_mode == 'file':

@@ -18,15 +18,22 @@ volume directory holds how many of that volume's next calls of the
 operation fail (``faults/<operation>`` for any volume).  Tests write it,
 the driver consumes it under a file lock, so counts are exact across
 processes and concurrent tests never consume each other's faults.
+
+A file ``faults/stall-<operation>@<volume display name>`` holds the
+operation instead: the driver creates ``<that file>.stalled`` and waits
+until the test removes the stall file (at most ``STALL_LIMIT`` seconds).
+The test thus sees a client mid-call, with Cinder's side half done.
 """
 
 import fcntl
 import os
 import subprocess
+import time
 
 from oslo_utils import units
 
 FAULTS_DIR = 'faults'
+STALL_LIMIT = 120
 
 
 class InjectedFault(Exception):
@@ -106,6 +113,18 @@ class LoopFiles(object):
             if self._consume(os.path.join(self.directory, FAULTS_DIR, name)):
                 raise InjectedFault('injected failure of %s on %s'
                                     % (operation, subject))
+
+    def maybe_stall(self, operation, subject, sleep=time.sleep):
+        """Wait while a stall file for ``operation`` on ``subject`` exists."""
+        path = os.path.join(self.directory, FAULTS_DIR,
+                            'stall-%s@%s' % (operation, subject))
+        if not os.path.exists(path):
+            return
+        open(path + '.stalled', 'w').close()
+        for _ in range(STALL_LIMIT * 10):
+            if not os.path.exists(path):
+                return
+            sleep(0.1)
 
     @staticmethod
     def _consume(path):
