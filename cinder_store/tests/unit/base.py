@@ -26,9 +26,13 @@ from cinder_store import auth
 from cinder_store import client
 from cinder_store import host
 from cinder_store import opts
+from cinder_store import records
 from cinder_store import store
 from cinder_store.tests.unit import fakes
 from cinder_store import uploads
+
+# A holder beyond pid_max: never a running process.
+DEAD = '%s:999999999:1' % records.pid_namespace()
 
 UUID = '6f9ff8d4-1b2e-4a59-9c0e-2b0f3c4e5a6b'
 

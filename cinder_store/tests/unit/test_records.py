@@ -19,8 +19,7 @@ import fixtures
 from cinder_store import records
 from cinder_store.tests.unit import base
 
-# beyond pid_max: never a running process
-DEAD = '%s:999999999:1' % records.pid_namespace()
+DEAD = base.DEAD
 
 
 class TestProcessIdentity(base.TestCase):

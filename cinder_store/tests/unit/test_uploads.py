@@ -22,8 +22,7 @@ from cinder_store import records
 from cinder_store.tests.unit import base
 from cinder_store import uploads
 
-# beyond pid_max: never a running process
-DEAD = '%s:999999999:1' % records.pid_namespace()
+DEAD = base.DEAD
 
 
 class TestUploads(base.CinderTestCase):
