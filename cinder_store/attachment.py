@@ -133,9 +133,16 @@ class Attachment(object):
 
     # -- opening -----------------------------------------------------------
 
-    def open(self):
+    def open(self, on_created=None):
+        """Attach; ``on_created(self)`` runs as soon as ``id`` is known.
+
+        If ``on_created`` raises, the attachment is unwound like any other
+        failed step.
+        """
         try:
             self._create()
+            if on_created is not None:
+                on_created(self)
             host.check_transport(self.connection_info, self.volume)
             self._connect()
             self.cinder.attachment_complete(self.id)
@@ -274,10 +281,7 @@ class Attachment(object):
             self._delete_attachment()
 
     def _host_shares_connection(self):
-        if not getattr(self.volume, 'multiattach', False):
-            return False
-        fresh = self.cinder.get_volume(self.volume.id)
-        return bool(attachments_here(fresh) - {self.id})
+        return _host_holds_another(self.cinder, self.volume, self.id)
 
     def _delete_attachment(self):
         self.cinder.attachment_delete(self.id)
@@ -293,6 +297,18 @@ class Attachment(object):
             return False
         self._unwind(exc)
         return False
+
+
+def _host_holds_another(cinder, volume, attachment_id):
+    """Does this host hold another attachment of a multiattach ``volume``?
+
+    Its attachments share one host connection: disconnecting it for one
+    would pull the device from under the others.
+    """
+    if not getattr(volume, 'multiattach', False):
+        return False
+    fresh = cinder.get_volume(volume.id)
+    return bool(attachments_here(fresh) - {attachment_id})
 
 
 def delete_all_attachments(cinder, volume_id):
@@ -344,11 +360,14 @@ def detach_attachment(cinder, settings, volume, attachment_id,
     """Detach an attachment this process has no :class:`Attachment` for.
 
     Its connection info comes from Cinder.  ``disconnect=False`` only
-    deletes it in Cinder: after a reboot the host connection is gone.
+    deletes it in Cinder: after a reboot the host connection is gone.  The
+    connection also stays while this host holds another attachment of a
+    multiattach volume.
     """
     with settings.volume_lock(volume.id):
         info = cinder.attachment_show(attachment_id).connection_info
-        if disconnect and info and info.get('driver_volume_type'):
+        if (disconnect and info and info.get('driver_volume_type') and
+                not _host_holds_another(cinder, volume, attachment_id)):
             connector = host.make_connector(
                 info, settings.root_helper, settings.multipath,
                 settings.mount_base)
