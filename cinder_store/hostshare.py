@@ -105,6 +105,13 @@ class HostReaders(object):
         """None if ``record`` may be joined, else why not (for a person)."""
         if not records.this_boot(record):
             return 'written before this host last booted'
+        if 'device_info' not in record:
+            # Its writer held the lock we hold now until it had written
+            # the whole record, or died.
+            return 'its process (%s) stopped while %s' % (
+                ', '.join(record.get('holders', ())) or 'unknown',
+                'attaching' if record.get('attachment') else
+                'Cinder was making its attachment')
         if not any(records.alive(h) for h in record.get('holders', ())):
             return 'no live process holds it (holders: %s)' % (
                 ', '.join(record.get('holders', ())) or 'none')
@@ -139,18 +146,39 @@ class HostReaders(object):
             return record, self._why_stale(cinder, volume_id, record)
 
     def repair(self, cinder, volume):
-        """Undo a stale record as the next reader would; True if it did.
+        """Undo a stale record as the next reader would.
 
-        Its attachment is detached (not disconnected after a reboot) and
-        the record removed; a live record is left alone.
+        Its attachments are detached (not disconnected after a reboot) and
+        the record removed.  Returns the ids of the attachments it found
+        left, or None if there was no record to undo (none, live, or
+        another host's).
         """
         with self.settings.readers_lock(volume.id):
             record = self._load(volume.id)
             if (record is None or records.foreign(record) or
                     self._usable(cinder, volume, record)):
-                return False
-            self._drop_stale(cinder, volume, record)
-            return True
+                return None
+            return self._drop_stale(cinder, volume, record)
+
+    def leftovers(self, cinder, volume, record):
+        """Ids of the attachments a stale ``record`` leaves.
+
+        A record written while Cinder was making the attachment names
+        none.  Cinder names no host for an attachment not yet attached, so
+        on a volume that is not multiattach (where nothing else can be
+        attaching while that one exists) those being made are taken as
+        its; on a multiattach volume none are (one Cinder call).
+        """
+        if record.get('attachment'):
+            return [record['attachment']]
+        making = [a.id for a in cinder.attachments_of(volume.id)
+                  if getattr(a, 'status', None) in ('reserved', 'attaching')]
+        if making and getattr(volume, 'multiattach', False):
+            LOG.warning('A reader of multiattach volume %s died while '
+                        'Cinder was making its attachment; it may be one '
+                        'of %s, left alone', volume.id, ', '.join(making))
+            return []
+        return making
 
     def _drop_stale(self, cinder, volume, record):
         # Its holders died or the host rebooted: the attachment is a
@@ -159,13 +187,21 @@ class HostReaders(object):
         self._remove(volume.id)
         same_boot = records.this_boot(record)
         try:
-            attachment_mod.detach_attachment(
-                cinder, self.settings, volume, record['attachment'],
-                record.get('device_info') if same_boot else None,
-                disconnect=same_boot)
+            leftovers = self.leftovers(cinder, volume, record)
         except Exception as e:
-            LOG.warning('Could not detach leftover attachment %s of volume '
-                        '%s: %s', record.get('attachment'), volume.id, e)
+            LOG.warning('Could not list what the stale reader record of '
+                        'volume %s left: %s', volume.id, e)
+            return []
+        for attachment_id in leftovers:
+            try:
+                attachment_mod.detach_attachment(
+                    cinder, self.settings, volume, attachment_id,
+                    record.get('device_info') if same_boot else None,
+                    disconnect=same_boot)
+            except Exception as e:
+                LOG.warning('Could not detach leftover attachment %s of '
+                            'volume %s: %s', attachment_id, volume.id, e)
+        return leftovers
 
     def _attach_unshared(self, cinder, volume, record):
         # Its holders' pids and device path mean nothing here; touching it
@@ -178,17 +214,30 @@ class HostReaders(object):
                                          writable=False).open()
 
     def _attach(self, cinder, volume):
-        att = attachment_mod.Attachment(cinder, self.settings, volume,
-                                        writable=False).open()
+        # Recorded before Cinder makes the attachment, and again as soon as
+        # it names it: a worker killed in between would otherwise leave an
+        # attachment no record points to, and on a volume that is not
+        # multiattach no later read could attach.
+        record = {'boot': records.boot_id(), 'host': host.hostname(),
+                  'backend': self.settings.backend, 'attachment': None,
+                  'holders': [records.process_id()]}
+        self._save(volume.id, record)
+
+        def named(att):
+            self._save(volume.id, dict(record, attachment=att.id))
+
+        try:
+            att = attachment_mod.Attachment(cinder, self.settings, volume,
+                                            writable=False).open(named)
+        except BaseException:
+            with excutils.save_and_reraise_exception():
+                self._remove(volume.id)
         if not device_mod.is_path(att.device_path):
+            self._remove(volume.id)
             return att
         try:
-            self._save(volume.id, {'boot': records.boot_id(),
-                                   'host': host.hostname(),
-                                   'backend': self.settings.backend,
-                                   'attachment': att.id,
-                                   'device_info': att.device_info,
-                                   'holders': [records.process_id()]})
+            self._save(volume.id, dict(record, attachment=att.id,
+                                       device_info=att.device_info))
         except BaseException:
             with excutils.save_and_reraise_exception():
                 att.close()

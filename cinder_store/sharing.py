@@ -198,6 +198,13 @@ class ReadAttachments(object):
         """The read attachment this host recorded for ``volume_id``."""
         return self._host.recorded_attachment(volume_id)
 
+    def repair(self, cinder, volume):
+        """Detach what a dead reader on this host left of ``volume``.
+
+        See :meth:`hostshare.HostReaders.repair`.
+        """
+        return self._host.repair(cinder, volume)
+
     def discard(self, volume_id):
         """Forget this host's record of ``volume_id``'s read attachment.
 

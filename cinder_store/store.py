@@ -294,10 +294,11 @@ class Store(driver.Store):
         """Delete the image-volume, detaching it from this host first.
 
         One Cinder call when nothing is attached; if Cinder refuses, the
-        attachments this host left (a worker that died mid-transfer) are
-        detached and the delete is retried.  A volume still attached on
-        another host raises ``exceptions.InUseByStore`` (Glance answers
-        409) naming the attachments, and nothing is detached.
+        attachments this host left (a worker that died mid-transfer, or
+        while Cinder was making its attachment) are detached and the delete
+        is retried.  A volume still attached on another host raises
+        ``exceptions.InUseByStore`` (Glance answers 409) naming the
+        attachments, and nothing is detached.
         """
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
@@ -307,10 +308,15 @@ class Store(driver.Store):
             raise
         except exceptions.BackendException as refused:
             volume = _existing(cinder, volume_id)
-            if not volume.attachments:
+            repaired = self._readers.repair(cinder, volume)
+            if repaired:
+                volume = _existing(cinder, volume_id)
+            if volume.attachments:
+                self._detach_here(cinder, volume)
+            else:
                 self._refuse_pending(cinder, volume_id)
-                raise refused
-            self._detach_here(cinder, volume)
+                if not repaired:
+                    raise refused
             cinder.delete_volume(volume_id)
         # Cinder deletes it now: nothing will attach it again.
         self._host.forget(volume_id)

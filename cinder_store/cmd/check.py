@@ -201,9 +201,9 @@ def _shared_read(readers, cinder, volume_id, fix):
                            volume_id, record['attachment'],
                            len(record['holders'])))
     if not fix:
-        return Finding(WARN, 'shared reads', 'volume %s: attachment %s is '
-                       'stale, %s; --fix detaches it' % (
-                           volume_id, record['attachment'], reason))
+        return Finding(WARN, 'shared reads', 'volume %s: %s, %s; --fix '
+                       'detaches it' % (volume_id,
+                                        _recorded(record), reason))
     try:
         volume = cinder.get_volume(volume_id)
     except exceptions.NotFound:
@@ -211,12 +211,20 @@ def _shared_read(readers, cinder, volume_id, fix):
         readers.settings.forget(volume_id)
         return Finding(FIXED, 'shared reads', 'volume %s is gone: removed '
                        'its record and locks' % volume_id)
-    if not readers.repair(cinder, volume):
+    detached = readers.repair(cinder, volume)
+    if detached is None:
         return Finding(OK, 'shared reads', 'volume %s: in use again, left '
                        'alone' % volume_id)
-    return Finding(FIXED, 'shared reads', 'volume %s: detached stale '
-                   'attachment %s (%s)' % (volume_id, record['attachment'],
-                                           reason))
+    return Finding(FIXED, 'shared reads', 'volume %s: removed the stale '
+                   'record (%s), detached %s' % (
+                       volume_id, reason,
+                       ', '.join(detached) or 'no attachment'))
+
+
+def _recorded(record):
+    if record.get('attachment'):
+        return 'attachment %s is stale' % record['attachment']
+    return 'a reader\'s record of an attachment Cinder was making is stale'
 
 
 def _foreign_record(topic, volume_id, record):

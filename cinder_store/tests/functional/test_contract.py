@@ -219,6 +219,66 @@ class FaultContract(object):
         self.assertRaises(exceptions.BackendException, self.add,
                           self.backend, source, size=0, image_id=image_id)
 
+    def stall(self, operation, image_id):
+        """Hold ``operation`` on the image's volume; returns its marker."""
+        directory = os.path.join(self.volume_dir(), 'faults')
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory,
+                            'stall-%s@image-%s' % (operation, image_id))
+        open(path, 'w').close()
+        self.addCleanup(lambda: os.path.exists(path) and os.unlink(path))
+        self.addCleanup(lambda: os.path.exists(path + '.stalled') and
+                        os.unlink(path + '.stalled'))
+        return path
+
+    def kill_reader_in_attach(self):
+        """An image whose reader died inside attachment_create.
+
+        Cinder goes on to make an attachment nobody holds, on a volume
+        only one may attach.  Returns the image's data and location.
+        """
+        data = base.pattern_bytes(4 * base.MiB, seed=33)
+        image_id = self.new_image_id()
+        uri = self.add(self.backend, data, image_id=image_id)[0]
+        stall = self.stall('initialize_connection', image_id)
+        reader = subprocess.Popen(
+            [sys.executable, '-m', 'cinder_store.tests.functional.reader',
+             uri, self.backend, '1'], stdout=subprocess.DEVNULL)
+        self.addCleanup(lambda: reader.poll() is None and reader.kill())
+        self.wait_for(lambda: os.path.exists(stall + '.stalled'),
+                      'the reader never reached Cinder', reader)
+        reader.kill()
+        reader.wait()
+        os.unlink(stall)
+        volume_id = uri.rsplit('/', 1)[1]
+        self.wait_for(lambda: [a.status for a in self.attachments(volume_id)]
+                      == ['attaching'], 'Cinder never made the attachment')
+        return data, uri
+
+    def test_reader_killed_in_attach_does_not_block_the_next(self):
+        data, uri = self.kill_reader_in_attach()
+        self.addCleanup(self.delete, uri, self.backend)
+        self.assertEqual((hashlib.sha256(data).hexdigest(), len(data)),
+                         self.read(uri, self.backend))
+        self.assertEqual([], self.attachments(uri.rsplit('/', 1)[1]))
+
+    def test_image_whose_reader_was_killed_in_attach_is_deleted(self):
+        _, uri = self.kill_reader_in_attach()
+        self.delete(uri, self.backend)
+        # assert_nothing_leaked: the volume and its loop device are gone
+
+    def attachments(self, volume_id):
+        return self.cinder.attachments.list(
+            search_opts={'volume_id': volume_id, 'all_tenants': 1})
+
+    def wait_for(self, condition, failure, process=None):
+        deadline = time.monotonic() + 120
+        while not condition():
+            self.assertLess(time.monotonic(), deadline, failure)
+            if process is not None:
+                self.assertIsNone(process.poll(), failure)
+            time.sleep(0.05)
+
 
 class TestBlock(StoreContract, UnknownSizeContract, FaultContract,
                 base.FunctionalTestCase):

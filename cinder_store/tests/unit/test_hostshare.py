@@ -20,9 +20,9 @@ from cinder_store import attachment
 from cinder_store import hostshare
 from cinder_store import records
 from cinder_store.tests.unit import base
+from cinder_store.tests.unit import fakes
 
-# beyond pid_max: never a running process
-DEAD = '%s:999999999:1' % records.pid_namespace()
+DEAD = base.DEAD
 
 
 class TestHostReaders(base.CinderTestCase):
@@ -170,7 +170,7 @@ class TestHostReaders(base.CinderTestCase):
                          handle.device_path)
         self.assertEqual((foreign, None),
                          self.readers.inspect(self.api, self.volume.id))
-        self.assertFalse(self.readers.repair(self.api, self.volume))
+        self.assertIsNone(self.readers.repair(self.api, self.volume))
         self.assertIsNone(self.readers.recorded_attachment(self.volume.id))
         handle.close()
         self.assertEqual(foreign, self.record())
@@ -206,6 +206,95 @@ class TestHostReaders(base.CinderTestCase):
                               self.volume)
         self.assertNothingLeft(volumes=1)
 
+    def test_record_is_written_before_cinder_attaches(self):
+        seen = {}
+        real_open = attachment.Attachment.open
+        real_connect = fakes.FakeConnector.connect_volume
+
+        def open_(att, on_created=None):
+            seen['open'] = self.record()
+            return real_open(att, on_created)
+
+        def connect(connector, data):
+            seen['connect'] = self.record()
+            return real_connect(connector, data)
+
+        with mock.patch.object(attachment.Attachment, 'open', open_), \
+                mock.patch.object(fakes.FakeConnector, 'connect_volume',
+                                  connect):
+            handle = self.readers.join(self.api, self.volume)
+        self.assertIsNone(seen['open']['attachment'])
+        self.assertEqual([records.process_id()], seen['open']['holders'])
+        # Named as soon as Cinder answers, before the host connects.
+        self.assertEqual(handle.id, seen['connect']['attachment'])
+        self.assertNotIn('device_info', seen['connect'])
+        self.assertIn('device_info', self.record())
+        handle.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_failed_attach_removes_its_record(self):
+        self.cinder.fail('attachments.complete', RuntimeError('boom'))
+        self.assertRaises(RuntimeError, self.readers.join, self.api,
+                          self.volume)
+        self.assertFalse(os.path.exists(self.record_path))
+        self.assertNothingLeft(volumes=1)
+
+    def test_failed_naming_of_the_attachment_unwinds_it(self):
+        real_save = hostshare.HostReaders._save
+
+        def save(readers, volume_id, record):
+            if record['attachment']:
+                raise OSError(28, 'no space')
+            real_save(readers, volume_id, record)
+
+        with mock.patch.object(hostshare.HostReaders, '_save', save):
+            self.assertRaises(OSError, self.readers.join, self.api,
+                              self.volume)
+        self.assertFalse(os.path.exists(self.record_path))
+        self.assertNothingLeft(volumes=1)
+
+    def killed_while_cinder_attaches(self, volume):
+        """What a reader killed inside attachment_create leaves."""
+        made = self.api.attachment_create(
+            volume.id, self.readers.settings.connector(), 'ro')
+        with open(self.readers.files.path(volume.id), 'w') as f:
+            json.dump({'boot': records.boot_id(), 'host': 'testhost',
+                       'attachment': None, 'holders': [DEAD]}, f)
+        return made['id']
+
+    def test_reader_killed_while_cinder_attaches_is_cleaned_up(self):
+        leaked = self.killed_while_cinder_attaches(self.volume)
+        self.assertIn('stopped while Cinder was making its attachment',
+                      self.readers.inspect(self.api, self.volume.id)[1])
+        handle = self.readers.join(self.api, self.volume)
+        self.assertNotEqual(leaked, handle.id)
+        self.assertEqual([handle.id], list(self.cinder.attachments))
+        handle.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_reader_killed_after_cinder_answered_is_cleaned_up(self):
+        leaked = self.killed_while_cinder_attaches(self.volume)
+        self.rewrite(attachment=leaked)
+        self.assertIn('stopped while attaching',
+                      self.readers.inspect(self.api, self.volume.id)[1])
+        self.assertEqual([leaked], self.readers.repair(self.api,
+                                                       self.volume))
+        self.assertNothingLeft(volumes=1)
+
+    def test_multiattach_attachments_being_made_are_left(self):
+        # Cinder names no host for them: they may be another host's.
+        self.cinder.multiattach_types.add('shared')
+        self.cinder.types.add('shared')
+        volume = self.api.wait_for_status(
+            self.api.create_volume(1, 'm', {}, 'shared'), 'creating',
+            'available')
+        leaked = self.killed_while_cinder_attaches(volume)
+        with mock.patch.object(hostshare.LOG, 'warning') as warn:
+            self.assertEqual([], self.readers.repair(self.api, volume))
+        self.assertIn(leaked, str(warn.call_args))
+        self.assertEqual([leaked], list(self.cinder.attachments))
+        self.assertEqual([], self.readers.recorded_volumes())
+
     def test_file_object_device_is_not_recorded(self):
         with mock.patch.object(attachment.Attachment, 'device_path',
                                new_callable=mock.PropertyMock,
@@ -230,12 +319,13 @@ class TestHostReaders(base.CinderTestCase):
         self.assertEqual(1, len(self.cinder.attachments))  # read-only
 
     def test_repair_leaves_live_records_and_undoes_stale_ones(self):
-        self.assertFalse(self.readers.repair(self.api, self.volume))
+        self.assertIsNone(self.readers.repair(self.api, self.volume))
         handle = self.readers.join(self.api, self.volume)
-        self.assertFalse(self.readers.repair(self.api, self.volume))
+        self.assertIsNone(self.readers.repair(self.api, self.volume))
         self.assertEqual(1, len(self.cinder.attachments))
         self.rewrite(holders=[DEAD])
-        self.assertTrue(self.readers.repair(self.api, self.volume))
+        self.assertEqual([handle.id],
+                         self.readers.repair(self.api, self.volume))
         self.assertEqual([], self.readers.recorded_volumes())
         handle.close()  # its attachment is gone already: only logs
         self.assertNothingLeft(volumes=1)

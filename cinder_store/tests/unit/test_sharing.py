@@ -75,10 +75,10 @@ class TestReadAttachments(base.CinderTestCase):
         joiner = threading.Thread(target=lambda: leases.append(
             self.readers.acquire(self.api, self.volume)))
 
-        def open_while_another_reader_arrives(att):
+        def open_while_another_reader_arrives(att, on_created=None):
             joiner.start()
             self.readers._volumes[self.volume.id].waiting.wait()
-            return real_open(att)
+            return real_open(att, on_created)
 
         with mock.patch('cinder_store.device.open_device',
                         wraps=device.open_device) as open_device:
@@ -181,7 +181,7 @@ class TestReadAttachments(base.CinderTestCase):
                 joiner_errors.append(e)
         joiner = threading.Thread(target=second_reader)
 
-        def open_while_another_reader_arrives(att):
+        def open_while_another_reader_arrives(att, on_created=None):
             joiner.start()
             self.readers._volumes[self.volume.id].waiting.wait()
             raise Boom('initialize_connection failed')

@@ -13,6 +13,7 @@
 import errno
 import hashlib
 import io
+import json
 import os
 from unittest import mock
 
@@ -24,6 +25,8 @@ from oslo_config import cfg
 from oslo_utils import units
 
 from cinder_store import host
+from cinder_store import hostshare
+from cinder_store import records
 from cinder_store import store
 from cinder_store.tests.unit import base
 
@@ -426,6 +429,26 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         for a in self.cinder.volumes[volume_id].attachments:
             a['host_name'] = None  # a Cinder that does not report it
         self.store.delete(loc)
+        self.assertNothingLeft()
+
+    def test_delete_detaches_what_a_reader_killed_in_attach_left(self):
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        api = self.store._cinder.bind(None)
+        leaked = api.attachment_create(volume_id,
+                                       self.store._host.connector(), 'ro')
+        # Cinder lists only attached attachments with the volume.
+        self.cinder.volumes[volume_id].attachments = []
+        path = os.path.join(self.store._host.lock_path,
+                            hostshare.PREFIX + volume_id + '.json')
+        with open(path, 'w') as f:
+            json.dump({'boot': records.boot_id(), 'host': 'testhost',
+                       'attachment': None, 'holders': [base.DEAD]}, f)
+        self.cinder.fail('volumes.delete', cinder_exc.BadRequest(
+            400, 'Volume status must be available'))
+        self.store.delete(self.location(volume_id))
+        self.assertNotIn(leaked['id'], self.cinder.attachments)
+        self.assertFalse(os.path.exists(path))
         self.assertNothingLeft()
 
     def test_delete_not_found(self):

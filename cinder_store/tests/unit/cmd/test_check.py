@@ -22,18 +22,19 @@ from cinder_store import attachment
 from cinder_store.cmd import check
 from cinder_store import host
 from cinder_store import hostshare
-from cinder_store import records
 from cinder_store.tests.unit import base
 
-DEAD = '%s:999999999:1' % records.pid_namespace()
+DEAD = base.DEAD
 FILTERS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..',
                        'etc', 'glance', 'rootwrap.d')
 
 
-def rewrite(path, **changes):
+def rewrite(path, drop=(), **changes):
     """Play a record's writer: change fields of the record at ``path``."""
     with open(path) as f:
         record = dict(json.load(f), **changes)
+    for key in drop:
+        del record[key]
     with open(path, 'w') as f:
         json.dump(record, f)
 
@@ -151,6 +152,24 @@ class TestCheckStore(base.StoreTestCase):
         self.assertEqual({}, self.cinder.attachments)
         self.assertEqual(set(), self.brick.connected)
         self.assertEqual(check.OK, self.findings()['shared reads'].status)
+
+    def test_fix_detaches_what_a_reader_killed_in_attach_left(self):
+        volume = self.stale_reader()
+        (leaked,) = self.cinder.attachments
+        # killed inside attachment_create: never completed
+        self.cinder.attachments[leaked]['status'] = 'attaching'
+        rewrite(os.path.join(self.store._host.lock_path,
+                             hostshare.PREFIX + volume.id + '.json'),
+                attachment=None, drop=['device_info'])
+        found = self.findings()['shared reads']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn('attachment Cinder was making', found.message)
+        self.assertIn('stopped while Cinder was making', found.message)
+        found = self.findings(fix=True)['shared reads']
+        self.assertEqual(check.FIXED, found.status)
+        self.assertIn('detached %s' % leaked, found.message)
+        self.assertEqual({}, self.cinder.attachments)
+        self.assertEqual(set(), self.brick.connected)
 
     def test_fix_removes_the_record_of_a_deleted_volume(self):
         volume = self.stale_reader()
