@@ -171,8 +171,7 @@ class HostReaders(object):
         """
         if record.get('attachment'):
             return [record['attachment']]
-        making = [a.id for a in cinder.attachments_of(volume.id)
-                  if getattr(a, 'status', None) in ('reserved', 'attaching')]
+        making = being_made(cinder, volume.id)
         if making and getattr(volume, 'multiattach', False):
             LOG.warning('A reader of multiattach volume %s died while '
                         'Cinder was making its attachment; it may be one '
@@ -279,6 +278,12 @@ class HostReaders(object):
         """Forget the record of a volume whose attachments are going."""
         with self.settings.readers_lock(volume_id):
             self._remove(volume_id)
+
+
+def being_made(cinder, volume_id):
+    """Ids of the volume's attachments Cinder has not yet seen completed."""
+    return [a.id for a in cinder.attachments_of(volume_id)
+            if getattr(a, 'status', None) in ('reserved', 'attaching')]
 
 
 class _Owned(object):

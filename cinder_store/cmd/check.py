@@ -215,6 +215,16 @@ def _shared_read(readers, cinder, volume_id, fix):
     if detached is None:
         return Finding(OK, 'shared reads', 'volume %s: in use again, left '
                        'alone' % volume_id)
+    unsure = (not record.get('attachment') and
+              getattr(volume, 'multiattach', False) and
+              hostshare.being_made(cinder, volume_id))
+    if unsure:
+        return Finding(WARN, 'shared reads', 'volume %s: removed the stale '
+                       'record (%s); the attachment it left may be one of '
+                       '%s, which Cinder cannot tell from another host\'s '
+                       'on a multiattach volume: delete it in Cinder once '
+                       'no host is attaching the volume' % (
+                           volume_id, reason, ', '.join(unsure)))
     return Finding(FIXED, 'shared reads', 'volume %s: removed the stale '
                    'record (%s), detached %s' % (
                        volume_id, reason,

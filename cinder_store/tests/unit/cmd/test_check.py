@@ -171,6 +171,22 @@ class TestCheckStore(base.StoreTestCase):
         self.assertEqual({}, self.cinder.attachments)
         self.assertEqual(set(), self.brick.connected)
 
+    def test_fix_names_what_it_cannot_tell_on_a_multiattach_volume(self):
+        volume = self.stale_reader()
+        (leaked,) = self.cinder.attachments
+        self.cinder.attachments[leaked]['status'] = 'attaching'
+        volume.multiattach = True
+        rewrite(os.path.join(self.store._host.lock_path,
+                             hostshare.PREFIX + volume.id + '.json'),
+                attachment=None, drop=['device_info'])
+        found = self.findings(fix=True)['shared reads']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn('may be one of %s' % leaked, found.message)
+        self.assertEqual([leaked], list(self.cinder.attachments))
+        self.assertEqual(check.OK, self.findings()['shared reads'].status)
+        self.cinder.attachments.clear()
+        volume.attachments = []
+
     def test_fix_removes_the_record_of_a_deleted_volume(self):
         volume = self.stale_reader()
         self.cinder.volumes.pop(volume.id)
