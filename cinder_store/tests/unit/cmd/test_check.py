@@ -153,14 +153,21 @@ class TestCheckStore(base.StoreTestCase):
         self.assertEqual(set(), self.brick.connected)
         self.assertEqual(check.OK, self.findings()['shared reads'].status)
 
-    def test_fix_detaches_what_a_reader_killed_in_attach_left(self):
+    def reader_killed_in_attach(self):
+        """A reader killed inside attachment_create: its record names none.
+
+        Returns the volume and the attachment Cinder went on to make.
+        """
         volume = self.stale_reader()
         (leaked,) = self.cinder.attachments
-        # killed inside attachment_create: never completed
         self.cinder.attachments[leaked]['status'] = 'attaching'
         rewrite(os.path.join(self.store._host.lock_path,
                              hostshare.PREFIX + volume.id + '.json'),
                 attachment=None, drop=['device_info'])
+        return volume, leaked
+
+    def test_fix_detaches_what_a_reader_killed_in_attach_left(self):
+        _, leaked = self.reader_killed_in_attach()
         found = self.findings()['shared reads']
         self.assertEqual(check.WARN, found.status)
         self.assertIn('attachment Cinder was making', found.message)
@@ -172,13 +179,8 @@ class TestCheckStore(base.StoreTestCase):
         self.assertEqual(set(), self.brick.connected)
 
     def test_fix_names_what_it_cannot_tell_on_a_multiattach_volume(self):
-        volume = self.stale_reader()
-        (leaked,) = self.cinder.attachments
-        self.cinder.attachments[leaked]['status'] = 'attaching'
+        volume, leaked = self.reader_killed_in_attach()
         volume.multiattach = True
-        rewrite(os.path.join(self.store._host.lock_path,
-                             hostshare.PREFIX + volume.id + '.json'),
-                attachment=None, drop=['device_info'])
         found = self.findings(fix=True)['shared reads']
         self.assertEqual(check.WARN, found.status)
         self.assertIn('may be one of %s' % leaked, found.message)
