@@ -80,6 +80,21 @@ def translate(what):
     return decorator
 
 
+def refused(error):
+    """Did Cinder answer ``error``'s call with a 4xx (so it did nothing)?
+
+    ``error`` is what a call of this module raised; the cinderclient error
+    it was translated from is its cause or context.
+    """
+    cause = error
+    while cause is not None:
+        if isinstance(cause, cinder_exc.ClientException):
+            code = int(getattr(cause, 'code', 0) or 0)
+            return 400 <= code < 500
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _never_reached_cinder(exc):
     return isinstance(exc, (ks_exc.ConnectFailure,
                             cinder_exc.ConnectionError))
@@ -166,6 +181,12 @@ class BoundCinder(object):
         return self._call(self.client.volumes.create, gib(size_bytes),
                           name=name, metadata=metadata,
                           volume_type=volume_type, idempotent=False)
+
+    @translate('volume list')
+    def volumes_tagged(self, key, value):
+        """This project's volumes whose metadata maps ``key`` to ``value``."""
+        return self._call(self.client.volumes.list,
+                          search_opts={'metadata': {key: value}})
 
     @translate('volume show')
     def get_volume(self, volume_id):

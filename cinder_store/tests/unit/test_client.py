@@ -44,6 +44,33 @@ class TestErrorMapping(base.CinderTestCase):
                                self.bound().get_volume, 'v')
 
 
+@ddt.ddt
+class TestRefused(base.CinderTestCase):
+    """Did Cinder answer a failed call with a 4xx (so it did nothing)?"""
+
+    @ddt.data(
+        (cinder_exc.OverLimit(413, 'quota'), True),
+        (cinder_exc.BadRequest(400, 'bad type'), True),
+        (cinder_exc.NotFound(404, 'gone'), True),
+        (cinder_exc.ClientException(500, 'boom'), False),
+        (cinder_exc.ClientException(503, 'busy'), False),
+        (ks_exc.ConnectTimeout('timed out'), False),
+    )
+    @ddt.unpack
+    def test_refused(self, raised, answered_4xx):
+        self.cinder.fail('volumes.create', raised, times=-1)
+        try:
+            self.bound(retries=0).create_volume(1, 'v', {}, None)
+        except (exceptions.BackendException,
+                exceptions.GlanceStoreException) as error:
+            self.assertEqual(answered_4xx, client.refused(error))
+        else:
+            self.fail('create_volume did not raise')
+
+    def test_an_error_of_ours_is_not_a_refusal(self):
+        self.assertFalse(client.refused(RuntimeError('bug')))
+
+
 class TestRetries(base.CinderTestCase):
 
     def test_connect_failure_retried_even_for_create(self):
