@@ -155,6 +155,8 @@ class Store(driver.Store):
         try:
             orphans = [v for v in self._uploads.volume_ids()
                        if self._uploads.inspect(v)[1]]
+            cut_short = [t for t in self._uploads.creation_tokens()
+                         if self._uploads.inspect_creation(t)[1]]
         except Exception as e:
             LOG.warning('Could not read the upload records in %s: %s',
                         self._host.lock_path, e)
@@ -164,6 +166,12 @@ class Store(driver.Store):
                         'this host (%s): run cinder-store-check --fix to '
                         'delete them', self.backend_group, len(orphans),
                         ', '.join(orphans))
+        if cut_short:
+            LOG.warning('Backend %s has %d volume create call(s) cut short '
+                        'on this host (upload tokens %s): run '
+                        'cinder-store-check --fix to delete what they made',
+                        self.backend_group, len(cut_short),
+                        ', '.join(cut_short))
 
     def configure_add(self):
         """Check the volume type; warn, never fail, if Cinder is down."""
@@ -193,10 +201,17 @@ class Store(driver.Store):
             context=None, verifier=None):
         """Store ``image_file`` on a new volume; see the module docs."""
         cinder = self._cinder.bind(context)
-        volume = self._create_volume(cinder, image_id, image_size, context)
+        # Until add returns, only these records lead to the volume.
+        token = self._uploads.creating(image_id)
         try:
-            # Until add returns, only this record leads to the volume.
+            volume = self._create_volume(cinder, image_id, image_size,
+                                         context, token)
+        except BaseException as e:
+            with excutils.save_and_reraise_exception():
+                self._uploads.creation_failed(token, image_id, e)
+        try:
             self._uploads.begin(volume.id, image_id)
+            self._uploads.created(token)
             volume = cinder.wait_for_status(volume, 'creating', 'available')
             writer = dataio.ImageWriter(image_file, image_size, hashing_algo,
                                         verifier)
@@ -221,9 +236,10 @@ class Store(driver.Store):
         return (url, writer.bytes_written, writer.checksum,
                 writer.multihash_hex, metadata)
 
-    def _create_volume(self, cinder, image_id, image_size, context):
+    def _create_volume(self, cinder, image_id, image_size, context, token):
         metadata = {'glance_image_id': image_id,
-                    'image_size': str(image_size)}
+                    'image_size': str(image_size),
+                    uploads.TOKEN_KEY: token}
         owner = getattr(context, 'project_id', None)
         if owner:
             metadata['image_owner'] = owner

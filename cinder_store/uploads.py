@@ -21,23 +21,37 @@ image, the backend, this host, its boot and the uploading process.
 deleting the volume of a failed upload fails too, the record stays, marked
 failed.
 
+The volume's id is only known once Cinder answers the create call; a
+worker killed inside that call, or a call that failed without an answer
+(a timeout, a dropped connection), may still have made a volume.  So
+before the call, ``<lock_path>/cinder_store-creating-<token>.json``
+records a random token that the create call puts in the volume's metadata
+(``cinder_store_upload``); it is removed once the volume record is
+written, or when Cinder refused the call (a 4xx: nothing was made), and
+marked failed otherwise.
+
 A record is *orphaned* when it is marked failed, was written before this
 host last booted, or its process is gone.  ``cinder-store-check --fix``
-then detaches the volume's attachments and deletes it.  A record written
-on another host (a lock directory shared by mistake) is never acted on.
+then detaches the volume's attachments and deletes it (for a creation
+record: every volume carrying its token).  A record written on another
+host (a lock directory shared by mistake) is never acted on.
 """
 
 import logging
+import uuid
 
 from glance_store import exceptions
 
 from cinder_store import attachment
+from cinder_store import client
 from cinder_store import host
 from cinder_store import records
 
 LOG = logging.getLogger(__name__)
 
 PREFIX = 'cinder_store-upload-'
+CREATING_PREFIX = 'cinder_store-creating-'
+TOKEN_KEY = 'cinder_store_upload'
 
 
 class Uploads(object):
@@ -47,6 +61,72 @@ class Uploads(object):
         self.settings = settings
         self.files = records.RecordFiles(settings.lock_path, PREFIX,
                                          'upload')
+        self.creations = records.RecordFiles(settings.lock_path,
+                                             CREATING_PREFIX,
+                                             'volume creation')
+
+    def creating(self, image_id):
+        """Record a volume create about to be asked for; return its token.
+
+        The caller puts ``{TOKEN_KEY: token}`` in the volume's metadata.
+        """
+        token = str(uuid.uuid4())
+        self.creations.save(token, dict(self._record(image_id), token=token))
+        return token
+
+    def created(self, token):
+        """The created volume has its own record now."""
+        self.creations.remove(token)
+
+    def creation_failed(self, token, image_id, error):
+        """The create call raised ``error``.
+
+        If Cinder refused it, nothing was made and the record goes;
+        otherwise Cinder may have made the volume (or may still): the
+        record stays, marked failed, for ``cinder-store-check --fix``.
+        """
+        if client.refused(error):
+            self.creations.remove(token)
+            return
+        LOG.warning('Creating the volume of image %s failed without an '
+                    'answer from Cinder, which may have made it anyway; '
+                    'cinder-store-check --fix deletes it: %s', image_id,
+                    error)
+        self.creations.save(token, dict(
+            self._record(image_id), token=token,
+            failed=str(error) or type(error).__name__))
+
+    def creation_tokens(self):
+        """Tokens of this backend's creation records on this host."""
+        return self.creations.volume_ids(self.settings.backend)
+
+    def inspect_creation(self, token):
+        """``(record, reason)``, as :meth:`inspect` does for a creation."""
+        record = self.creations.load(token)
+        return record, (None if record is None else why_orphaned(record))
+
+    def reclaim_creation(self, cinder, token):
+        """Delete the volumes an orphaned creation record's call made.
+
+        Returns what was done, for a person.  Raises :class:`NotOrphaned`
+        while the record is live or a volume is still being created.
+        """
+        record, reason = self.inspect_creation(token)
+        if reason is None:
+            raise NotOrphaned('volume creation %s' % token)
+        found = [v for v in cinder.volumes_tagged(TOKEN_KEY, token)
+                 if v.status != 'deleting']
+        if any(v.status == 'creating' for v in found):
+            raise NotOrphaned('volume creation %s' % token,
+                              'Cinder is still creating its volume')
+        for volume in found:
+            self._delete(cinder, volume, records.this_boot(record))
+        self.creations.remove(token)
+        if not found:
+            return 'no volume was made for image %s (%s): removed the ' \
+                   'record' % (record.get('image'), reason)
+        return 'deleted volume(s) %s of image %s (%s)' % (
+            ', '.join(v.id for v in found), record.get('image'), reason)
 
     def begin(self, volume_id, image_id):
         """Record that this process is writing ``image_id`` to the volume."""
@@ -88,8 +168,9 @@ class Uploads(object):
         more) is left alone: :class:`NotOrphaned`.
         """
         record, reason = self.inspect(volume_id)
+        subject = 'volume %s' % volume_id
         if reason is None:
-            raise NotOrphaned(volume_id)
+            raise NotOrphaned(subject)
         try:
             volume = cinder.get_volume(volume_id)
         except exceptions.NotFound:
@@ -98,21 +179,23 @@ class Uploads(object):
         image = (getattr(volume, 'metadata', None) or {}).get(
             'glance_image_id')
         if image != record.get('image'):
-            raise NotOrphaned(volume_id, 'it now carries image %s, not %s'
+            raise NotOrphaned(subject, 'it now carries image %s, not %s'
                               % (image, record.get('image')))
-        detached = self._detach_all(cinder, volume, records.this_boot(record))
-        cinder.delete_volume(volume_id)
-        self._forget(volume_id)
+        detached = self._delete(cinder, volume, records.this_boot(record))
+        self.files.remove(volume_id)
         return ('deleted the volume of image %s (%s) after detaching %d '
                 'attachment(s)' % (record.get('image'), reason, detached))
 
-    def _detach_all(self, cinder, volume, same_boot):
+    def _delete(self, cinder, volume, same_boot):
+        """Detach every attachment, delete the volume; count detached."""
         # After a reboot the device is gone and its path may now name
         # another volume's device: delete in Cinder, do not disconnect.
         found = cinder.attachments_of(volume.id)
         for att in found:
             attachment.detach_attachment(cinder, self.settings, volume,
                                          att.id, disconnect=same_boot)
+        cinder.delete_volume(volume.id)
+        self.settings.forget(volume.id)
         return len(found)
 
     def _forget(self, volume_id):
@@ -123,9 +206,9 @@ class Uploads(object):
 class NotOrphaned(Exception):
     """The upload's record is live, or its volume is not its any more."""
 
-    def __init__(self, volume_id, why='its upload is in progress'):
+    def __init__(self, subject, why='its upload is in progress'):
         super(NotOrphaned, self).__init__(
-            'volume %s left alone: %s' % (volume_id, why))
+            '%s left alone: %s' % (subject, why))
 
 
 def why_orphaned(record):

@@ -194,7 +194,8 @@ def _shared_read(readers, cinder, volume_id, fix):
         return Finding(OK, 'shared reads', 'volume %s: record gone' %
                        volume_id)
     if records.foreign(record):
-        return _foreign_record('shared reads', volume_id, record)
+        return _foreign_record('shared reads', 'volume ' + volume_id,
+                               record)
     if reason is None:
         return Finding(OK, 'shared reads', 'volume %s: attachment %s held '
                        'by %d live process(es)' % (
@@ -237,24 +238,28 @@ def _recorded(record):
     return 'a reader\'s record of an attachment Cinder was making is stale'
 
 
-def _foreign_record(topic, volume_id, record):
-    return Finding(WARN, topic, 'volume %s: record written on host %s, left '
-                   'alone; is the lock directory shared between hosts?'
-                   % (volume_id, record['host']))
+def _foreign_record(topic, subject, record):
+    return Finding(WARN, topic, '%s: record written on host %s, left alone; '
+                   'is the lock directory shared between hosts?'
+                   % (subject, record['host']))
 
 
 def _uploads(store, fix):
     try:
         volume_ids = store._uploads.volume_ids()
+        tokens = store._uploads.creation_tokens()
     except Exception as e:
         return [_failed('uploads', e)]
-    if not volume_ids:
+    if not volume_ids and not tokens:
         return [Finding(OK, 'uploads', 'no upload recorded on this host')]
     if not store._cinder.credentials.has_service_credentials:
         return [Finding(SKIP, 'uploads', '%d record(s); checking them with '
-                        'Cinder needs service credentials' % len(volume_ids))]
+                        'Cinder needs service credentials'
+                        % (len(volume_ids) + len(tokens)))]
     cinder = store._cinder.bind(None)
-    return [_upload(store._uploads, cinder, v, fix) for v in volume_ids]
+    # Volume records first: a volume they delete is not listed again.
+    return ([_upload(store._uploads, cinder, v, fix) for v in volume_ids] +
+            [_creation(store._uploads, cinder, t, fix) for t in tokens])
 
 
 @_guarded('uploads')
@@ -263,7 +268,7 @@ def _upload(recorded, cinder, volume_id, fix):
     if record is None:
         return Finding(OK, 'uploads', 'volume %s: record gone' % volume_id)
     if records.foreign(record):
-        return _foreign_record('uploads', volume_id, record)
+        return _foreign_record('uploads', 'volume ' + volume_id, record)
     if reason is None:
         return Finding(OK, 'uploads', 'volume %s: image %s is being uploaded '
                        'by %s on %s' % (volume_id, record.get('image'),
@@ -278,6 +283,30 @@ def _upload(recorded, cinder, volume_id, fix):
     except uploads.NotOrphaned as e:
         return Finding(OK, 'uploads', str(e))
     return Finding(FIXED, 'uploads', 'volume %s: %s' % (volume_id, done))
+
+
+@_guarded('uploads')
+def _creation(recorded, cinder, token, fix):
+    record, reason = recorded.inspect_creation(token)
+    if record is None:
+        return Finding(OK, 'uploads', 'creation %s: record gone' % token)
+    if records.foreign(record):
+        return _foreign_record('uploads', 'creation ' + token, record)
+    if reason is None:
+        return Finding(OK, 'uploads', 'image %s: its volume is being '
+                       'created by %s' % (record.get('image'),
+                                          record.get('holder')))
+    if not fix:
+        return Finding(WARN, 'uploads', 'image %s: a volume create call '
+                       'was cut short, %s; --fix deletes any volume it made '
+                       '(metadata %s=%s)' % (record.get('image'), reason,
+                                             uploads.TOKEN_KEY, token))
+    try:
+        done = recorded.reclaim_creation(cinder, token)
+    except uploads.NotOrphaned as e:
+        return Finding(OK, 'uploads', str(e))
+    return Finding(FIXED, 'uploads',
+                   'image %s: %s' % (record.get('image'), done))
 
 
 def _load_conf(argv, conf=None):

@@ -12,6 +12,7 @@
 
 """``cinder-store-check`` against the real cloud, as an operator runs it."""
 
+import json
 import os
 import signal
 import subprocess
@@ -22,7 +23,9 @@ import fixtures
 from glance_store import multi_backend
 
 from cinder_store import hostshare
+from cinder_store import records
 from cinder_store.tests.functional import base
+from cinder_store import uploads
 
 
 class CheckCommandTest(base.FunctionalTestCase):
@@ -102,6 +105,39 @@ class CheckCommandTest(base.FunctionalTestCase):
         rc, out = self.check('--backend', backend)
         self.assertIn('no upload recorded on this host', out)
         # assert_nothing_leaked: the volume and its loop device are gone
+
+    def test_fix_deletes_the_volume_of_a_create_cut_short(self):
+        # The state a worker killed inside the create call leaves: its
+        # record, and the volume Cinder made carrying the record's token.
+        # On its own backend: the tests above --fix theirs concurrently.
+        backend = self.backend_for('multiattach')
+        store = multi_backend.get_store_from_store_identifier(backend)
+        image_id = self.new_image_id()
+        token = store._uploads.creating(image_id)
+        path = store._uploads.creations.path(token)
+        self.addCleanup(lambda: os.path.exists(path) and os.unlink(path))
+        with open(path) as f:
+            record = dict(json.load(f), holder='%s:999999999:1'
+                          % records.pid_namespace())
+        with open(path, 'w') as f:
+            json.dump(record, f)
+        api = store._cinder.bind(None)
+        volume = api.wait_for_status(api.create_volume(
+            1, 'image-%s' % image_id, {'glance_image_id': image_id,
+                                       uploads.TOKEN_KEY: token},
+            store.view.cinder_store_volume_type), 'creating', 'available')
+
+        rc, out = self.check('--backend', backend)
+        self.assertEqual(0, rc, out)
+        self.assertIn('  warn   uploads       image %s: a volume create call '
+                      'was cut short' % image_id, out)
+
+        rc, out = self.check('--backend', backend, '--fix')
+        self.assertEqual(0, rc, out)
+        self.assertIn('  fixed  uploads       image %s: deleted volume(s) %s'
+                      % (image_id, volume.id), out)
+        self.assertFalse(os.path.exists(path))
+        # assert_nothing_leaked: the volume is gone
 
     def _kill_uploader_mid_write(self, backend, image_id):
         self._kill_when_ready('uploader', backend, image_id)

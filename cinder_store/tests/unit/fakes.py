@@ -113,6 +113,12 @@ class _Volumes(object):
             f.truncate(size * units.Gi)
         return vol
 
+    def list(self, search_opts=None):
+        self.c.hit('volumes.list')
+        wanted = (search_opts or {}).get('metadata', {})
+        return [_snapshot(v) for v in self.c.volumes.values()
+                if all(v.metadata.get(k) == w for k, w in wanted.items())]
+
     def get(self, volume_id):
         self.c.hit('volumes.get')
         vol = self.c.volume(volume_id)

@@ -29,6 +29,8 @@ from cinder_store import hostshare
 from cinder_store import records
 from cinder_store import store
 from cinder_store.tests.unit import base
+from cinder_store.tests.unit import fakes
+from cinder_store import uploads
 
 
 class Context(object):
@@ -50,9 +52,11 @@ class TestAdd(base.StoreTestCase):
         with open(self.cinder.device_path(volume.id), 'rb') as f:
             self.assertEqual(data, f.read(len(data)))
         self.assertEqual('image-img-1', volume.name)
+        token = volume.metadata.pop('cinder_store_upload')
         self.assertEqual({'glance_image_id': 'img-1',
                           'image_size': str(len(data)),
                           'image_owner': 'owner-project'}, volume.metadata)
+        self.assertEqual(4, token.count('-'))  # a uuid
         self.assertTrue(volume.readonly)
         self.assertNothingLeft(volumes=1)
 
@@ -201,6 +205,48 @@ class TestAdd(base.StoreTestCase):
         self.cinder.fail('volumes.create',
                          cinder_exc.OverLimit(413, 'VolumeLimitExceeded'))
         self.assertRaises(exceptions.StorageFull, self.add, b'abc')
+        self.assertNothingLeft()
+        # Cinder refused: nothing was made, nothing to record.
+        self.assertEqual([], self.store._uploads.creation_tokens())
+
+    def test_the_create_call_is_recorded_before_it_is_made(self):
+        seen = []
+        real_create = fakes._Volumes.create
+
+        def create(volumes, size, name=None, metadata=None,
+                   volume_type=None):
+            (token,) = self.store._uploads.creation_tokens()
+            seen.append((token, metadata[uploads.TOKEN_KEY]))
+            return real_create(volumes, size, name, metadata, volume_type)
+
+        with mock.patch.object(fakes._Volumes, 'create', create):
+            self.add(b'abc')
+        ((recorded, sent),) = seen
+        self.assertEqual(recorded, sent)
+        self.assertEqual([], self.store._uploads.creation_tokens())
+        self.assertEqual([], self.store._uploads.volume_ids())
+
+    def test_a_create_cinder_never_answered_is_found_by_its_token(self):
+        real_create = fakes._Volumes.create
+
+        def create_then_time_out(volumes, *args, **kwargs):
+            real_create(volumes, *args, **kwargs)
+            raise ks_exc.ConnectTimeout('read timed out')
+
+        with mock.patch.object(fakes._Volumes, 'create',
+                               create_then_time_out):
+            self.assertRaises(exceptions.BackendException, self.add, b'abc')
+        (token,) = self.store._uploads.creation_tokens()
+        _, reason = self.store._uploads.inspect_creation(token)
+        self.assertIn('read timed out', reason)
+        (volume_id,) = self.cinder.volumes  # made, unknown to us
+        api = self.store._cinder.bind(None)
+        self.assertRaisesRegex(uploads.NotOrphaned, 'still creating',
+                               self.store._uploads.reclaim_creation, api,
+                               token)
+        api.wait_for_status(api.get_volume(volume_id), 'creating',
+                            'available')
+        self.store._uploads.reclaim_creation(api, token)
         self.assertNothingLeft()
 
     def test_encrypted_volume_type_refused(self):
@@ -513,6 +559,19 @@ class TestConfigure(base.StoreTestCase):
         (message, backend, count, names), _ = warn.call_args
         self.assertIn('cinder-store-check --fix', message)
         self.assertEqual(('fast', 1, 'vol-dead'), (backend, count, names))
+
+    def test_create_calls_cut_short_are_reported_at_start(self):
+        live = self.store._uploads.creating('img-1')
+        dead = self.store._uploads.creating('img-2')
+        self.store._uploads.creation_failed(dead, 'img-2', OSError('x'))
+        self.addCleanup(self.store._uploads.created, live)
+        self.addCleanup(self.store._uploads.created, dead)
+        with mock.patch.object(store.LOG, 'warning') as warn:
+            self.store.configure()
+            self.store.warm_up.join()
+        (message, backend, count, tokens), _ = warn.call_args
+        self.assertIn('cut short', message)
+        self.assertEqual(('fast', 1, dead), (backend, count, tokens))
 
     def test_oslo_concurrency_lock_path_is_enough(self):
         self.conf.clear_override('cinder_store_lock_path', group='fast')

@@ -150,3 +150,89 @@ class TestUploads(base.CinderTestCase):
             self.assertEqual((None, None),
                              self.uploads.inspect(self.volume.id))
         self.assertIn('upload', warn.call_args[0][1])
+
+
+class TestCreations(base.CinderTestCase):
+    """Volume create calls that may have made a volume nobody records."""
+
+    def setUp(self):
+        super(TestCreations, self).setUp()
+        self.api = self.bound()
+        self.settings = self.settings()
+        self.uploads = uploads.Uploads(self.settings)
+        self.token = self.uploads.creating('img-1')
+
+    def made(self, status='available'):
+        """The volume Cinder made for the call it never answered."""
+        volume = self.api.create_volume(
+            1, 'image-img-1', {'glance_image_id': 'img-1',
+                               uploads.TOKEN_KEY: self.token}, None)
+        self.cinder.volumes[volume.id].status = status
+        return volume
+
+    def cut_short(self):
+        """The creating worker died: its record names a dead holder."""
+        path = self.uploads.creations.path(self.token)
+        with open(path) as f:
+            record = dict(json.load(f), holder=DEAD)
+        with open(path, 'w') as f:
+            json.dump(record, f)
+
+    def test_a_creation_in_progress_is_left_alone(self):
+        record, reason = self.uploads.inspect_creation(self.token)
+        self.assertEqual(('img-1', self.token),
+                         (record['image'], record['token']))
+        self.assertIsNone(reason)
+        self.assertEqual([self.token], self.uploads.creation_tokens())
+        self.made()
+        self.assertRaises(uploads.NotOrphaned, self.uploads.reclaim_creation,
+                          self.api, self.token)
+        self.assertEqual(1, len(self.cinder.volumes))
+
+    def test_created_forgets_it(self):
+        self.uploads.created(self.token)
+        self.assertEqual([], self.uploads.creation_tokens())
+
+    def test_a_refused_create_made_nothing(self):
+        error = cinder_exc.OverLimit(413, 'quota')
+        try:
+            raise exceptions.StorageFull('over quota') from error
+        except exceptions.StorageFull as e:
+            self.uploads.creation_failed(self.token, 'img-1', e)
+        self.assertEqual([], self.uploads.creation_tokens())
+
+    def test_an_unanswered_create_is_orphaned_at_once(self):
+        with mock.patch.object(uploads.LOG, 'warning') as warn:
+            self.uploads.creation_failed(self.token, 'img-1',
+                                         RuntimeError('read timed out'))
+        self.assertIn('may have made it anyway', warn.call_args[0][0])
+        _, reason = self.uploads.inspect_creation(self.token)
+        self.assertIn('read timed out', reason)
+        self.assertIn('no volume was made',
+                      self.uploads.reclaim_creation(self.api, self.token))
+        self.assertEqual([], self.uploads.creation_tokens())
+
+    def test_the_volume_a_killed_create_made_is_deleted(self):
+        volume = self.made()
+        attachment.Attachment(self.api, self.settings,
+                              self.api.get_volume(volume.id),
+                              writable=True).open()
+        other = self.api.create_volume(1, 'image-img-1',
+                                       {'glance_image_id': 'img-1'}, None)
+        self.cut_short()
+        done = self.uploads.reclaim_creation(self.api, self.token)
+        self.assertIn('deleted volume(s) %s of image img-1' % volume.id,
+                      done)
+        # Only the volume carrying the token: the image may be stored on
+        # another one.
+        self.assertEqual([other.id], list(self.cinder.volumes))
+        self.assertEqual({}, self.cinder.attachments)
+        self.assertEqual([], self.uploads.creation_tokens())
+
+    def test_a_volume_still_being_created_is_waited_for(self):
+        self.made(status='creating')
+        self.cut_short()
+        self.assertRaisesRegex(uploads.NotOrphaned, 'still creating',
+                               self.uploads.reclaim_creation, self.api,
+                               self.token)
+        self.assertEqual([self.token], self.uploads.creation_tokens())

@@ -22,7 +22,9 @@ from cinder_store import attachment
 from cinder_store.cmd import check
 from cinder_store import host
 from cinder_store import hostshare
+from cinder_store import records
 from cinder_store.tests.unit import base
+from cinder_store import uploads
 
 DEAD = base.DEAD
 FILTERS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..',
@@ -276,6 +278,40 @@ class TestCheckStore(base.StoreTestCase):
         found = self.findings(fix=True)['uploads']
         self.assertEqual(check.WARN, found.status)
         self.assertIn('written on host otherhost', found.message)
+        self.assertEqual(1, len(self.cinder.volumes))
+
+    def cut_short_create(self, holder=DEAD):
+        """A worker killed inside the create call: Cinder made the volume."""
+        token = self.store._uploads.creating('img-1')
+        api = self.store._cinder.bind(None)
+        metadata = {'glance_image_id': 'img-1', uploads.TOKEN_KEY: token}
+        api.wait_for_status(api.create_volume(1, 'image-img-1', metadata,
+                                              None), 'creating', 'available')
+        rewrite(self.store._uploads.creations.path(token), holder=holder)
+        return token
+
+    def test_a_create_cut_short_is_reported_and_left(self):
+        token = self.cut_short_create()
+        found = self.findings()['uploads']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn('image img-1: a volume create call was cut short',
+                      found.message)
+        self.assertIn('cinder_store_upload=%s' % token, found.message)
+        self.assertEqual(1, len(self.cinder.volumes))
+
+    def test_fix_deletes_what_a_create_cut_short_made(self):
+        self.cut_short_create()
+        found = self.findings(fix=True)['uploads']
+        self.assertEqual(check.FIXED, found.status)
+        self.assertIn('deleted volume(s)', found.message)
+        self.assertNothingLeft(volumes=0)
+        self.assertEqual(check.OK, self.findings()['uploads'].status)
+
+    def test_a_create_in_progress_is_left_alone_by_fix(self):
+        self.cut_short_create(holder=records.process_id())
+        found = self.findings(fix=True)['uploads']
+        self.assertEqual(check.OK, found.status)
+        self.assertIn('its volume is being created', found.message)
         self.assertEqual(1, len(self.cinder.volumes))
 
     def test_uploads_need_service_credentials(self):
