@@ -265,48 +265,46 @@ def _uploads(store, fix):
 @_guarded('uploads')
 def _upload(recorded, cinder, volume_id, fix):
     record, reason = recorded.inspect(volume_id)
-    if record is None:
-        return Finding(OK, 'uploads', 'volume %s: record gone' % volume_id)
-    if records.foreign(record):
-        return _foreign_record('uploads', 'volume ' + volume_id, record)
-    if reason is None:
-        return Finding(OK, 'uploads', 'volume %s: image %s is being uploaded '
-                       'by %s on %s' % (volume_id, record.get('image'),
-                                        record.get('holder'),
-                                        record.get('host')))
-    if not fix:
-        return Finding(WARN, 'uploads', 'volume %s: orphaned upload of image '
-                       '%s, %s; --fix deletes the volume' % (
-                           volume_id, record.get('image'), reason))
-    try:
-        done = recorded.reclaim(cinder, volume_id)
-    except uploads.NotOrphaned as e:
-        return Finding(OK, 'uploads', str(e))
-    return Finding(FIXED, 'uploads', 'volume %s: %s' % (volume_id, done))
+    return _upload_finding(
+        'volume %s' % volume_id, record, reason, fix,
+        lambda: 'image %s is being uploaded by %s on %s' % (
+            record.get('image'), record.get('holder'), record.get('host')),
+        lambda: 'orphaned upload of image %s, %s; --fix deletes the '
+                'volume' % (record.get('image'), reason),
+        lambda: recorded.reclaim(cinder, volume_id))
 
 
 @_guarded('uploads')
 def _creation(recorded, cinder, token, fix):
     record, reason = recorded.inspect_creation(token)
+    return _upload_finding(
+        'volume creation %s' % token, record, reason, fix,
+        lambda: 'for image %s, in progress in %s' % (
+            record.get('image'), record.get('holder')),
+        lambda: 'for image %s, cut short: %s; --fix deletes any volume '
+                'carrying metadata %s=%s' % (
+                    record.get('image'), reason, uploads.TOKEN_KEY, token),
+        lambda: recorded.reclaim_creation(cinder, token))
+
+
+def _upload_finding(subject, record, reason, fix, live, orphaned, reclaim):
+    """What an upload record of ``subject`` says, and --fix does of it.
+
+    ``live``, ``orphaned`` and ``reclaim`` are called only when needed.
+    """
     if record is None:
-        return Finding(OK, 'uploads', 'creation %s: record gone' % token)
+        return Finding(OK, 'uploads', '%s: record gone' % subject)
     if records.foreign(record):
-        return _foreign_record('uploads', 'creation ' + token, record)
+        return _foreign_record('uploads', subject, record)
     if reason is None:
-        return Finding(OK, 'uploads', 'image %s: its volume is being '
-                       'created by %s' % (record.get('image'),
-                                          record.get('holder')))
+        return Finding(OK, 'uploads', '%s: %s' % (subject, live()))
     if not fix:
-        return Finding(WARN, 'uploads', 'image %s: a volume create call '
-                       'was cut short, %s; --fix deletes any volume it made '
-                       '(metadata %s=%s)' % (record.get('image'), reason,
-                                             uploads.TOKEN_KEY, token))
+        return Finding(WARN, 'uploads', '%s: %s' % (subject, orphaned()))
     try:
-        done = recorded.reclaim_creation(cinder, token)
+        done = reclaim()
     except uploads.NotOrphaned as e:
         return Finding(OK, 'uploads', str(e))
-    return Finding(FIXED, 'uploads',
-                   'image %s: %s' % (record.get('image'), done))
+    return Finding(FIXED, 'uploads', '%s: %s' % (subject, done))
 
 
 def _load_conf(argv, conf=None):

@@ -129,13 +129,13 @@ class CheckCommandTest(base.FunctionalTestCase):
 
         rc, out = self.check('--backend', backend)
         self.assertEqual(0, rc, out)
-        self.assertIn('  warn   uploads       image %s: a volume create call '
-                      'was cut short' % image_id, out)
+        self.assertIn('  warn   uploads       volume creation %s: for image '
+                      '%s, cut short' % (token, image_id), out)
 
         rc, out = self.check('--backend', backend, '--fix')
         self.assertEqual(0, rc, out)
-        self.assertIn('  fixed  uploads       image %s: deleted volume(s) %s'
-                      % (image_id, volume.id), out)
+        self.assertIn('  fixed  uploads       volume creation %s: deleted '
+                      'volume(s) %s' % (token, volume.id), out)
         self.assertFalse(os.path.exists(path))
         # assert_nothing_leaked: the volume is gone
 

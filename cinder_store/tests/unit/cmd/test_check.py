@@ -294,8 +294,8 @@ class TestCheckStore(base.StoreTestCase):
         token = self.cut_short_create()
         found = self.findings()['uploads']
         self.assertEqual(check.WARN, found.status)
-        self.assertIn('image img-1: a volume create call was cut short',
-                      found.message)
+        self.assertIn('volume creation %s: for image img-1, cut short'
+                      % token, found.message)
         self.assertIn('cinder_store_upload=%s' % token, found.message)
         self.assertEqual(1, len(self.cinder.volumes))
 
@@ -311,7 +311,7 @@ class TestCheckStore(base.StoreTestCase):
         self.cut_short_create(holder=records.process_id())
         found = self.findings(fix=True)['uploads']
         self.assertEqual(check.OK, found.status)
-        self.assertIn('its volume is being created', found.message)
+        self.assertIn('for image img-1, in progress', found.message)
         self.assertEqual(1, len(self.cinder.volumes))
 
     def test_uploads_need_service_credentials(self):
