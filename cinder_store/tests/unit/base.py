@@ -11,6 +11,7 @@
 # under the License.
 
 import io
+import json
 import os
 import threading
 from unittest import mock
@@ -33,6 +34,17 @@ from cinder_store import uploads
 
 # A holder beyond pid_max: never a running process.
 DEAD = '%s:999999999:1' % records.pid_namespace()
+
+
+def rewrite_record(path, drop=(), **changes):
+    """Play a record's writer: change fields of the record at ``path``."""
+    with open(path) as f:
+        record = dict(json.load(f), **changes)
+    for key in drop:
+        del record[key]
+    with open(path, 'w') as f:
+        json.dump(record, f)
+
 
 UUID = '6f9ff8d4-1b2e-4a59-9c0e-2b0f3c4e5a6b'
 

@@ -45,9 +45,7 @@ class TestHostReaders(base.CinderTestCase):
             return json.load(f)
 
     def rewrite(self, **changes):
-        record = dict(self.record(), **changes)
-        with open(self.record_path, 'w') as f:
-            json.dump(record, f)
+        base.rewrite_record(self.record_path, **changes)
 
     def test_first_reader_attaches_and_records_it_without_secrets(self):
         handle = self.readers.join(self.api, self.volume)

@@ -10,7 +10,6 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-import json
 import os
 from unittest import mock
 
@@ -40,11 +39,8 @@ class TestUploads(base.CinderTestCase):
         self.uploads.begin(self.volume.id, 'img-1')
 
     def rewrite(self, **changes):
-        path = self.uploads.files.path(self.volume.id)
-        with open(path) as f:
-            record = dict(json.load(f), **changes)
-        with open(path, 'w') as f:
-            json.dump(record, f)
+        base.rewrite_record(self.uploads.files.path(self.volume.id),
+                            **changes)
 
     def left_attached(self):
         """What a worker killed mid-write leaves: an open attachment."""
@@ -172,11 +168,8 @@ class TestCreations(base.CinderTestCase):
 
     def cut_short(self):
         """The creating worker died: its record names a dead holder."""
-        path = self.uploads.creations.path(self.token)
-        with open(path) as f:
-            record = dict(json.load(f), holder=DEAD)
-        with open(path, 'w') as f:
-            json.dump(record, f)
+        base.rewrite_record(self.uploads.creations.path(self.token),
+                            holder=DEAD)
 
     def test_a_creation_in_progress_is_left_alone(self):
         record, reason = self.uploads.inspect_creation(self.token)

@@ -11,7 +11,6 @@
 # under the License.
 
 import io
-import json
 import os
 from unittest import mock
 
@@ -31,14 +30,7 @@ FILTERS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..',
                        'etc', 'glance', 'rootwrap.d')
 
 
-def rewrite(path, drop=(), **changes):
-    """Play a record's writer: change fields of the record at ``path``."""
-    with open(path) as f:
-        record = dict(json.load(f), **changes)
-    for key in drop:
-        del record[key]
-    with open(path, 'w') as f:
-        json.dump(record, f)
+rewrite = base.rewrite_record
 
 
 class TestCheckStore(base.StoreTestCase):
