@@ -208,7 +208,7 @@ class Store(driver.Store):
                                          context, token)
         except BaseException as e:
             with excutils.save_and_reraise_exception():
-                self._uploads.creation_failed(token, image_id, e)
+                self._creation_failed(token, image_id, e)
         try:
             self._uploads.begin(volume.id, image_id)
             self._uploads.created(token)
@@ -259,6 +259,15 @@ class Store(driver.Store):
             self._abandon(volume.id, image_id, error)
         else:
             self._uploads.end(volume.id)
+
+    def _creation_failed(self, token, image_id, error):
+        try:
+            self._uploads.creation_failed(token, image_id, error)
+        except Exception as e:
+            # The creation record stays as it was: its holder is this
+            # process, so it counts as orphaned once this process ends.
+            LOG.error('Could not record the failed volume create for image '
+                      '%s: %s', image_id, e)
 
     def _abandon(self, volume_id, image_id, error):
         try:

@@ -123,8 +123,8 @@ class Uploads(object):
             self._delete(cinder, volume, records.this_boot(record))
         self.creations.remove(token)
         if not found:
-            return 'no volume was made for image %s (%s): removed the ' \
-                   'record' % (record.get('image'), reason)
+            return ('no volume was made for image %s (%s): removed the '
+                    'record' % (record.get('image'), reason))
         return 'deleted volume(s) %s of image %s (%s)' % (
             ', '.join(v.id for v in found), record.get('image'), reason)
 

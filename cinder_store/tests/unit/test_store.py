@@ -226,6 +226,17 @@ class TestAdd(base.StoreTestCase):
         self.assertEqual([], self.store._uploads.creation_tokens())
         self.assertEqual([], self.store._uploads.volume_ids())
 
+    def test_a_failed_create_stays_the_error_when_recording_it_fails(self):
+        self.cinder.fail('volumes.create',
+                         cinder_exc.ClientException(500, 'boom'))
+        with mock.patch.object(uploads.Uploads, 'creation_failed',
+                               side_effect=OSError(28, 'no space')):
+            self.assertRaisesRegex(exceptions.BackendException, 'boom',
+                                   self.add, b'abc')
+        # Still recorded as in progress by this process: orphaned once it
+        # ends.
+        self.assertEqual(1, len(self.store._uploads.creation_tokens()))
+
     def test_a_create_cinder_never_answered_is_found_by_its_token(self):
         real_create = fakes._Volumes.create
 
