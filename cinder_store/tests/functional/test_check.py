@@ -41,6 +41,16 @@ class CheckCommandTest(base.FunctionalTestCase):
             env=dict(os.environ, PYTHONWARNINGS='ignore'))
         return result.returncode, result.stdout
 
+    def warn_then_fix(self, backend, warning, fixed):
+        """The check warns ``warning``; with --fix it says ``fixed``."""
+        rc, out = self.check('--backend', backend)
+        self.assertEqual(0, rc, out)
+        self.assertIn(warning, out)
+        rc, out = self.check('--backend', backend, '--fix')
+        self.assertEqual(0, rc, out)
+        self.assertIn(fixed, out)
+        return out
+
     def test_every_backend_is_usable(self):
         rc, out = self.check()
         self.assertEqual(0, rc, out)
@@ -92,15 +102,11 @@ class CheckCommandTest(base.FunctionalTestCase):
         self.assertEqual(1, len(self.cinder.volumes.get(volume_id)
                                 .attachments))
 
-        rc, out = self.check('--backend', backend)
-        self.assertEqual(0, rc, out)
-        self.assertIn('  warn   uploads       volume %s: orphaned upload of '
-                      'image %s, its process' % (volume_id, image_id), out)
-
-        rc, out = self.check('--backend', backend, '--fix')
-        self.assertEqual(0, rc, out)
-        self.assertIn('  fixed  uploads       volume %s: deleted the volume'
-                      % volume_id, out)
+        out = self.warn_then_fix(
+            backend, '  warn   uploads       volume %s: orphaned upload of '
+            'image %s, its process' % (volume_id, image_id),
+            '  fixed  uploads       volume %s: deleted the volume'
+            % volume_id)
         self.assertIn('after detaching 1 attachment(s)', out)
         rc, out = self.check('--backend', backend)
         self.assertIn('no upload recorded on this host', out)
@@ -127,15 +133,11 @@ class CheckCommandTest(base.FunctionalTestCase):
                                        uploads.TOKEN_KEY: token},
             store.view.cinder_store_volume_type), 'creating', 'available')
 
-        rc, out = self.check('--backend', backend)
-        self.assertEqual(0, rc, out)
-        self.assertIn('  warn   uploads       volume creation %s: for image '
-                      '%s, cut short' % (token, image_id), out)
-
-        rc, out = self.check('--backend', backend, '--fix')
-        self.assertEqual(0, rc, out)
-        self.assertIn('  fixed  uploads       volume creation %s: deleted '
-                      'volume(s) %s' % (token, volume.id), out)
+        self.warn_then_fix(
+            backend, '  warn   uploads       volume creation %s: for image '
+            '%s, cut short' % (token, image_id),
+            '  fixed  uploads       volume creation %s: deleted volume(s) %s'
+            % (token, volume.id))
         self.assertFalse(os.path.exists(path))
         # assert_nothing_leaked: the volume is gone
 
