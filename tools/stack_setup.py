@@ -28,6 +28,15 @@ from keystoneclient.v3 import client as ks_client
 HOST = '127.0.0.1'
 AUTH_URL = 'http://%s:5000/v3' % HOST
 BACKENDS = ('block', 'file', 'multiattach')
+# Volume type -> Cinder backend.  The in-tree driver's backend has a type
+# of its own on the `block` Cinder backend, so Glance can tell which store
+# owns a volume Cinder registers (upload-to-image, location API).
+VOLUME_TYPES = dict({b: b for b in BACKENDS}, upstream='block')
+# Image-volumes live in the service project (Glance's) and, for Cinder's
+# clones and uploads, in the admin project: sized for the functional
+# suite and the benchmark, far above Cinder's default of 10 volumes.
+QUOTAS = {'volumes': 1000, 'gigabytes': 10000, 'snapshots': 100,
+          'backups': 100, 'backup_gigabytes': 1000}
 
 
 def admin_session():
@@ -86,15 +95,24 @@ def volume_types():
         return {'stack'} | {'stack@%s' % b for b in BACKENDS} <= up
     wait('cinder services', services_up, 90)
     existing = {t.name: t for t in cinder.volume_types.list()}
-    for name in BACKENDS:
+    for name, backend in VOLUME_TYPES.items():
         vtype = existing.get(name) or cinder.volume_types.create(name)
-        specs = {'volume_backend_name': name}
+        specs = {'volume_backend_name': backend}
         if name == 'multiattach':
             specs['multiattach'] = '<is> True'
-        vtype.set_keys(specs)
+        # Cinder refuses (400) to change the specs of a type in use: set
+        # only what differs, so `up` works whatever is stored.
+        have = vtype.get_keys()
+        wanted = {k: v for k, v in specs.items() if have.get(k) != v}
+        if wanted:
+            vtype.set_keys(wanted)
+    ks = ks_client.Client(session=admin_session())
+    for project in ('service', 'admin'):
+        (found,) = [p for p in ks.projects.list() if p.name == project]
+        cinder.quotas.update(found.id, **QUOTAS)
     # The scheduler learns each backend's capacity from its first stats
     # report; a canary volume per type proves volumes can be created.
-    for name in BACKENDS:
+    for name in VOLUME_TYPES:
         def canary_ok(name=name):
             vol = cinder.volumes.create(1, name='stack-canary-%s' % name,
                                         volume_type=name)
