@@ -73,6 +73,17 @@ class TestLoopFiles(base.TestCase):
         self.assertFalse(os.path.exists(self.files.path('v')))
         self.assertEqual({}, self.losetup.bound)
 
+    def test_clone_is_recorded_until_the_clone_is_deleted(self):
+        self.files.create('src', 1)
+        self.files.clone('src', 'dst')
+        self.assertIn(('cp', '--sparse=always', self.files.path('src'),
+                       self.files.path('dst')), self.losetup.calls)
+        with open(self.files.clone_record('dst')) as f:
+            self.assertEqual('src', f.read())
+        self.assertFalse(os.path.exists(self.files.clone_record('src')))
+        self.files.delete('dst')
+        self.assertFalse(os.path.exists(self.files.clone_record('dst')))
+
     def test_fault_injection_counts_down_per_volume(self):
         os.makedirs(os.path.join(self.tmp, files.FAULTS_DIR))
         with open(os.path.join(self.tmp, files.FAULTS_DIR,

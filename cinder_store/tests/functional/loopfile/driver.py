@@ -84,7 +84,7 @@ class LoopFileDriver(driver.VolumeDriver):
         self.files.create(volume.name, volume.size)
 
     def create_cloned_volume(self, volume, src_vref):
-        self.files.copy(src_vref.name, volume.name)
+        self.files.clone(src_vref.name, volume.name)
         if volume.size > src_vref.size:
             self.files.extend(volume.name, volume.size)
 

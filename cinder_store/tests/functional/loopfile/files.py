@@ -23,6 +23,10 @@ A file ``faults/stall-<operation>@<volume display name>`` holds the
 operation instead: the driver creates ``<that file>.stalled`` and waits
 until the test removes the stall file (at most ``STALL_LIMIT`` seconds).
 The test thus sees a client mid-call, with Cinder's side half done.
+
+Each clone leaves ``clones/<new volume's name>`` holding the source
+volume's name, until the clone is deleted: the proof a test needs that
+Cinder cloned an image-volume instead of downloading the image.
 """
 
 import fcntl
@@ -33,6 +37,7 @@ import time
 from oslo_utils import units
 
 FAULTS_DIR = 'faults'
+CLONES_DIR = 'clones'
 STALL_LIMIT = 120
 
 
@@ -66,10 +71,11 @@ class LoopFiles(object):
     def delete(self, name):
         for device in self.loops(name):
             self.execute('losetup', '-d', device)
-        try:
-            os.unlink(self.path(name))
-        except FileNotFoundError:
-            pass
+        for path in (self.path(name), self.clone_record(name)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def extend(self, name, size_gb):
         with open(self.path(name), 'r+b') as f:
@@ -98,6 +104,16 @@ class LoopFiles(object):
     def copy(self, source, dest):
         self.execute('cp', '--sparse=always', self.path(source),
                      self.path(dest))
+
+    def clone(self, source, dest):
+        """Copy ``source`` to ``dest`` and record that it was a clone."""
+        self.copy(source, dest)
+        os.makedirs(os.path.join(self.directory, CLONES_DIR), exist_ok=True)
+        with open(self.clone_record(dest), 'w') as f:
+            f.write(source)
+
+    def clone_record(self, name):
+        return os.path.join(self.directory, CLONES_DIR, name)
 
     def used_gb(self):
         total = 0
