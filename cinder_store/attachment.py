@@ -34,10 +34,12 @@ error is logged and added to it as a note, never replacing it.
 
 import contextlib
 import logging
+import os
 
 from os_brick.initiator import utils as brick_utils
 from oslo_concurrency import lockutils
 from oslo_utils import strutils
+from oslo_utils import uuidutils
 
 from cinder_store import device as device_mod
 from cinder_store import host
@@ -81,6 +83,24 @@ class HostSettings(object):
         for name in (volume_id, 'read-' + volume_id):
             lockutils.remove_external_lock_file(
                 name, lock_file_prefix=LOCK_PREFIX, lock_path=self.lock_path)
+
+    def locked_volumes(self):
+        """Ids of the volumes that have lock files here, sorted.
+
+        The lock directory may be shared by several backends: these are
+        every backend's.
+        """
+        try:
+            names = os.listdir(self.lock_path)
+        except FileNotFoundError:
+            return []
+        ids = set()
+        for name in names:
+            for prefix in (LOCK_PREFIX, LOCK_PREFIX + 'read-'):
+                rest = name[len(prefix):]
+                if name.startswith(prefix) and uuidutils.is_uuid_like(rest):
+                    ids.add(rest)
+        return sorted(ids)
 
 
 def _masked(connection_info):

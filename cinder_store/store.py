@@ -323,14 +323,18 @@ class Store(driver.Store):
         while Cinder was making its attachment) are detached and the delete
         is retried.  A volume still attached on another host raises
         ``exceptions.InUseByStore`` (Glance answers 409) naming the
-        attachments, and nothing is detached.
+        attachments, and nothing is detached.  A volume already gone
+        raises ``exceptions.NotFound`` and leaves no lock file behind.
         """
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
         try:
             cinder.delete_volume(volume_id)
         except exceptions.NotFound:
-            raise
+            # Already gone (deleted in Cinder, or an earlier delete that
+            # Glance did not see finish): its locks must not outlive it.
+            with excutils.save_and_reraise_exception():
+                self._host.forget(volume_id)
         except exceptions.BackendException as refused:
             volume = _existing(cinder, volume_id)
             repaired = self._readers.repair(cinder, volume)

@@ -27,8 +27,9 @@ Without ``--fix`` it changes nothing.  With ``--fix`` it detaches the
 shared read attachments no live Glance process holds any more (what the
 next download of that image, or its delete, would do anyway), and deletes
 the volumes of orphaned uploads (their worker died, or their clean-up
-failed: Glance has no location for them and never will).  Uploads in
-progress are never touched.
+failed: Glance has no location for them and never will), and removes the
+lock files of volumes that no longer exist.  Uploads in progress are
+never touched.
 """
 
 import collections
@@ -57,8 +58,9 @@ CLI_OPTS = [
                     'type cinder_store in enabled_backends).'),
     cfg.BoolOpt('fix', default=False,
                 help='Detach shared read attachments no live Glance process '
-                     'holds, and delete the volumes of uploads whose worker '
-                     'died or whose clean-up failed.'),
+                     'holds, delete the volumes of uploads whose worker '
+                     'died or whose clean-up failed, and remove the lock '
+                     'files of volumes that no longer exist.'),
 ]
 
 
@@ -66,7 +68,7 @@ def check_store(store, fix=False):
     """Findings for one configured :class:`store_mod.Store`."""
     return ([_cinder(store), _lock_path(store), _host(store),
              _privileges(store)] + _shared_reads(store, fix) +
-            _uploads(store, fix))
+            _uploads(store, fix) + [_lock_files(store, fix)])
 
 
 def _failed(topic, error):
@@ -305,6 +307,46 @@ def _upload_finding(subject, record, reason, fix, live, orphaned, reclaim):
     except uploads.NotOrphaned as e:
         return Finding(OK, 'uploads', str(e))
     return Finding(FIXED, 'uploads', '%s: %s' % (subject, done))
+
+
+@_guarded('lock files')
+def _lock_files(store, fix):
+    """Lock files of volumes Cinder no longer has, with no record.
+
+    Volumes with a record are the records' findings.  A volume that is
+    gone is never attached again, so its lock files are safe to remove.
+    """
+    recorded = set(hostshare.HostReaders(store._host).recorded_volumes())
+    recorded.update(store._uploads.volume_ids())
+    candidates = [v for v in store._host.locked_volumes()
+                  if v not in recorded]
+    if not candidates:
+        return Finding(OK, 'lock files', 'none of a deleted volume')
+    if not store._cinder.credentials.has_service_credentials:
+        return Finding(SKIP, 'lock files', 'lock files of %d volume(s); '
+                       'checking them with Cinder needs service '
+                       'credentials' % len(candidates))
+    cinder = store._cinder.bind(None)
+    gone = [v for v in candidates if not _exists(cinder, v)]
+    if not gone:
+        return Finding(OK, 'lock files', 'none of a deleted volume (%d '
+                       'volume(s) with lock files exist)' % len(candidates))
+    if not fix:
+        return Finding(WARN, 'lock files', 'left by %d volume(s) that no '
+                       'longer exist: %s; --fix removes them'
+                       % (len(gone), ', '.join(gone)))
+    for volume_id in gone:
+        store._host.forget(volume_id)
+    return Finding(FIXED, 'lock files', 'removed those of %d volume(s) that '
+                   'no longer exist: %s' % (len(gone), ', '.join(gone)))
+
+
+def _exists(cinder, volume_id):
+    try:
+        cinder.get_volume(volume_id)
+    except exceptions.NotFound:
+        return False
+    return True
 
 
 def _load_conf(argv, conf=None):

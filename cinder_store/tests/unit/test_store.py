@@ -512,6 +512,18 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         self.assertRaises(exceptions.NotFound, self.store.delete,
                           self.location(base.UUID))
 
+    def test_delete_of_a_volume_already_gone_removes_its_locks(self):
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        loc = self.location(volume_id)
+        b''.join(self.store.get(loc)[0])  # takes the read lock too
+        lock_dir = self.store._host.lock_path
+        self.assertIn('cinder_store-read-' + volume_id, os.listdir(lock_dir))
+        del self.cinder.volumes[volume_id]  # deleted behind Glance's back
+        self.assertRaises(exceptions.NotFound, self.store.delete, loc)
+        self.assertEqual([], [n for n in os.listdir(lock_dir)
+                              if volume_id in n])
+
     def test_delete_detaches_leftover_attachment_of_this_host(self):
         url, _, _, _, _ = self.add(b'12345')
         loc = self.location(url.rsplit('/', 1)[1])

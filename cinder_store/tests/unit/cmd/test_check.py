@@ -47,7 +47,7 @@ class TestCheckStore(base.StoreTestCase):
     def test_a_healthy_backend(self):
         with mock.patch('os.geteuid', return_value=0):
             found = check.check_store(self.store)
-        self.assertEqual([check.OK] * 6, [f.status for f in found])
+        self.assertEqual([check.OK] * 7, [f.status for f in found])
         self.assertIn("volume type '__DEFAULT__' exists", found[0].message)
 
     def test_configured_volume_type_missing(self):
@@ -191,6 +191,45 @@ class TestCheckStore(base.StoreTestCase):
         self.assertEqual(check.FIXED, found.status)
         self.assertIn('is gone', found.message)
         self.assertEqual([], os.listdir(self.store._host.lock_path))
+
+    def gone_volume_locks(self):
+        """Lock files of a volume deleted in Cinder behind our back."""
+        url = self.add(b'12345')[0]
+        volume_id = url.rsplit('/', 1)[1]
+        loc = self.location(volume_id)
+        b''.join(self.store.get(loc)[0])
+        self.cinder.volumes.pop(volume_id)
+        return volume_id
+
+    def locks_of(self, volume_id):
+        return [n for n in os.listdir(self.store._host.lock_path)
+                if volume_id in n]
+
+    def test_lock_files_of_a_deleted_volume_are_reported_and_left(self):
+        volume_id = self.gone_volume_locks()
+        found = self.findings()['lock files']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn('no longer exist: %s; --fix removes them' % volume_id,
+                      found.message)
+        self.assertEqual(2, len(self.locks_of(volume_id)))
+
+    def test_fix_removes_lock_files_of_a_deleted_volume(self):
+        volume_id = self.gone_volume_locks()
+        kept = self.add(b'kept', image_id='img-2')[0].rsplit('/', 1)[1]
+        b''.join(self.store.get(self.location(kept))[0])
+        found = self.findings(fix=True)['lock files']
+        self.assertEqual(check.FIXED, found.status)
+        self.assertIn(volume_id, found.message)
+        self.assertEqual([], self.locks_of(volume_id))
+        self.assertEqual(2, len(self.locks_of(kept)))
+        self.assertEqual(check.OK, self.findings()['lock files'].status)
+
+    def test_lock_files_need_service_credentials(self):
+        self.gone_volume_locks()
+        with mock.patch.object(type(self.store._cinder.credentials),
+                               'has_service_credentials', False):
+            found = self.findings(fix=True)['lock files']
+        self.assertEqual(check.SKIP, found.status)
 
     def test_shared_reads_need_service_credentials(self):
         self.stale_reader()
@@ -350,7 +389,7 @@ class TestMain(base.CinderTestCase):
         rc, out = self.run_main()
         self.assertEqual(0, rc, out)
         self.assertIn('backend fast\n', out)
-        self.assertEqual(7, out.count('  ok     '), out)
+        self.assertEqual(8, out.count('  ok     '), out)
         self.assertNotIn('secret', out)
 
     def test_unknown_backend(self):
