@@ -24,6 +24,7 @@ Otherwise every test is skipped with the reason.  No mocks here: real
 Keystone, Cinder, os-brick and glance_store.
 """
 
+import configparser
 import hashlib
 import io
 import os
@@ -164,6 +165,19 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
 
     def delete(self, uri, backend):
         multi_backend.delete(uri, backend, context=self.context)
+
+
+def local_volume_dir(backend):
+    """The local stack's volume directory for ``backend``, else None.
+
+    Only the stack's loop-file test driver has one (fault injection, clone
+    records); a devstack cloud has none.
+    """
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(os.path.join(STACK_DIR, 'cinder', 'cinder.conf'))
+    if not conf.has_option(backend, 'loopfile_volume_dir'):
+        return None
+    return conf.get(backend, 'loopfile_volume_dir')
 
 
 def stale_loop_devices():

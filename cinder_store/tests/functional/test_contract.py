@@ -17,7 +17,6 @@ backend gets its own class so that failures name the backend.
 """
 
 import concurrent.futures
-import configparser
 import hashlib
 import os
 import subprocess
@@ -185,11 +184,10 @@ class FaultContract(object):
 
     def volume_dir(self):
         """Where the running stack's Cinder keeps this backend's files."""
-        conf = configparser.ConfigParser(interpolation=None)
-        conf.read(os.path.join(base.STACK_DIR, 'cinder', 'cinder.conf'))
-        if not conf.has_option(self.backend, 'loopfile_volume_dir'):
+        directory = base.local_volume_dir(self.backend)
+        if directory is None:
             self.skipTest('fault injection needs the local stack')
-        return conf.get(self.backend, 'loopfile_volume_dir')
+        return directory
 
     def inject(self, operation, image_id, times=1):
         directory = os.path.join(self.volume_dir(), 'faults')
