@@ -321,9 +321,10 @@ class Store(driver.Store):
         One Cinder call when nothing is attached; if Cinder refuses, the
         attachments this host left (a worker that died mid-transfer, or
         while Cinder was making its attachment) are detached and the delete
-        is retried.  A volume still attached on another host raises
-        ``exceptions.InUseByStore`` (Glance answers 409) naming the
-        attachments, and nothing is detached.  A volume already gone
+        is retried.  A volume still attached on another host, or read by a
+        live process of this host, raises ``exceptions.InUseByStore``
+        (Glance answers 409) naming the attachments, and nothing is
+        detached.  A volume already gone
         raises ``exceptions.NotFound`` and leaves no lock file behind.
         """
         volume_id = location.store_location.volume_id
@@ -350,6 +351,17 @@ class Store(driver.Store):
         # Cinder deletes it now: nothing will attach it again.
         self._host.forget(volume_id)
 
+    def _refuse_live_reads(self, volume_id):
+        # A record left after repair is held by live processes of this
+        # host (a download, Glance's hashing of a new location): never
+        # pull the device from under them.
+        reading = self._readers.recorded_attachment(volume_id)
+        if reading:
+            raise exceptions.InUseByStore(
+                message='volume %s is being read on this host through '
+                        'attachment %s; delete the image once its downloads '
+                        'end' % (volume_id, reading))
+
     @staticmethod
     def _refuse_pending(cinder, volume_id):
         # Cinder lists only attached attachments with the volume; one
@@ -369,6 +381,7 @@ class Store(driver.Store):
             raise exceptions.InUseByStore(
                 message='volume %s is attached elsewhere: %s' % (
                     volume.id, attachment.describe(volume, elsewhere)))
+        self._refuse_live_reads(volume.id)
         self._readers.discard(volume.id)
         attachment.detach_leftovers(cinder, self._host, volume, here)
 

@@ -483,6 +483,8 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         loc = self.location(volume_id)
         it, _ = self.store.get(loc)  # a reader that died mid-download
         it._finalizer.detach()
+        base.rewrite_record(self.reader_record(volume_id),
+                            holders=[base.DEAD])
         for a in self.cinder.volumes[volume_id].attachments:
             a['host_name'] = None  # a Cinder that does not report it
         self.store.delete(loc)
@@ -524,11 +526,31 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         self.assertEqual([], [n for n in os.listdir(lock_dir)
                               if volume_id in n])
 
+    def reader_record(self, volume_id):
+        return os.path.join(self.store._host.lock_path,
+                            hostshare.PREFIX + volume_id + '.json')
+
     def test_delete_detaches_leftover_attachment_of_this_host(self):
         url, _, _, _, _ = self.add(b'12345')
-        loc = self.location(url.rsplit('/', 1)[1])
+        volume_id = url.rsplit('/', 1)[1]
+        loc = self.location(volume_id)
         it, _ = self.store.get(loc)  # a reader that died mid-download
         it._finalizer.detach()
+        base.rewrite_record(self.reader_record(volume_id),
+                            holders=[base.DEAD])
+        self.store.delete(loc)
+        self.assertNothingLeft()
+
+    def test_delete_of_a_volume_read_here_by_a_live_process_is_in_use(self):
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        loc = self.location(volume_id)
+        it, _ = self.store.get(loc)  # a download still going on
+        self.assertRaisesRegex(exceptions.InUseByStore,
+                               'being read on this host',
+                               self.store.delete, loc)
+        self.assertEqual(b'12345', b''.join(it))  # its device stayed
+        self.assertIn(volume_id, self.cinder.volumes)
         self.store.delete(loc)
         self.assertNothingLeft()
 
