@@ -13,6 +13,7 @@
 """The same images through Glance's REST API (openstacksdk), end to end."""
 
 import hashlib
+import os
 import time
 
 from cinderclient import exceptions as cinder_exc
@@ -120,6 +121,22 @@ class TestGlanceAPI(GlanceAPITestCase):
             self.cinder.attachments.delete(attachment_id)
         except cinder_exc.NotFound:
             pass
+
+    def test_image_whose_volume_is_gone_is_deleted_cleanly(self):
+        image_id = self.create()
+        self.assertEqual(204, self.upload(image_id, b'gone').status_code)
+        self.download_sha256(image_id)  # takes the volume's locks
+        self.wait_detached(image_id)
+        (volume_id,) = self.my_volumes()
+        self.cinder.volumes.delete(volume_id)  # behind Glance's back
+        deadline = time.monotonic() + 60
+        while self.my_volumes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(204, self.image.delete(
+            '/images/%s' % image_id).status_code)
+        lock_path = self.conf.oslo_concurrency.lock_path
+        self.assertEqual([], [n for n in os.listdir(lock_path)
+                              if volume_id in n])
 
     def test_abandoned_download_releases_attachment(self):
         image_id = self.create()
