@@ -88,7 +88,8 @@ class CheckCommandTest(base.FunctionalTestCase):
         self.assertIn('  fixed  shared reads  volume %s' % volume_id, out)
         self.assertEqual([], self.volume_of(uri).attachments)
         rc, out = self.check('--backend', self.backend)
-        self.assertIn('no shared read attachment on this host', out)
+        # Other tests may be reading other volumes of this backend now.
+        self.assertNotIn(volume_id, out)
         self.assertEqual((base.hashlib.sha256(data).hexdigest(), len(data)),
                          self.read(uri, self.backend))
 
@@ -109,7 +110,7 @@ class CheckCommandTest(base.FunctionalTestCase):
             % volume_id)
         self.assertIn('after detaching 1 attachment(s)', out)
         rc, out = self.check('--backend', backend)
-        self.assertIn('no upload recorded on this host', out)
+        self.assertNotIn(volume_id, out)  # others may be uploading now
         # assert_nothing_leaked: the volume and its loop device are gone
 
     def test_fix_deletes_the_volume_of_a_create_cut_short(self):
