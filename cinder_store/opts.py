@@ -173,10 +173,26 @@ def list_opts():
 
     The sample shows them under ``[cinder_store]``; in glance-api.conf they
     go in each ``[<backend-id>]`` section or in ``[backend_defaults]``.
+    The in-tree option names the driver still reads are listed too, each
+    deprecated for removal and naming its replacement; the renamed ones
+    appear as deprecated names of their replacements.
     """
     sample = (copy.deepcopy(OPTIONS) + keystone_options() +
-              ks_loading.get_auth_plugin_conf_options('password'))
+              ks_loading.get_auth_plugin_conf_options('password') +
+              _deprecated(LEGACY_OPTIONS))
     return [(SAMPLE_GROUP, sample)]
+
+
+def _deprecated(options):
+    """Copies of the in-tree names still read, marked deprecated."""
+    marked = copy.deepcopy(options)
+    for opt in marked:
+        opt.deprecated_for_removal = True
+        instead = opt.help.split(': ', 1)[-1]  # "use <replacement>."
+        opt.deprecated_reason = ('glance_store\'s in-tree cinder driver '
+                                 'name, still read with a warning. '
+                                 + instead[:1].upper() + instead[1:])
+    return marked
 
 
 def safe_register(conf, opts, group):

@@ -10,10 +10,20 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-extensions = ['sphinx.ext.autodoc', 'oslo_config.sphinxext']
+extensions = ['sphinx.ext.autodoc', 'oslo_config.sphinxext',
+              'openstackdocstheme']
 source_suffix = '.rst'
 master_doc = 'index'
 project = 'cinder_store'
 copyright = '2026, The cinder_store authors'
 exclude_patterns = ['_build']
-html_theme = 'alabaster'
+html_theme = 'openstackdocs'
+# openstackdocstheme: where bugs and sources would be reported and shown
+openstackdocs_repo_name = 'openstack/cinder-store'
+openstackdocs_bug_project = 'cinder-store'
+openstackdocs_bug_tag = ''
+openstackdocs_auto_name = False
+openstackdocs_pdf_link = False
+pygments_style = 'native'
+autodoc_member_order = 'bysource'
+autodoc_default_options = {'undoc-members': False}

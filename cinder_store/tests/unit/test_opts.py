@@ -40,6 +40,21 @@ class TestListOpts(base.TestCase):
         in_tree = {o.name for o in opts.LEGACY_OPTIONS}
         self.assertFalse(in_tree & set(names))
 
+    def test_sample_lists_every_in_tree_name_as_deprecated(self):
+        ((group, options),) = opts.list_opts()
+        listed = {o.name: o for o in options}
+        ours = {o.name for o in opts.OPTIONS}
+        renamed = {d.name for o in options if o.name in ours
+                   for d in o.deprecated_opts}
+        for legacy in opts.LEGACY_OPTIONS:
+            self.assertTrue(listed[legacy.name].deprecated_for_removal)
+            self.assertIn('. Use ', listed[legacy.name].deprecated_reason)
+        self.assertIn('cinder_volume_type', renamed)
+        self.assertEqual(10, len(renamed))
+        # the runtime options themselves are not marked
+        self.assertFalse(any(o.deprecated_for_removal
+                             for o in opts.LEGACY_OPTIONS))
+
     def test_sample_group_lists_keystone_options(self):
         ((group, options),) = opts.list_opts()
         names = {o.name for o in options}
