@@ -277,26 +277,31 @@ class TestCinderWorkflows(WorkflowTestCase):
             self.skipTest('reading volumes and clone records needs the '
                           'local stack')
 
-    def test_volume_from_image_is_a_clone(self):
-        store = self.our_store('block')
-        self.local_stack(store)
-        data = base.pattern_bytes(3 * base.MiB + 11, seed=41)
+    def volume_from_image(self, store, volume_store, size, seed):
+        """An image on ``store``; a volume of ``volume_store``'s type from it.
+
+        Returns the image's bytes, its image-volume's id and the volume.
+        """
+        self.local_stack(store, volume_store)
+        data = base.pattern_bytes(size, seed=seed)
         image_id, image_volume = self.image_on(store, data)
         volume = self.new_volume(size=1, imageRef=image_id,
-                                 volume_type=self.volume_type(store),
+                                 volume_type=self.volume_type(volume_store),
                                  name='from-image-%s' % image_id)
+        return data, image_volume, volume
+
+    def test_volume_from_image_is_a_clone(self):
+        store = self.our_store('block')
+        data, image_volume, volume = self.volume_from_image(
+            store, store, 3 * base.MiB + 11, seed=41)
         self.assertEqual('volume-%s' % image_volume,
                          self.clone_source(store, volume))
         self.assertEqual(data, self.volume_bytes(store, volume, len(data)))
 
     def test_volume_from_image_on_another_backend_is_downloaded(self):
         source, target = self.our_store('file'), self.our_store('block')
-        self.local_stack(source, target)
-        data = base.pattern_bytes(2 * base.MiB + 13, seed=42)
-        image_id, _ = self.image_on(source, data)
-        volume = self.new_volume(size=1, imageRef=image_id,
-                                 volume_type=self.volume_type(target),
-                                 name='from-image-%s' % image_id)
+        data, _, volume = self.volume_from_image(source, target,
+                                                 2 * base.MiB + 13, seed=42)
         self.assertIsNone(self.clone_source(target, volume))
         self.assertEqual(data, self.volume_bytes(target, volume, len(data)))
 
@@ -323,12 +328,8 @@ class TestCinderWorkflows(WorkflowTestCase):
         # image_upload_use_cinder_backend: Cinder clones the volume and
         # registers cinder://<clone> through Glance's location API.
         store = self.our_store('file')
-        self.local_stack(store)
-        data = base.pattern_bytes(2 * base.MiB + 17, seed=43)
-        image_id, _ = self.image_on(store, data)
-        volume = self.new_volume(size=1, imageRef=image_id,
-                                 volume_type=self.volume_type(store),
-                                 name='from-image-%s' % image_id)
+        data, _, volume = self.volume_from_image(store, store,
+                                                 2 * base.MiB + 17, seed=43)
         uploaded = self.upload_to_image(volume, 'bare')
         shown = self.show(uploaded)
         self.assertEqual(store, shown['stores'])  # the type that matches
@@ -358,12 +359,8 @@ class TestCinderWorkflows(WorkflowTestCase):
         # on the same backend: the bytes go through Glance into the
         # default store.
         store = self.our_store('block')
-        self.local_stack(store)
-        data = base.pattern_bytes(base.MiB + 19, seed=44)
-        image_id, _ = self.image_on(store, data)
-        volume = self.new_volume(size=1, imageRef=image_id,
-                                 volume_type=self.volume_type(store),
-                                 name='from-image-%s' % image_id)
+        data, _, volume = self.volume_from_image(store, store,
+                                                 base.MiB + 19, seed=44)
         uploaded = self.upload_to_image(volume, 'ovf')
         shown = self.show(uploaded)
         self.assertEqual(self.conf.glance_store.default_backend,
