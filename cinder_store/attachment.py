@@ -231,7 +231,9 @@ class Attachment(object):
 
         For a write, a failed fsync or disconnect raises: the bytes may not
         be on the volume.  For a read the bytes were already delivered, so
-        a failed detach is logged (at ERROR) and not raised.
+        a failed detach is logged (at ERROR) and not raised.  Returns
+        whether every step succeeded: False means the attachment may still
+        be up, and whoever records it must go on naming it.
         """
         try:
             if self.writable and self.device is not None:
@@ -247,10 +249,11 @@ class Attachment(object):
             except Exception as error:
                 LOG.error('Detach of volume %s: %s failed: %s',
                           self.volume.id, name, error)
-                if first is None and self.writable:
+                if first is None:
                     first = error
-        if first is not None:
+        if first is not None and self.writable:
             raise first
+        return first is None
 
     def hand_over(self):
         """Close this process's device handle; leave the attachment up.

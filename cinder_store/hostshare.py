@@ -263,8 +263,14 @@ class HostReaders(object):
                 self._save(volume_id, record)
                 handle.let_go()
                 return
-            self._remove(volume_id)
-            handle.detach()
+            # Detach first, under the lock that keeps readers from joining:
+            # if it fails the record must go on naming the attachment.
+            if handle.detach():
+                self._remove(volume_id)
+            else:
+                # Held by nobody now: the next reader, the image delete or
+                # cinder-store-check --fix detaches it.
+                self._save(volume_id, dict(record, holders=[]))
 
     def recorded_attachment(self, volume_id):
         """The attachment id this host recorded for ``volume_id``, or None."""
@@ -311,7 +317,8 @@ class _Owned(object):
         self.attachment.hand_over()
 
     def detach(self):
-        self.attachment.close()
+        """Whether the attachment is gone (failures are logged)."""
+        return self.attachment.close()
 
 
 class _Joined(object):
@@ -332,6 +339,7 @@ class _Joined(object):
         pass
 
     def detach(self):
+        """Whether the attachment is gone (failures are logged)."""
         try:
             attachment_mod.detach_attachment(
                 self.cinder, self._readers.settings, self.volume, self.id,
@@ -339,3 +347,5 @@ class _Joined(object):
         except Exception:
             LOG.exception('Detaching attachment %s of volume %s failed',
                           self.id, self.volume.id)
+            return False
+        return True

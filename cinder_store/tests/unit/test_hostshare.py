@@ -111,6 +111,34 @@ class TestHostReaders(base.CinderTestCase):
         self.assertIn('attachments.show', self.cinder.calls)
         self.assertNothingLeft(volumes=1)
 
+    def test_failed_detach_of_the_last_reader_keeps_naming_it(self):
+        handle = self.readers.join(self.api, self.volume)
+        self.cinder.fail('attachments.delete', RuntimeError('cinder down'))
+        handle.close()  # a read: logged, not raised
+        # Still attached, and still named, held by nobody: stale.
+        self.assertEqual([handle.id], list(self.cinder.attachments))
+        self.assertEqual(handle.id, self.record()['attachment'])
+        self.assertEqual([], self.record()['holders'])
+        self.assertIn('no live process holds it',
+                      self.readers.inspect(self.api, self.volume.id)[1])
+        # The next reader detaches it and attaches afresh.
+        self.assertReplaced(handle, self.readers.join(self.api, self.volume))
+
+    def test_failed_disconnect_of_a_joined_reader_keeps_naming_it(self):
+        owner = self.readers.join(self.api, self.volume)
+        self.rewrite(holders=[self.other])
+        joined = self.readers.join(self.api, self.volume)
+        owner.attachment.hand_over()  # the attacher's process is gone
+        self.rewrite(holders=[DEAD, records.process_id()])
+        self.brick.fail('disconnect_volume', OSError('device busy'))
+        joined.close()
+        self.assertEqual([joined.id], list(self.cinder.attachments))
+        self.assertEqual([], self.record()['holders'])
+        self.assertEqual([joined.id],
+                         self.readers.repair(self.api, self.volume))
+        self.assertFalse(os.path.exists(self.record_path))
+        self.assertNothingLeft(volumes=1)
+
     def leftover(self, **record):
         """A recorded attachment this process no longer holds."""
         handle = self.readers.join(self.api, self.volume)
