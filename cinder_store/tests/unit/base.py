@@ -10,6 +10,8 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import datetime
+from importlib import metadata
 import io
 import json
 import os
@@ -20,6 +22,7 @@ import fixtures
 from glance_store import location as gs_location
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
+from oslo_utils import timeutils
 from oslotest import base
 
 from cinder_store import attachment
@@ -47,6 +50,24 @@ def rewrite_record(path, drop=(), **changes):
 
 
 UUID = '6f9ff8d4-1b2e-4a59-9c0e-2b0f3c4e5a6b'
+
+
+def skip_unless_in_tree_loads(test):
+    """Skip ``test`` where the in-tree cinder driver cannot load here.
+
+    Before glance_store 5.6, importing it reads Glance's global
+    configuration (fs_mount), which only a Glance process has.
+    """
+    parts = metadata.version('glance_store').split('.')[:2]
+    if tuple(int(p) for p in parts) < (5, 6):
+        test.skipTest('glance_store < 5.6: its in-tree cinder driver loads '
+                      'only inside Glance')
+
+
+def made_ago(fake_cinder, attachment_id, seconds):
+    """Play time: Cinder made ``attachment_id`` ``seconds`` ago."""
+    made = timeutils.utcnow() - datetime.timedelta(seconds=seconds)
+    fake_cinder.attachments[attachment_id]['attached_at'] = made.isoformat()
 
 
 def join_probes():

@@ -212,6 +212,7 @@ class TestDevstackPlugin(base.TestCase):
                         'filesystem_store_datadir'))
 
     def test_beside_devstacks_in_tree_cinder_stores(self):
+        base.skip_unless_in_tree_loads(self)
         self.devstack(MULTI_STORE_IN_TREE_CINDER)
         self.post_config()
         conf, _, stores = self.load()
@@ -226,6 +227,7 @@ class TestDevstackPlugin(base.TestCase):
                             conf['cs-lvmdriver-1'].cinder_store_volume_type)
 
     def test_restack_changes_nothing(self):
+        base.skip_unless_in_tree_loads(self)
         self.devstack(MULTI_STORE_IN_TREE_CINDER,
                       backends='lvm:lvmdriver-1,lvm:lvmdriver-2')
         first = self.post_config()

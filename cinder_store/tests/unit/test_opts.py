@@ -10,7 +10,6 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-from importlib import metadata
 from unittest import mock
 
 import fixtures
@@ -63,21 +62,12 @@ class TestListOpts(base.TestCase):
         self.assertIn('cinder_store_volume_type', names)
 
 
-def _version(distribution):
-    parts = metadata.version(distribution).split('.')[:2]
-    return tuple(int(p) for p in parts)
-
-
 class TestLoadingBesideInTree(base.TestCase):
     """glance_store's own loading path, legacy registration included."""
 
     def setUp(self):
         super(TestLoadingBesideInTree, self).setUp()
-        if _version('glance_store') < (5, 6):
-            # Importing its cinder driver reads Glance's global
-            # configuration (fs_mount), which only a Glance process has.
-            self.skipTest('glance_store < 5.6: its in-tree cinder driver '
-                          'loads only inside Glance')
+        base.skip_unless_in_tree_loads(self)
         self.useFixture(fixtures.MonkeyPatch(
             'cinder_store.host.brick_connector', fakes.FakeBrick()))
         self.addCleanup(base.join_probes)
