@@ -36,11 +36,14 @@ import contextlib
 import logging
 import os
 
+from glance_store import exceptions
 from os_brick.initiator import utils as brick_utils
 from oslo_concurrency import lockutils
 from oslo_utils import strutils
+from oslo_utils import timeutils
 from oslo_utils import uuidutils
 
+from cinder_store import client
 from cinder_store import device as device_mod
 from cinder_store import host
 
@@ -52,7 +55,7 @@ class HostSettings(object):
     """How this host attaches volumes, from one backend's options."""
 
     def __init__(self, root_helper, multipath, enforce_multipath,
-                 mount_base, lock_path, backend=None):
+                 mount_base, lock_path, backend=None, abandoned_after=600):
         self.root_helper = root_helper
         self.multipath = multipath
         self.enforce_multipath = enforce_multipath
@@ -61,6 +64,9 @@ class HostSettings(object):
         # Names this backend in the records it leaves beside the locks,
         # which several backends may share.
         self.backend = backend
+        # Seconds after which an attachment Cinder made and nobody
+        # completed is abandoned (see abandoned()).
+        self.abandoned_after = abandoned_after
 
     def connector(self):
         return host.connector_properties(
@@ -175,8 +181,7 @@ class Attachment(object):
     def _create(self):
         mode = 'rw' if self.writable else 'ro'
         try:
-            att = self.cinder.attachment_create(
-                self.volume.id, self.settings.connector(), mode)
+            att = self._reserve(mode)
         except Exception as error:
             self._release_reservations(error)
             raise
@@ -185,6 +190,20 @@ class Attachment(object):
         self.connection_info = att['connection_info']
         LOG.debug('Attachment %s of volume %s (%s): %s', self.id,
                   self.volume.id, mode, _masked(self.connection_info))
+
+    def _reserve(self, mode):
+        connector = self.settings.connector()
+        try:
+            return self.cinder.attachment_create(self.volume.id, connector,
+                                                 mode)
+        except Exception as error:
+            # Refused for the volume's status past the retries: a dead
+            # attacher's attachment may be holding it in 'attaching'.
+            if not (client.reservation_refused(error) and
+                    reclaim_abandoned(self.cinder, self.settings,
+                                      self.volume)):
+                raise
+        return self.cinder.attachment_create(self.volume.id, connector, mode)
 
     def _release_reservations(self, error):
         # When the backend fails inside attachment_create, Cinder keeps the
@@ -356,6 +375,49 @@ def attachments_here(volume, recorded=None):
     return {a['attachment_id'] for a in (volume.attachments or [])
             if a.get('host_name') == me or
             (not a.get('host_name') and a['attachment_id'] == recorded)}
+
+
+def abandoned(cinder, volume_id, max_age, now=None):
+    """Ids of ``volume_id``'s abandoned attachments (one Cinder call).
+
+    Abandoned: Cinder finished making it (status ``attaching``, with
+    ``attached_at``) more than ``max_age`` seconds ago and nobody completed
+    it, so its attacher died, on whichever host.  Cinder refuses every new
+    reservation of a volume left in ``attaching`` by one.  An attacher
+    alive completes or deletes its attachment within seconds of
+    ``attached_at``, so one as old as ``max_age`` is nobody's.
+    """
+    now = now or timeutils.utcnow()
+    found = []
+    for att in cinder.attachments_of(volume_id, detailed=True):
+        made = getattr(att, 'attached_at', None)
+        if getattr(att, 'status', None) != 'attaching' or not made:
+            continue
+        age = now - timeutils.normalize_time(timeutils.parse_isotime(made))
+        if age.total_seconds() > max_age:
+            found.append(att.id)
+    return found
+
+
+def reclaim_abandoned(cinder, settings, volume):
+    """Delete ``volume``'s abandoned attachments in Cinder; their ids.
+
+    Only in Cinder: whichever host made one never completed it, and this
+    host cannot tell whether it was itself (Cinder names no host for an
+    attachment not yet attached).
+    """
+    ids = abandoned(cinder, volume.id, settings.abandoned_after)
+    for attachment_id in ids:
+        LOG.warning('Deleting attachment %s of volume %s: Cinder made it '
+                    'over %ss ago and nobody completed it (its attacher '
+                    'died)', attachment_id, volume.id,
+                    settings.abandoned_after)
+        try:
+            detach_attachment(cinder, settings, volume, attachment_id,
+                              disconnect=False)
+        except exceptions.NotFound:
+            pass  # another reader or the check got there first
+    return ids
 
 
 def describe(volume, ids):

@@ -86,13 +86,28 @@ def refused(error):
     ``error`` is what a call of this module raised; the cinderclient error
     it was translated from is its cause or context.
     """
+    cinder_error = _cinder_error(error)
+    code = int(getattr(cinder_error, 'code', 0) or 0)
+    return 400 <= code < 500
+
+
+def reservation_refused(error):
+    """Was ``error``'s attachment_create refused for the volume's status?
+
+    Cinder refuses a reservation while the volume is ``attaching``: an
+    attachment being made, or one abandoned there by a dead attacher.
+    """
+    return _is_reserve_race(_cinder_error(error))
+
+
+def _cinder_error(error):
+    """The cinderclient error ``error`` was translated from, or None."""
     cause = error
     while cause is not None:
         if isinstance(cause, cinder_exc.ClientException):
-            code = int(getattr(cause, 'code', 0) or 0)
-            return 400 <= code < 500
+            return cause
         cause = cause.__cause__ or cause.__context__
-    return False
+    return None
 
 
 def _never_reached_cinder(exc):
@@ -188,6 +203,12 @@ class BoundCinder(object):
         return self._call(self.client.volumes.list,
                           search_opts={'metadata': {key: value}})
 
+    @translate('volume list')
+    def volumes_with_status(self, status):
+        """This project's volumes in ``status``."""
+        return self._call(self.client.volumes.list,
+                          search_opts={'status': status})
+
     @translate('volume show')
     def get_volume(self, volume_id):
         return self._call(self.client.volumes.get, volume_id)
@@ -230,8 +251,9 @@ class BoundCinder(object):
         return self._call(self.client.attachments.show, attachment_id)
 
     @translate('attachment list')
-    def attachments_of(self, volume_id):
-        return self._call(self.client.attachments.list,
+    def attachments_of(self, volume_id, detailed=False):
+        """The volume's attachments; ``detailed`` adds ``attached_at``."""
+        return self._call(self.client.attachments.list, detailed=detailed,
                           search_opts={'volume_id': volume_id})
 
     @translate('attachment delete')

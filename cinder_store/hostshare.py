@@ -167,17 +167,22 @@ class HostReaders(object):
         none.  Cinder names no host for an attachment not yet attached, so
         on a volume that is not multiattach (where nothing else can be
         attaching while that one exists) those being made are taken as
-        its; on a multiattach volume none are (one Cinder call).
+        its; on a multiattach volume only the abandoned ones are (see
+        :func:`attachment.abandoned`): one being made more recently may be
+        another host's attach in progress (one Cinder call).
         """
         if record.get('attachment'):
             return [record['attachment']]
-        making = being_made(cinder, volume.id)
-        if making and getattr(volume, 'multiattach', False):
-            LOG.warning('A reader of multiattach volume %s died while '
-                        'Cinder was making its attachment; it may be one '
-                        'of %s, left alone', volume.id, ', '.join(making))
-            return []
-        return making
+        if not getattr(volume, 'multiattach', False):
+            return being_made(cinder, volume.id)
+        found = attachment_mod.abandoned(cinder, volume.id,
+                                         self.settings.abandoned_after)
+        if not found:
+            LOG.warning('A reader of multiattach volume %s died while Cinder '
+                        'was making its attachment; it is left until it is '
+                        '%ss old and counts as abandoned', volume.id,
+                        self.settings.abandoned_after)
+        return found
 
     def _drop_stale(self, cinder, volume, record):
         # Its holders died or the host rebooted: the attachment is a

@@ -82,6 +82,16 @@ OPTIONS = [
                default='/var/lib/glance/mnt',
                deprecated_opts=_renamed('cinder_mount_point_base'),
                help='Directory under which NFS-style shares are mounted.'),
+    cfg.IntOpt('cinder_store_abandoned_attachment_age',
+               default=600, min=1,
+               help='Seconds after which an attachment that Cinder finished '
+                    'making (status attaching, attached_at that long ago) '
+                    'but nobody completed counts as abandoned: its '
+                    'attacher died, on this host or another. A volume '
+                    'holding one refuses every new reservation, so the next '
+                    'reader, the image delete and cinder-store-check --fix '
+                    'delete it. Keep it well above the longest attach '
+                    '(os-brick connect) a host may take.'),
     cfg.StrOpt('cinder_store_lock_path',
                help='Directory for the external (inter-process) locks that '
                     'serialise attach and detach of one volume between '

@@ -131,7 +131,8 @@ class Store(driver.Store):
             view.cinder_store_use_multipath,
             view.cinder_store_enforce_multipath,
             view.cinder_store_mount_point_base, lock_path,
-            backend=self.backend_group)
+            backend=self.backend_group,
+            abandoned_after=view.cinder_store_abandoned_attachment_age)
         self._readers = sharing.ReadAttachments(self._host)
         self._uploads = uploads.Uploads(self._host)
         self.warm_up = threading.Thread(
@@ -321,7 +322,9 @@ class Store(driver.Store):
         One Cinder call when nothing is attached; if Cinder refuses, the
         attachments this host left (a worker that died mid-transfer, or
         while Cinder was making its attachment) are detached and the delete
-        is retried.  A volume still attached on another host, or read by a
+        is retried; so are attachments abandoned while Cinder was making
+        them (see ``attachment.abandoned``).  A volume still attached on
+        another host, or read by a
         live process of this host, raises ``exceptions.InUseByStore``
         (Glance answers 409) naming the attachments, and nothing is
         detached.  A volume already gone
@@ -344,8 +347,10 @@ class Store(driver.Store):
             if volume.attachments:
                 self._detach_here(cinder, volume)
             else:
+                reclaimed = attachment.reclaim_abandoned(cinder, self._host,
+                                                         volume)
                 self._refuse_pending(cinder, volume_id)
-                if not repaired:
+                if not (repaired or reclaimed):
                     raise refused
             cinder.delete_volume(volume_id)
         # Cinder deletes it now: nothing will attach it again.
@@ -366,6 +371,7 @@ class Store(driver.Store):
     def _refuse_pending(cinder, volume_id):
         # Cinder lists only attached attachments with the volume; one
         # being made (another host attaching right now) shows up here.
+        # Abandoned ones were reclaimed just before.
         pending = sorted('%s (%s)' % (a.id, getattr(a, 'status', '?'))
                          for a in cinder.attachments_of(volume_id))
         if pending:

@@ -25,11 +25,13 @@ for a --backend that is not one.
 
 Without ``--fix`` it changes nothing.  With ``--fix`` it detaches the
 shared read attachments no live Glance process holds any more (what the
-next download of that image, or its delete, would do anyway), and deletes
-the volumes of orphaned uploads (their worker died, or their clean-up
-failed: Glance has no location for them and never will), and removes the
-lock files of volumes that no longer exist.  Uploads in progress are
-never touched.
+next download of that image, or its delete, would do anyway); deletes the
+volumes of orphaned uploads (their worker died, or their clean-up failed:
+Glance has no location for them and never will); removes the lock files
+of volumes that no longer exist; and deletes the attachments Cinder made
+but nobody completed within cinder_store_abandoned_attachment_age (they
+leave a volume stuck ``attaching``).  Uploads in progress are never
+touched.
 """
 
 import collections
@@ -43,6 +45,7 @@ from glance_store import exceptions
 from glance_store import multi_backend
 from oslo_config import cfg
 
+from cinder_store import attachment
 from cinder_store import hostshare
 from cinder_store import records
 from cinder_store import store as store_mod
@@ -68,7 +71,8 @@ def check_store(store, fix=False):
     """Findings for one configured :class:`store_mod.Store`."""
     return ([_cinder(store), _lock_path(store), _host(store),
              _privileges(store)] + _shared_reads(store, fix) +
-            _uploads(store, fix) + [_lock_files(store, fix)])
+            _uploads(store, fix) + [_lock_files(store, fix)] +
+            _stuck_volumes(store, fix))
 
 
 def _failed(topic, error):
@@ -220,13 +224,15 @@ def _shared_read(readers, cinder, volume_id, fix):
                        'alone' % volume_id)
     unsure = (not record.get('attachment') and
               getattr(volume, 'multiattach', False) and
-              hostshare.being_made(cinder, volume_id))
+              [a for a in hostshare.being_made(cinder, volume_id)
+               if a not in detached])
     if unsure:
         return Finding(WARN, 'shared reads', 'volume %s: removed the stale '
                        'record (%s); the attachment it left may be one of '
                        '%s, which Cinder cannot tell from another host\'s '
-                       'on a multiattach volume: delete it in Cinder once '
-                       'no host is attaching the volume' % (
+                       'on a multiattach volume until it is old enough to '
+                       'count as abandoned (cinder_store_abandoned_'
+                       'attachment_age); --fix deletes it then' % (
                            volume_id, reason, ', '.join(unsure)))
     return Finding(FIXED, 'shared reads', 'volume %s: removed the stale '
                    'record (%s), detached %s' % (
@@ -307,6 +313,58 @@ def _upload_finding(subject, record, reason, fix, live, orphaned, reclaim):
     except uploads.NotOrphaned as e:
         return Finding(OK, 'uploads', str(e))
     return Finding(FIXED, 'uploads', '%s: %s' % (subject, done))
+
+
+# Volume statuses that end when an attach or detach ends.
+STUCK = ('attaching', 'reserved', 'detaching')
+
+
+def _stuck_volumes(store, fix):
+    """Volumes of the backend's type left mid-attach or mid-detach.
+
+    Found from Cinder, not from this host's records: a reader killed
+    while Cinder made its attachment may have left nothing that names it.
+    """
+    if not store._cinder.credentials.has_service_credentials:
+        return [Finding(SKIP, 'stuck volumes', 'listing volumes needs '
+                        'service credentials')]
+    try:
+        cinder = store._cinder.bind(None)
+        name = (store.view.cinder_store_volume_type or
+                cinder.default_volume_type().name)
+        stuck = [v for status in STUCK
+                 for v in cinder.volumes_with_status(status)
+                 if v.volume_type == name]
+    except Exception as e:
+        return [_failed('stuck volumes', e)]
+    if not stuck:
+        return [Finding(OK, 'stuck volumes', 'no volume of type %r left '
+                        'attaching or detaching' % name)]
+    return [_stuck_volume(store, cinder, v, fix) for v in stuck]
+
+
+@_guarded('stuck volumes')
+def _stuck_volume(store, cinder, volume, fix):
+    age = store._host.abandoned_after
+    if volume.status == 'detaching':
+        return Finding(WARN, 'stuck volumes', 'volume %s is detaching; if it '
+                       'stays so, Cinder failed mid-detach: see cinder-volume'
+                       '\'s log' % volume.id)
+    ids = attachment.abandoned(cinder, volume.id, age)
+    if not ids:
+        return Finding(OK, 'stuck volumes', 'volume %s is %s: no attachment '
+                       'of it older than %ss is left uncompleted' % (
+                           volume.id, volume.status, age))
+    if not fix:
+        return Finding(WARN, 'stuck volumes', 'volume %s is %s: attachment(s) '
+                       '%s made over %ss ago, never completed (their '
+                       'attacher died): no reader can attach it, its delete '
+                       'is refused; --fix deletes them' % (
+                           volume.id, volume.status, ', '.join(ids), age))
+    done = attachment.reclaim_abandoned(cinder, store._host, volume)
+    return Finding(FIXED, 'stuck volumes', 'volume %s: deleted abandoned '
+                   'attachment(s) %s' % (volume.id, ', '.join(done) or
+                                         'none (gone meanwhile)'))
 
 
 @_guarded('lock files')

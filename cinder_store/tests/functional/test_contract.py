@@ -179,6 +179,9 @@ class UnknownSizeContract(object):
         self.assert_detached(uri)
 
 
+ABANDONED_AFTER = 3
+
+
 class FaultContract(object):
     """Cinder-side failures injected through the loop-file driver."""
 
@@ -288,8 +291,24 @@ class TestFile(StoreContract, UnknownSizeContract, FaultContract,
     role = 'file'
 
 
-class TestMultiattach(StoreContract, base.FunctionalTestCase):
+class TestMultiattach(StoreContract, FaultContract, base.FunctionalTestCase):
     role = 'multiattach'
+
+    def setUp(self):
+        super(TestMultiattach, self).setUp()
+        # Cinder names no host for an attachment being made: on a
+        # multiattach volume a dead reader's is told from another host's
+        # attach in progress by its age.  Seconds here, not minutes.
+        store = multi_backend.get_store_from_store_identifier(self.backend)
+        self.useFixture(fixtures.MockPatchObject(
+            store._host, 'abandoned_after', ABANDONED_AFTER))
+
+    def kill_reader_in_attach(self):
+        data, uri = super(TestMultiattach, self).kill_reader_in_attach()
+        # Its attachment keeps the volume 'attaching' until it is abandoned
+        volume = self.cinder.volumes.get(uri.rsplit('/', 1)[1])
+        self.assertEqual('attaching', volume.status)
+        return data, uri
 
     def test_concurrent_readers_from_several_processes(self):
         data = base.pattern_bytes(32 * base.MiB, seed=5)

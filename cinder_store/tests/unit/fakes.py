@@ -22,6 +22,7 @@ import os
 import uuid
 
 from cinderclient import exceptions as cinder_exc
+from oslo_utils import timeutils
 from oslo_utils import units
 
 
@@ -76,6 +77,10 @@ class FakeCinder(Failures):
         self.create_status = ['available']  # statuses after 'creating'
         self.extend_status = None
         self.multiattach_types = set()
+        # Cinder refuses a reservation while the volume is 'attaching' (an
+        # attachment being made); off by default, as the fake completes
+        # attachments in whatever order the tests interleave them.
+        self.refuse_while_attaching = False
         self.encrypted_types = set()
         # the client's managers point back here
         self.volumes_api = _Volumes(self)
@@ -116,8 +121,10 @@ class _Volumes(object):
     def list(self, search_opts=None):
         self.c.hit('volumes.list')
         wanted = (search_opts or {}).get('metadata', {})
+        status = (search_opts or {}).get('status')
         return [_snapshot(v) for v in self.c.volumes.values()
-                if all(v.metadata.get(k) == w for k, w in wanted.items())]
+                if all(v.metadata.get(k) == w for k, w in wanted.items())
+                and status in (None, v.status)]
 
     def get(self, volume_id):
         self.c.hit('volumes.get')
@@ -185,6 +192,11 @@ class _Attachments(object):
             self.c.calls.append('attachments.create')
             raise
         self.c.hit('attachments.create')
+        if self.c.refuse_while_attaching and vol.status == 'attaching':
+            raise cinder_exc.BadRequest(
+                400, 'Invalid volume: Volume status must be available or '
+                     'in-use or downloading to reserve, but the current '
+                     'status is attaching.')
         if vol.attachments and not vol.multiattach:
             raise cinder_exc.BadRequest(
                 400, 'Invalid volume: Volume status must be available or '
@@ -200,6 +212,8 @@ class _Attachments(object):
                                       'connector': connector,
                                       'status': 'attaching',
                                       'connection_info': info,
+                                      'attached_at': timeutils.utcnow()
+                                      .isoformat(),
                                       'completed': False}
         vol.attachments.append({'attachment_id': att_id,
                                 'host_name': connector.get('host')})
@@ -213,7 +227,7 @@ class _Attachments(object):
         vol = self.c.volume(self.c.attachments[attachment_id]['volume_id'])
         vol.status = 'in-use'
 
-    def list(self, search_opts=None):
+    def list(self, search_opts=None, detailed=False):
         self.c.hit('attachments.list')
         return [_Attachment(dict(a, id=i))
                 for i, a in self.c.attachments.items()

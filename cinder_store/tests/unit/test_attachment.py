@@ -166,6 +166,52 @@ class TestAttachment(base.CinderTestCase):
         self.assertEqual(3, self.cinder.calls.count('attachments.create'))
 
 
+class TestAbandoned(base.CinderTestCase):
+    """Attachments Cinder made whose attacher died before completing."""
+
+    def setUp(self):
+        super(TestAbandoned, self).setUp()
+        self.cinder.multiattach_types.add('shared')
+        self.cinder.types.add('shared')
+        self.api = self.bound(attach_attempts=1)
+        vol = self.api.create_volume(1, 'v', {}, 'shared')
+        self.volume = self.api.wait_for_status(vol, 'creating', 'available')
+
+    def dead_attacher(self, seconds_ago):
+        """What a reader killed inside attachment_create leaves."""
+        made = self.api.attachment_create(self.volume.id,
+                                          {'host': 'somewhere'}, 'ro')
+        base.made_ago(self.cinder, made['id'], seconds_ago)
+        return made['id']
+
+    def test_only_old_uncompleted_attachments_are_abandoned(self):
+        old, young = self.dead_attacher(601), self.dead_attacher(30)
+        done = self.dead_attacher(3600)
+        self.api.attachment_complete(done)
+        self.assertEqual([old], attachment.abandoned(self.api,
+                                                     self.volume.id, 600))
+        self.assertIn(young, self.cinder.attachments)
+
+    def test_a_reader_refused_by_an_abandoned_one_deletes_it(self):
+        old = self.dead_attacher(601)
+        self.cinder.refuse_while_attaching = True
+        att = attachment.Attachment(self.api, self.settings(), self.volume,
+                                    False).open()
+        self.assertNotIn(old, self.cinder.attachments)
+        att.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_a_reader_refused_by_an_attach_in_progress_fails(self):
+        young = self.dead_attacher(30)  # another host, attaching right now
+        self.cinder.refuse_while_attaching = True
+        self.assertRaisesRegex(
+            exceptions.BackendException, 'to reserve',
+            attachment.Attachment(self.api, self.settings(), self.volume,
+                                  False).open)
+        self.assertEqual([young], list(self.cinder.attachments))
+        self.assertNotIn('attachments.delete', self.cinder.calls)
+
+
 class TestSharedTargets(base.CinderTestCase):
 
     def test_guard_taken_only_with_a_service_uuid(self):

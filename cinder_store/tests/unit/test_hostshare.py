@@ -317,9 +317,20 @@ class TestHostReaders(base.CinderTestCase):
         leaked = self.killed_while_cinder_attaches(volume)
         with mock.patch.object(hostshare.LOG, 'warning') as warn:
             self.assertEqual([], self.readers.repair(self.api, volume))
-        self.assertIn(leaked, str(warn.call_args))
+        self.assertIn(volume.id, str(warn.call_args))
         self.assertEqual([leaked], list(self.cinder.attachments))
         self.assertEqual([], self.readers.recorded_volumes())
+
+    def test_multiattach_attachment_abandoned_long_ago_is_detached(self):
+        self.cinder.multiattach_types.add('shared')
+        self.cinder.types.add('shared')
+        volume = self.api.wait_for_status(
+            self.api.create_volume(1, 'm', {}, 'shared'), 'creating',
+            'available')
+        leaked = self.killed_while_cinder_attaches(volume)
+        base.made_ago(self.cinder, leaked, 601)
+        self.assertEqual([leaked], self.readers.repair(self.api, volume))
+        self.assertNothingLeft(volumes=2)
 
     def test_file_object_device_is_not_recorded(self):
         with mock.patch.object(attachment.Attachment, 'device_path',

@@ -468,6 +468,18 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         self.assertEqual(1, len(self.cinder.volumes))
         del self.cinder.attachments['p']
 
+    def test_delete_deletes_an_abandoned_attachment_first(self):
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        self.cinder.attachments['p'] = {'volume_id': volume_id,
+                                        'status': 'attaching',
+                                        'connection_info': None}
+        base.made_ago(self.cinder, 'p', 601)
+        self.cinder.fail('volumes.delete', cinder_exc.BadRequest(
+            400, 'Volume status must be available'))
+        self.store.delete(self.location(volume_id))
+        self.assertNothingLeft()
+
     def test_delete_refused_for_another_reason_raises(self):
         url, _, _, _, _ = self.add(b'12345')
         volume_id = url.rsplit('/', 1)[1]

@@ -47,7 +47,7 @@ class TestCheckStore(base.StoreTestCase):
     def test_a_healthy_backend(self):
         with mock.patch('os.geteuid', return_value=0):
             found = check.check_store(self.store)
-        self.assertEqual([check.OK] * 7, [f.status for f in found])
+        self.assertEqual([check.OK] * 8, [f.status for f in found])
         self.assertIn("volume type '__DEFAULT__' exists", found[0].message)
 
     def test_configured_volume_type_missing(self):
@@ -231,6 +231,39 @@ class TestCheckStore(base.StoreTestCase):
             found = self.findings(fix=True)['lock files']
         self.assertEqual(check.SKIP, found.status)
 
+    def stuck_attaching(self, seconds_ago):
+        """A volume a dead reader left attaching; no record names it."""
+        volume_id = self.add(b'12345')[0].rsplit('/', 1)[1]
+        api = self.store._cinder.bind(None)
+        made = api.attachment_create(volume_id, {'host': 'gone'}, 'ro')
+        base.made_ago(self.cinder, made['id'], seconds_ago)
+        return volume_id, made['id']
+
+    def test_a_volume_stuck_attaching_is_reported_and_left(self):
+        volume_id, leaked = self.stuck_attaching(601)
+        (found,) = [f for f in check.check_store(self.store)
+                    if f.topic == 'stuck volumes']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn('volume %s is attaching: attachment(s) %s made over '
+                      '600s ago' % (volume_id, leaked), found.message)
+        self.assertIn(leaked, self.cinder.attachments)
+
+    def test_fix_deletes_what_leaves_a_volume_stuck_attaching(self):
+        volume_id, leaked = self.stuck_attaching(601)
+        (found,) = [f for f in check.check_store(self.store, fix=True)
+                    if f.topic == 'stuck volumes']
+        self.assertEqual(check.FIXED, found.status)
+        self.assertNotIn(leaked, self.cinder.attachments)
+        self.assertEqual('available', self.cinder.volumes[volume_id].status)
+
+    def test_an_attach_in_progress_is_left_alone_by_fix(self):
+        _, young = self.stuck_attaching(30)
+        (found,) = [f for f in check.check_store(self.store, fix=True)
+                    if f.topic == 'stuck volumes']
+        self.assertEqual(check.OK, found.status)
+        self.assertIn(young, self.cinder.attachments)
+        self.cinder.attachments.clear()
+
     def test_shared_reads_need_service_credentials(self):
         self.stale_reader()
         with mock.patch.object(type(self.store._cinder.credentials),
@@ -389,7 +422,7 @@ class TestMain(base.CinderTestCase):
         rc, out = self.run_main()
         self.assertEqual(0, rc, out)
         self.assertIn('backend fast\n', out)
-        self.assertEqual(8, out.count('  ok     '), out)
+        self.assertEqual(9, out.count('  ok     '), out)
         self.assertNotIn('secret', out)
 
     def test_unknown_backend(self):
