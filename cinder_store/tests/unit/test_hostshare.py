@@ -307,13 +307,16 @@ class TestHostReaders(base.CinderTestCase):
                                                        self.volume))
         self.assertNothingLeft(volumes=1)
 
-    def test_multiattach_attachments_being_made_are_left(self):
-        # Cinder names no host for them: they may be another host's.
+    def multiattach_volume(self):
         self.cinder.multiattach_types.add('shared')
         self.cinder.types.add('shared')
-        volume = self.api.wait_for_status(
+        return self.api.wait_for_status(
             self.api.create_volume(1, 'm', {}, 'shared'), 'creating',
             'available')
+
+    def test_multiattach_attachments_being_made_are_left(self):
+        # Cinder names no host for them: they may be another host's.
+        volume = self.multiattach_volume()
         leaked = self.killed_while_cinder_attaches(volume)
         with mock.patch.object(hostshare.LOG, 'warning') as warn:
             self.assertEqual([], self.readers.repair(self.api, volume))
@@ -322,11 +325,7 @@ class TestHostReaders(base.CinderTestCase):
         self.assertEqual([], self.readers.recorded_volumes())
 
     def test_multiattach_attachment_abandoned_long_ago_is_detached(self):
-        self.cinder.multiattach_types.add('shared')
-        self.cinder.types.add('shared')
-        volume = self.api.wait_for_status(
-            self.api.create_volume(1, 'm', {}, 'shared'), 'creating',
-            'available')
+        volume = self.multiattach_volume()
         leaked = self.killed_while_cinder_attaches(volume)
         base.made_ago(self.cinder, leaked, 601)
         self.assertEqual([leaked], self.readers.repair(self.api, volume))
