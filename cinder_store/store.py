@@ -37,6 +37,7 @@ from cinder_store import dataio
 from cinder_store import growth
 from cinder_store import host
 from cinder_store import location
+from cinder_store import maintenance
 from cinder_store import opts
 from cinder_store import sharing
 from cinder_store import uploads
@@ -87,6 +88,13 @@ class Store(driver.Store):
         self._readers = None
         self._uploads = None
         self.warm_up = None
+
+    def maintenance(self):
+        """What tools (cinder-store-check, the benchmark) may use of it.
+
+        See :class:`maintenance.Maintenance`; only once configured.
+        """
+        return maintenance.Maintenance(self)
 
     def get_schemes(self):
         # The entry-point name must be a scheme too: glance_store finds a

@@ -173,7 +173,7 @@ class Bench(object):
 
     def wait_deleted(self, uri):
         from glance_store import exceptions
-        cinder = self.store(OURS)._cinder.bind(self.ctx)
+        cinder = self.store(OURS).maintenance().cinder(self.ctx)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -197,19 +197,19 @@ class Bench(object):
 
     def raw_device(self, size, read=True):
         """Sequential write + fsync to a fresh volume, then read it back."""
-        store = self.store(OURS)
-        cinder = store._cinder.bind(self.ctx)
+        backend = self.store(OURS).maintenance()
+        cinder = backend.cinder(self.ctx)
         volume = cinder.create_volume(size, 'bench-raw-%s' % uuid.uuid4(),
-                                      {}, store.view.cinder_store_volume_type)
+                                      {}, backend.volume_type)
         try:
             volume = cinder.wait_for_status(volume, 'creating', 'available')
-            with attachment.Attachment(cinder, store._host, volume,
+            with attachment.Attachment(cinder, backend.host, volume,
                                        True) as att:
                 write_s, _ = timed(lambda: self._raw_write(att.device, size))
             if not read:
                 return size / write_s, None
             drop_caches()
-            with attachment.Attachment(cinder, store._host, volume,
+            with attachment.Attachment(cinder, backend.host, volume,
                                        False) as att:
                 read_s, _ = timed(lambda: self._raw_read(att.device, size))
         finally:
@@ -296,7 +296,7 @@ class Bench(object):
                 return sum(pool.map(lambda _: self.get(SHARED, uri),
                                     range(n)))
         t, total = timed(run)
-        leaked = self.store(SHARED)._cinder.bind(self.ctx).get_volume(
+        leaked = self.store(SHARED).maintenance().cinder(self.ctx).get_volume(
             uri.rsplit('/', 1)[1]).attachments
         self.delete(SHARED, uri)
         return total / t, len(leaked)

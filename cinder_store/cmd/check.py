@@ -69,10 +69,11 @@ CLI_OPTS = [
 
 def check_store(store, fix=False):
     """Findings for one configured :class:`store_mod.Store`."""
-    return ([_cinder(store), _lock_path(store), _host(store),
-             _privileges(store)] + _shared_reads(store, fix) +
-            _uploads(store, fix) + [_lock_files(store, fix)] +
-            _stuck_volumes(store, fix))
+    backend = store.maintenance()
+    return ([_cinder(backend), _lock_path(backend), _host(backend),
+             _privileges(backend)] + _shared_reads(backend, fix) +
+            _uploads(backend, fix) + [_lock_files(backend, fix)] +
+            _stuck_volumes(backend, fix))
 
 
 def _failed(topic, error):
@@ -91,12 +92,12 @@ def _guarded(topic):
 
 
 @_guarded('cinder')
-def _cinder(store):
-    if not store._cinder.credentials.has_service_credentials:
+def _cinder(backend):
+    if not backend.has_service_credentials:
         return Finding(SKIP, 'cinder', 'no service credentials: Cinder is '
                        'reached with each request\'s user token')
-    cinder = store._cinder.bind(None)
-    name = store.view.cinder_store_volume_type
+    cinder = backend.cinder()
+    name = backend.volume_type
     try:
         volume_type = (cinder.find_volume_type(name) if name
                        else cinder.default_volume_type())
@@ -108,8 +109,8 @@ def _cinder(store):
 
 
 @_guarded('lock path')
-def _lock_path(store):
-    path = store._host.lock_path
+def _lock_path(backend):
+    path = backend.lock_path
     os.makedirs(path, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path, prefix='.check-'):
         pass
@@ -136,20 +137,19 @@ def filesystem(path):
 
 
 @_guarded('host')
-def _host(store):
-    store.warm_up.join()
-    props = store._host.connector()
+def _host(backend):
+    props = backend.connector()
     return Finding(OK, 'host', 'os-brick connector of %s (%s), multipath %s'
                    % (props.get('host'), props.get('ip'),
                       'on' if props.get('multipath') else 'off'))
 
 
 @_guarded('privileges')
-def _privileges(store):
+def _privileges(backend):
     if os.geteuid() == 0:
         return Finding(OK, 'privileges', 'running as root: no rootwrap '
                        'needed')
-    path = store.view.cinder_store_rootwrap_config
+    path = backend.rootwrap_config
     parser = configparser.RawConfigParser()
     if not parser.read(path):
         return Finding(FAIL, 'privileges', 'cinder_store_rootwrap_config %s '
@@ -176,8 +176,8 @@ def _admits_chown(path):
         return False
 
 
-def _shared_reads(store, fix):
-    readers = hostshare.HostReaders(store._host)
+def _shared_reads(backend, fix):
+    readers = backend.shared_reads()
     try:
         volume_ids = readers.recorded_volumes()
     except Exception as e:
@@ -185,11 +185,11 @@ def _shared_reads(store, fix):
     if not volume_ids:
         return [Finding(OK, 'shared reads', 'no shared read attachment on '
                         'this host')]
-    if not store._cinder.credentials.has_service_credentials:
+    if not backend.has_service_credentials:
         return [Finding(SKIP, 'shared reads', '%d record(s); checking them '
                         'with Cinder needs service credentials'
                         % len(volume_ids))]
-    cinder = store._cinder.bind(None)
+    cinder = backend.cinder()
     return [_shared_read(readers, cinder, v, fix) for v in volume_ids]
 
 
@@ -252,22 +252,22 @@ def _foreign_record(topic, subject, record):
                    % (subject, record['host']))
 
 
-def _uploads(store, fix):
+def _uploads(backend, fix):
     try:
-        volume_ids = store._uploads.volume_ids()
-        tokens = store._uploads.creation_tokens()
+        volume_ids = backend.uploads.volume_ids()
+        tokens = backend.uploads.creation_tokens()
     except Exception as e:
         return [_failed('uploads', e)]
     if not volume_ids and not tokens:
         return [Finding(OK, 'uploads', 'no upload recorded on this host')]
-    if not store._cinder.credentials.has_service_credentials:
+    if not backend.has_service_credentials:
         return [Finding(SKIP, 'uploads', '%d record(s); checking them with '
                         'Cinder needs service credentials'
                         % (len(volume_ids) + len(tokens)))]
-    cinder = store._cinder.bind(None)
+    cinder = backend.cinder()
     # Volume records first: a volume they delete is not listed again.
-    return ([_upload(store._uploads, cinder, v, fix) for v in volume_ids] +
-            [_creation(store._uploads, cinder, t, fix) for t in tokens])
+    return ([_upload(backend.uploads, cinder, v, fix) for v in volume_ids] +
+            [_creation(backend.uploads, cinder, t, fix) for t in tokens])
 
 
 @_guarded('uploads')
@@ -319,18 +319,18 @@ def _upload_finding(subject, record, reason, fix, live, orphaned, reclaim):
 STUCK = ('attaching', 'reserved', 'detaching')
 
 
-def _stuck_volumes(store, fix):
+def _stuck_volumes(backend, fix):
     """Volumes of the backend's type left mid-attach or mid-detach.
 
     Found from Cinder, not from this host's records: a reader killed
     while Cinder made its attachment may have left nothing that names it.
     """
-    if not store._cinder.credentials.has_service_credentials:
+    if not backend.has_service_credentials:
         return [Finding(SKIP, 'stuck volumes', 'listing volumes needs '
                         'service credentials')]
     try:
-        cinder = store._cinder.bind(None)
-        name = (store.view.cinder_store_volume_type or
+        cinder = backend.cinder()
+        name = (backend.volume_type or
                 cinder.default_volume_type().name)
         stuck = [v for status in STUCK
                  for v in cinder.volumes_with_status(status)
@@ -340,12 +340,12 @@ def _stuck_volumes(store, fix):
     if not stuck:
         return [Finding(OK, 'stuck volumes', 'no volume of type %r left '
                         'attaching or detaching' % name)]
-    return [_stuck_volume(store, cinder, v, fix) for v in stuck]
+    return [_stuck_volume(backend, cinder, v, fix) for v in stuck]
 
 
 @_guarded('stuck volumes')
-def _stuck_volume(store, cinder, volume, fix):
-    age = store._host.abandoned_after
+def _stuck_volume(backend, cinder, volume, fix):
+    age = backend.host.abandoned_after
     if volume.status == 'detaching':
         return Finding(WARN, 'stuck volumes', 'volume %s is detaching; if it '
                        'stays so, Cinder failed mid-detach: see cinder-volume'
@@ -361,30 +361,30 @@ def _stuck_volume(store, cinder, volume, fix):
                        'attacher died): no reader can attach it, its delete '
                        'is refused; --fix deletes them' % (
                            volume.id, volume.status, ', '.join(ids), age))
-    done = attachment.reclaim_abandoned(cinder, store._host, volume)
+    done = attachment.reclaim_abandoned(cinder, backend.host, volume)
     return Finding(FIXED, 'stuck volumes', 'volume %s: deleted abandoned '
                    'attachment(s) %s' % (volume.id, ', '.join(done) or
                                          'none (gone meanwhile)'))
 
 
 @_guarded('lock files')
-def _lock_files(store, fix):
+def _lock_files(backend, fix):
     """Lock files of volumes Cinder no longer has, with no record.
 
     Volumes with a record are the records' findings.  A volume that is
     gone is never attached again, so its lock files are safe to remove.
     """
-    recorded = set(hostshare.HostReaders(store._host).recorded_volumes())
-    recorded.update(store._uploads.volume_ids())
-    candidates = [v for v in store._host.locked_volumes()
+    recorded = set(backend.shared_reads().recorded_volumes())
+    recorded.update(backend.uploads.volume_ids())
+    candidates = [v for v in backend.host.locked_volumes()
                   if v not in recorded]
     if not candidates:
         return Finding(OK, 'lock files', 'none of a deleted volume')
-    if not store._cinder.credentials.has_service_credentials:
+    if not backend.has_service_credentials:
         return Finding(SKIP, 'lock files', 'lock files of %d volume(s); '
                        'checking them with Cinder needs service '
                        'credentials' % len(candidates))
-    cinder = store._cinder.bind(None)
+    cinder = backend.cinder()
     gone = [v for v in candidates if not _exists(cinder, v)]
     if not gone:
         return Finding(OK, 'lock files', 'none of a deleted volume (%d '
@@ -394,7 +394,7 @@ def _lock_files(store, fix):
                        'longer exist: %s; --fix removes them'
                        % (len(gone), ', '.join(gone)))
     for volume_id in gone:
-        store._host.forget(volume_id)
+        backend.host.forget(volume_id)
     return Finding(FIXED, 'lock files', 'removed those of %d volume(s) that '
                    'no longer exist: %s' % (len(gone), ', '.join(gone)))
 
