@@ -22,11 +22,13 @@ import os
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import fixtures
 from glance_store import exceptions
 from glance_store import location
 from glance_store import multi_backend
+from oslo_utils import timeutils
 
 from cinder_store.tests.functional import base
 
@@ -291,6 +293,12 @@ class TestFile(StoreContract, UnknownSizeContract, FaultContract,
     role = 'file'
 
 
+def made(attachment):
+    """When Cinder finished making ``attachment`` (naive UTC)."""
+    return timeutils.normalize_time(timeutils.parse_isotime(
+        attachment.attached_at))
+
+
 class TestMultiattach(StoreContract, FaultContract, base.FunctionalTestCase):
     role = 'multiattach'
 
@@ -300,8 +308,9 @@ class TestMultiattach(StoreContract, FaultContract, base.FunctionalTestCase):
         # multiattach volume a dead reader's is told from another host's
         # attach in progress by its age.  Seconds here, not minutes.
         store = multi_backend.get_store_from_store_identifier(self.backend)
+        self.host = store.maintenance().host
         self.useFixture(fixtures.MockPatchObject(
-            store._host, 'abandoned_after', ABANDONED_AFTER))
+            self.host, 'abandoned_after', ABANDONED_AFTER))
 
     def kill_reader_in_attach(self):
         data, uri = super(TestMultiattach, self).kill_reader_in_attach()
@@ -309,6 +318,26 @@ class TestMultiattach(StoreContract, FaultContract, base.FunctionalTestCase):
         volume = self.cinder.volumes.get(uri.rsplit('/', 1)[1])
         self.assertEqual('attaching', volume.status)
         return data, uri
+
+    def wait_abandoned(self, uri):
+        """Until the attachments being made are older than the age."""
+        def old():
+            atts = self.cinder.attachments.list(detailed=True, search_opts={
+                'volume_id': uri.rsplit('/', 1)[1], 'all_tenants': 1})
+            now = timeutils.utcnow()
+            return all(ABANDONED_AFTER < (now - made(a)).total_seconds()
+                       for a in atts if a.status == 'attaching')
+        self.wait_for(old, 'the attachment never grew old enough')
+
+    def test_image_whose_reader_was_killed_in_attach_is_deleted(self):
+        _, uri = self.kill_reader_in_attach()
+        # Young, it may be another host attaching right now: refused.
+        with mock.patch.object(self.host, 'abandoned_after', 600):
+            self.assertRaisesRegex(exceptions.InUseByStore, 'being attached',
+                                   self.delete, uri, self.backend)
+        self.wait_abandoned(uri)
+        self.delete(uri, self.backend)
+        # assert_nothing_leaked: the volume and its loop device are gone
 
     def test_concurrent_readers_from_several_processes(self):
         data = base.pattern_bytes(32 * base.MiB, seed=5)
