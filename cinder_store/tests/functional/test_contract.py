@@ -30,6 +30,7 @@ from glance_store import location
 from glance_store import multi_backend
 from oslo_utils import timeutils
 
+from cinder_store import hostshare
 from cinder_store.tests.functional import base
 
 
@@ -328,6 +329,23 @@ class TestMultiattach(StoreContract, FaultContract, base.FunctionalTestCase):
             return all(ABANDONED_AFTER < (now - made(a)).total_seconds()
                        for a in atts if a.status == 'attaching')
         self.wait_for(old, 'the attachment never grew old enough')
+
+    def test_reader_killed_in_attach_does_not_block_the_next(self):
+        data, uri = self.kill_reader_in_attach()
+        self.addCleanup(self.delete, uri, self.backend)
+        # Young, it may be another host attaching right now: this reader
+        # is refused, and drops the dead reader's record on its way.
+        with mock.patch.object(self.host, 'abandoned_after', 600):
+            self.assertRaisesRegex(exceptions.BackendException, 'to reserve',
+                                   self.read, uri, self.backend)
+        self.assertNotIn(uri.rsplit('/', 1)[1],
+                         hostshare.HostReaders(self.host).recorded_volumes())
+        # Nothing names the attachment now; once old enough, the next
+        # reader refused for the volume's status deletes it and reads.
+        self.wait_abandoned(uri)
+        self.assertEqual((hashlib.sha256(data).hexdigest(), len(data)),
+                         self.read(uri, self.backend))
+        self.assertEqual([], self.attachments(uri.rsplit('/', 1)[1]))
 
     def test_image_whose_reader_was_killed_in_attach_is_deleted(self):
         _, uri = self.kill_reader_in_attach()
