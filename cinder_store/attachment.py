@@ -412,11 +412,8 @@ def reclaim_abandoned(cinder, settings, volume):
                     'over %ss ago and nobody completed it (its attacher '
                     'died)', attachment_id, volume.id,
                     settings.abandoned_after)
-        try:
-            detach_attachment(cinder, settings, volume, attachment_id,
-                              disconnect=False)
-        except exceptions.NotFound:
-            pass  # another reader or the check got there first
+        detach_attachment(cinder, settings, volume, attachment_id,
+                          disconnect=False)
     return ids
 
 
@@ -447,10 +444,16 @@ def detach_attachment(cinder, settings, volume, attachment_id,
     Its connection info comes from Cinder.  ``disconnect=False`` only
     deletes it in Cinder: after a reboot the host connection is gone.  The
     connection also stays while this host holds another attachment of a
-    multiattach volume.
+    multiattach volume.  An attachment Cinder no longer has is detached
+    already (its holder got there first): nothing to do, no error.
     """
     with settings.volume_lock(volume.id):
-        info = cinder.attachment_show(attachment_id).connection_info
+        try:
+            info = cinder.attachment_show(attachment_id).connection_info
+        except exceptions.NotFound:
+            LOG.debug('Attachment %s of volume %s is gone already',
+                      attachment_id, volume.id)
+            return
         if (disconnect and info and info.get('driver_volume_type') and
                 not _host_holds_another(cinder, volume, attachment_id)):
             connector = host.make_connector(

@@ -235,6 +235,9 @@ class _Attachments(object):
 
     def show(self, attachment_id):
         self.c.hit('attachments.show')
+        if attachment_id not in self.c.attachments:
+            raise cinder_exc.NotFound(404, 'Attachment %s could not be '
+                                      'found.' % attachment_id)
         return _Attachment(dict(self.c.attachments[attachment_id],
                                 id=attachment_id))
 

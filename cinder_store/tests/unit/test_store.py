@@ -480,6 +480,25 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         self.store.delete(self.location(volume_id))
         self.assertNothingLeft()
 
+    def test_delete_races_a_reader_that_detaches_first(self):
+        # Cinder listed the reader's attachment with the volume; the reader
+        # detached it before the delete got to it.
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        real_get = self.cinder.volumes_api.get
+
+        def listed_before_the_reader_left(vid):
+            volume = real_get(vid)
+            volume.attachments.append({'attachment_id': 'gone',
+                                       'host_name': 'testhost'})
+            return volume
+        self.cinder.fail('volumes.delete', cinder_exc.BadRequest(
+            400, 'Volume status must be available'))
+        with mock.patch.object(self.cinder.volumes_api, 'get',
+                               listed_before_the_reader_left):
+            self.store.delete(self.location(volume_id))  # not NotFound
+        self.assertNothingLeft()
+
     def test_delete_refused_for_another_reason_raises(self):
         url, _, _, _, _ = self.add(b'12345')
         volume_id = url.rsplit('/', 1)[1]
