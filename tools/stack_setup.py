@@ -27,11 +27,13 @@ from keystoneclient.v3 import client as ks_client
 
 HOST = '127.0.0.1'
 AUTH_URL = 'http://%s:5000/v3' % HOST
-BACKENDS = ('block', 'file', 'multiattach')
-# Volume type -> Cinder backend.  The in-tree driver's backend has a type
-# of its own on the `block` Cinder backend, so Glance can tell which store
-# owns a volume Cinder registers (upload-to-image, location API).
+BACKENDS = ('block', 'file', 'multiattach', 'rbd')
+# Volume type -> Cinder backend.  The in-tree driver's backends have a
+# type of their own on the `block` and `rbd` Cinder backends, so Glance can
+# tell which store owns a volume Cinder registers (upload-to-image, the
+# location API).
 VOLUME_TYPES = dict({b: b for b in BACKENDS}, upstream='block')
+VOLUME_TYPES['upstream-rbd'] = 'rbd'
 # Image-volumes live in the service project (Glance's) and, for Cinder's
 # clones and uploads, in the admin project: sized for the functional
 # suite and the benchmark, far above Cinder's default of 10 volumes.
