@@ -39,6 +39,7 @@ import os
 from glance_store import exceptions
 from os_brick.initiator import utils as brick_utils
 from oslo_concurrency import lockutils
+from oslo_utils import excutils
 from oslo_utils import strutils
 from oslo_utils import timeutils
 from oslo_utils import uuidutils
@@ -55,7 +56,8 @@ class HostSettings(object):
     """How this host attaches volumes, from one backend's options."""
 
     def __init__(self, root_helper, multipath, enforce_multipath,
-                 mount_base, lock_path, backend=None, abandoned_after=600):
+                 mount_base, lock_path, backend=None, abandoned_after=600,
+                 rbd=None):
         self.root_helper = root_helper
         self.multipath = multipath
         self.enforce_multipath = enforce_multipath
@@ -67,6 +69,8 @@ class HostSettings(object):
         # Seconds after which an attachment Cinder made and nobody
         # completed is abandoned (see abandoned()).
         self.abandoned_after = abandoned_after
+        # What a userspace RBD attach needs that Cinder does not send
+        self.rbd = rbd or host.RBDClient()
 
     def connector(self):
         return host.connector_properties(
@@ -224,13 +228,8 @@ class Attachment(object):
             error.add_note(note)
 
     def _connect(self):
-        info = self.connection_info
-        self.connector = host.make_connector(
-            info, self.settings.root_helper, self.settings.multipath,
-            self.settings.mount_base)
-        with self.settings.volume_lock(self.volume.id), _guard(self.volume):
-            self._device_info = self.connector.connect_volume(
-                host.connection_properties(info))
+        self.connector, self._device_info = connect(
+            self.settings, self.volume, self.connection_info)
         # From here on, undoing the attachment means a full detach.
         self._undo[-1] = ('detach', self._detach)
 
@@ -278,10 +277,16 @@ class Attachment(object):
         """Close this process's device handle; leave the attachment up.
 
         For a read-only attachment other processes on this host go on
-        using (:mod:`hostshare`); the last of them detaches it.
+        using (:mod:`hostshare`); the last of them detaches it.  A
+        userspace connection (RBD) is this process's own, the others made
+        theirs: it is disconnected here.
         """
         if self.device is not None:
             self.device.close()
+        if self._device_info is not None and host.is_userspace(
+                self._device_info):
+            disconnect(self.settings, self.volume, self.connector,
+                       self.connection_info, self._device_info)
         self._undo = []
 
     def _unwind(self, error):
@@ -339,6 +344,63 @@ class Attachment(object):
             return False
         self._unwind(exc)
         return False
+
+
+def connect(settings, volume, connection_info):
+    """os-brick's connect under the volume's lock: (connector, device info).
+
+    A userspace RBD connection gets the client settings Cinder does not
+    send (:class:`host.RBDClient`), and the temporary Ceph config file
+    os-brick wrote for it is removed as soon as librados has read it: a
+    worker killed later leaves no such file behind.
+    """
+    connector = host.make_connector(
+        connection_info, settings.root_helper, settings.multipath,
+        settings.mount_base)
+    props = settings.rbd.connection_properties(connection_info)
+    with settings.volume_lock(volume.id), _guard(volume):
+        device_info = connector.connect_volume(props)
+    try:
+        host.remove_connect_files(device_info)
+    except BaseException:
+        with excutils.save_and_reraise_exception():
+            disconnect(settings, volume, connector, connection_info,
+                       device_info)
+    return connector, device_info
+
+
+def disconnect(settings, volume, connector, connection_info, device_info):
+    """os-brick's disconnect of a connection this process made (forced)."""
+    with settings.volume_lock(volume.id), _guard(volume):
+        connector.disconnect_volume(
+            host.connection_properties(connection_info), device_info,
+            force=True, ignore_errors=False)
+
+
+class Connection(object):
+    """This process's own connection to another process's attachment.
+
+    A userspace transport (RBD through librbd) connects per process: a
+    worker reading an attachment another worker on this host made and
+    recorded (:mod:`hostshare`) connects it again with the attachment's
+    connection info from Cinder, and disconnects its own when done.
+    """
+
+    def __init__(self, cinder, settings, volume, attachment_id):
+        self.settings = settings
+        self.volume = volume
+        self.connection_info = cinder.attachment_show(
+            attachment_id).connection_info
+        self.connector, self.device_info = connect(
+            settings, volume, self.connection_info)
+
+    @property
+    def device_path(self):
+        return self.device_info['path']
+
+    def close(self):
+        disconnect(self.settings, self.volume, self.connector,
+                   self.connection_info, self.device_info)
 
 
 def _host_holds_another(cinder, volume, attachment_id):

@@ -16,8 +16,8 @@ A device is opened *without* ``O_TRUNC`` and without ``O_CREAT``, ever: on
 NFS-style backends the "device" is a regular file holding earlier data
 (cubecos#1260).  All I/O is positional (``pread``/``pwrite``), so probing
 the size never moves a read position (LP#2086759).  os-brick may hand back
-a file object instead of a path (RBD without local attach); it is wrapped
-with the same interface.
+a file object instead of a path (RBD attached in userspace, without a
+kernel module); it is wrapped with the same interface.
 """
 
 import errno
@@ -25,6 +25,7 @@ import io
 import mmap
 import os
 import stat
+import threading
 
 from glance_store import exceptions
 
@@ -244,37 +245,61 @@ class FdDevice(Device):
 
 
 class FileObjectDevice(Device):
-    """A file-like object from os-brick (RBD); we do not own or close it."""
+    """A file object from os-brick (RBD attached in userspace).
+
+    os-brick's ``RBDVolumeIOWrapper`` has one shared position, returns
+    None from ``write`` and ``seek``, has no ``fileno`` (so no fsync and
+    no O_DIRECT), raises on a read at or past the end and on a write past
+    the end.  Where it exposes the librbd image (``rbd_image``), reads
+    and writes go to it directly: positional, thread-safe (readers may
+    share the handle) and without the wrapper's extra calls.  Other file
+    objects are used through seek + read/write under a lock.  ``sync`` is
+    ``flush()`` (librbd's durability call); we do not own the handle:
+    ``close`` leaves it to os-brick's disconnect.
+    """
 
     def __init__(self, handle):
         self.handle = handle
-
-    def _at(self, offset):
-        self.handle.seek(offset)
+        self.image = getattr(handle, 'rbd_image', None)
+        self._lock = threading.Lock()
 
     def pread(self, length, offset):
-        self._at(offset)
-        return self.handle.read(length)
+        if self.image is None:
+            with self._lock:
+                self.handle.seek(offset)
+                return self.handle.read(length)
+        # librbd refuses (EINVAL) a read that starts at or past the end
+        length = min(length, self.image.size() - offset)
+        if length <= 0:
+            return b''
+        return self.image.read(offset, length)
 
     def pwrite(self, data, offset):
-        self._at(offset)
-        self.handle.write(data)
+        if self.image is None:
+            with self._lock:
+                self.handle.seek(offset)
+                self.handle.write(data)
+            return
+        if not isinstance(data, bytes):
+            data = bytes(data)  # librbd takes bytes only
+        written = self.image.write(data, offset)
+        if written != len(data):
+            raise OSError(errno.EIO, 'RBD wrote %d of %d bytes at offset %d'
+                          % (written, len(data), offset))
 
     def sync(self):
-        flush = getattr(self.handle, 'flush', None)
-        if flush:
-            flush()
-        fsync = getattr(self.handle, 'fsync', None)
-        if fsync:
-            fsync()
+        self.handle.flush()
 
     def size(self):
-        position = self.handle.tell()
-        try:
-            self.handle.seek(0, io.SEEK_END)
-            return self.handle.tell()
-        finally:
-            self.handle.seek(position)
+        if self.image is not None:
+            return self.image.size()
+        with self._lock:
+            position = self.handle.tell()
+            try:
+                self.handle.seek(0, io.SEEK_END)
+                return self.handle.tell()
+            finally:
+                self.handle.seek(position)
 
     def close(self):
         pass

@@ -22,16 +22,22 @@ import logging
 import os
 import shlex
 import socket
+import tempfile
 import threading
+import time
 
 from glance_store import exceptions
 from os_brick.initiator import connector as brick_connector
 from oslo_concurrency import processutils
 from oslo_privsep import priv_context
 
+from cinder_store import device
+
 LOG = logging.getLogger(__name__)
 
 MOUNTPOINT = 'glance_store'
+# os-brick's temporary Ceph config for each userspace RBD connect
+CONNECT_FILE_PREFIX = 'brickrbd_'
 _NFS_TYPES = ('nfs', 'glusterfs', 'vzstorage', 'quobyte')
 
 _lock = threading.Lock()
@@ -94,6 +100,102 @@ def connection_properties(connection_info):
     """
     data = connection_info.get('data')
     return data if isinstance(data, dict) else connection_info
+
+
+class RBDClient(object):
+    """The Ceph client settings of a userspace RBD attach.
+
+    Cinder sends the monitors, pool, image and client name, never a key
+    (OSSN-0085).  os-brick writes ``keyring`` of the connection properties
+    verbatim into the temporary Ceph config it makes for each connect
+    (meant for a keyring's contents, as cinderlib sends them); given
+    ``keyring = <path>`` there instead, librados reads the key from the
+    operator's keyring file, so the key is never in a connection dict, a
+    log line or a file we write.  Unset, the path is the one os-brick
+    itself would read (``/etc/ceph/<cluster>.client.<user>.keyring``).
+    ``timeout`` bounds a librados connect and each monitor and OSD
+    operation (0: librados' own, 300 s for a connect, none for I/O).
+    """
+
+    MARK = '# cinder_store'
+
+    def __init__(self, keyring=None, timeout=0):
+        self.keyring = keyring
+        self.timeout = timeout
+
+    @property
+    def connect_time(self):
+        """Seconds a connect may take before it fails (librados' own: 300)."""
+        return self.timeout or 300
+
+    def conf_lines(self, props):
+        keyring = self.keyring or '/etc/ceph/%s.client.%s.keyring' % (
+            props.get('cluster_name') or 'ceph', props.get('auth_username'))
+        lines = [self.MARK, 'keyring = %s' % keyring]
+        if self.timeout:
+            lines += ['%s = %d' % (name, self.timeout) for name in (
+                'client_mount_timeout', 'rados_mon_op_timeout',
+                'rados_osd_op_timeout')]
+        return '\n'.join(lines)
+
+    def connection_properties(self, connection_info):
+        """What os-brick's connect takes, with these settings for RBD.
+
+        A keyring Cinder did send (a cinderlib-style backend) is kept.
+        """
+        props = connection_properties(connection_info)
+        if (connection_info.get('driver_volume_type', '').lower() != 'rbd'
+                or props.get('keyring') is not None):
+            return props
+        return dict(props, keyring=self.conf_lines(props))
+
+
+def is_userspace(device_info):
+    """Is os-brick's connection a file object of this process (librbd)?"""
+    path = (device_info or {}).get('path')
+    return path is not None and not device.is_path(path)
+
+
+def remove_connect_files(device_info):
+    """Remove the temporary Ceph config os-brick wrote for a connect.
+
+    librados read it when it connected; os-brick would remove it only at
+    disconnect, so a worker killed in between would leave it behind.
+    """
+    conf = getattr((device_info or {}).get('path'), 'rbd_conf', None)
+    if conf:
+        try:
+            os.unlink(conf)
+        except FileNotFoundError:
+            pass
+
+
+def leftover_connect_files(min_age=0, now=None, directory=None):
+    """Paths of os-brick's temporary Ceph configs of our connects left over.
+
+    :func:`remove_connect_files` removes each within milliseconds of its
+    making; one older than ``min_age`` seconds was left by a worker killed
+    inside a connect.  Ours are told from other users' (the in-tree
+    driver's) by :attr:`RBDClient.MARK`; they hold no key.  os-brick
+    writes them to the process's temporary directory, the default
+    ``directory``.
+    """
+    directory = directory or tempfile.gettempdir()
+    now = time.time() if now is None else now
+    found = []
+    for name in sorted(os.listdir(directory)):
+        if not name.startswith(CONNECT_FILE_PREFIX):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            if now - os.stat(path).st_mtime < min_age:
+                continue
+            with open(path) as f:
+                if RBDClient.MARK in f.read():
+                    found.append(path)
+        except OSError:
+            continue  # removed meanwhile, or not ours to read
+    return found
 
 
 def check_transport(connection_info, volume):

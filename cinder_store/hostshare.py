@@ -22,7 +22,9 @@ join it and use the same device, and the last worker to leave detaches.
 
 The file holds the Cinder attachment id, os-brick's device info (no
 credentials: a worker that must detach an attachment it did not make asks
-Cinder for the connection info) and the holders, each a process id with
+Cinder for the connection info; for a userspace RBD connection, which is a
+file object of its process, only that it is one: each worker connects its
+own, :class:`attachment.Connection`) and the holders, each a process id with
 its start time and pid namespace, so a worker that died is recognised and
 dropped (one in another namespace cannot be checked and counts as alive).
 A record is trusted only if it was written since this host booted, has a
@@ -39,7 +41,6 @@ import logging
 from oslo_utils import excutils
 
 from cinder_store import attachment as attachment_mod
-from cinder_store import device as device_mod
 from cinder_store import host
 from cinder_store import records
 
@@ -53,10 +54,7 @@ class HostReaders(object):
 
     ``join`` returns a handle with ``id``, ``volume``, ``device_path``,
     ``cinder`` (the client the handle detaches with; settable) and
-    ``close()`` (leave; the last process to leave detaches).  An
-    attachment whose device is not a path (a file object) is never
-    recorded: ``join`` then returns the process's own
-    :class:`attachment.Attachment`.
+    ``close()`` (leave; the last process to leave detaches).
     """
 
     def __init__(self, settings):
@@ -82,14 +80,19 @@ class HostReaders(object):
                 return self._attach_unshared(cinder, volume, record)
             if record is not None:
                 if self._usable(cinder, volume, record):
+                    joined = _Joined(self, cinder, volume, record)
                     record['holders'] = [
                         h for h in record['holders'] if records.alive(h)
                     ] + [records.process_id()]
-                    self._save(volume.id, record)
+                    try:
+                        self._save(volume.id, record)
+                    except BaseException:
+                        with excutils.save_and_reraise_exception():
+                            joined.let_go()
                     LOG.debug('Joined attachment %s of volume %s held by '
                               'another process', record['attachment'],
                               volume.id)
-                    return _Joined(self, cinder, volume, record)
+                    return joined
                 self._drop_stale(cinder, volume, record)
             return self._attach(cinder, volume)
 
@@ -236,12 +239,10 @@ class HostReaders(object):
         except BaseException:
             with excutils.save_and_reraise_exception():
                 self._remove(volume.id)
-        if not device_mod.is_path(att.device_path):
-            self._remove(volume.id)
-            return att
         try:
             self._save(volume.id, dict(record, attachment=att.id,
-                                       device_info=att.device_info))
+                                       device_info=recordable(
+                                           att.device_info)))
         except BaseException:
             with excutils.save_and_reraise_exception():
                 att.close()
@@ -291,6 +292,18 @@ class HostReaders(object):
             self._remove(volume_id)
 
 
+def recordable(device_info):
+    """os-brick's device info as a record may hold it.
+
+    A userspace connection's is a file object of this process: recorded
+    as ``{'userspace': True}`` (os-brick's disconnect of another process's
+    needs nothing from it).
+    """
+    if host.is_userspace(device_info):
+        return {'userspace': True}
+    return device_info
+
+
 def being_made(cinder, volume_id):
     """Ids of the volume's attachments Cinder has not yet seen completed."""
     return [a.id for a in cinder.attachments_of(volume_id)
@@ -335,17 +348,26 @@ class _Joined(object):
         self.volume = volume
         self.id = record['attachment']
         self.device_info = record['device_info']
-        self.device_path = self.device_info['path']
+        self._own = None
+        if self.device_info.get('userspace'):
+            self._own = attachment_mod.Connection(
+                cinder, readers.settings, volume, self.id)
+            self.device_path = self._own.device_path
+        else:
+            self.device_path = self.device_info['path']
 
     def close(self):
         self._readers.leave(self)
 
     def let_go(self):
-        pass
+        if self._own is not None:
+            own, self._own = self._own, None
+            own.close()
 
     def detach(self):
         """Whether the attachment is gone (failures are logged)."""
         try:
+            self.let_go()
             attachment_mod.detach_attachment(
                 self.cinder, self._readers.settings, self.volume, self.id,
                 self.device_info)

@@ -92,6 +92,24 @@ OPTIONS = [
                     'reader, the image delete and cinder-store-check --fix '
                     'delete it. Keep it well above the longest attach '
                     '(os-brick connect) a host may take.'),
+    cfg.StrOpt('cinder_store_rbd_keyring',
+               help='Ceph client keyring file for volumes Cinder attaches '
+                    'through RBD (os-brick in userspace, librbd: no kernel '
+                    'module). Cinder never sends a key; this file must '
+                    'hold the key of the client Cinder names (its '
+                    'rbd_user), readable by Glance. Unset means '
+                    '/etc/ceph/<cluster>.client.<user>.keyring, where '
+                    'os-brick looks by default. The key is read by '
+                    'librados from the file: it is never copied into a '
+                    'log, an exception or a temporary file.'),
+    cfg.IntOpt('cinder_store_rbd_client_timeout',
+               default=30, min=0,
+               help='Seconds a librados client of an RBD volume waits to '
+                    'connect to the monitors and for each monitor or OSD '
+                    'operation before the attach or the transfer fails. '
+                    '0 means librados\' own (300 s for a connect, no '
+                    'limit for I/O): a frozen cluster would then hang a '
+                    'Glance request.'),
     cfg.StrOpt('cinder_store_lock_path',
                help='Directory for the external (inter-process) locks that '
                     'serialise attach and detach of one volume between '

@@ -27,9 +27,8 @@ are not read through the page cache, so that what one of them read serves
 the others (measured here: 16 readers of one image in memory, ~3.0 GB/s all
 O_DIRECT, ~4.0 GB/s this way).
 
-Only attachments whose device is a path are shared; a file object from
-os-brick (RBD without a local attach) has one position and cannot be read
-by two readers, so each of those readers keeps its own attachment.
+A file object from os-brick (RBD attached in userspace) is shared the
+same way: its reads are positional and thread-safe (:mod:`device`).
 """
 
 from concurrent import futures
@@ -38,7 +37,6 @@ import threading
 
 from glance_store import exceptions
 
-from cinder_store import attachment as attachment_mod
 from cinder_store import device as device_mod
 from cinder_store import hostshare
 
@@ -54,7 +52,6 @@ class _Shared(object):
         self.ready = threading.Event()
         self.attachment = None
         self.error = None
-        self.private = False  # not shareable: its opener's alone
 
 
 class Lease(object):
@@ -82,9 +79,8 @@ class Lease(object):
 class ReadAttachments(object):
     """The read-only attachments of one backend in this process.
 
-    ``acquire`` returns a :class:`Lease` (or, for a device that cannot be
-    shared, a private :class:`attachment.Attachment`); closing it is the
-    caller's duty.  Every attachment opened here is detached when its last
+    ``acquire`` returns a :class:`Lease`; closing it is the caller's
+    duty.  Every attachment opened here is detached when its last
     lease closes, also when readers fail or give up.
     """
 
@@ -135,11 +131,6 @@ class ReadAttachments(object):
             self._open(shared, cinder, volume)
         else:
             self._join(shared, volume)
-        if shared.private:
-            if opener:
-                return shared.attachment
-            return attachment_mod.Attachment(
-                cinder, self._settings, volume, writable=False).open()
         with self._lock:
             alone = shared.users == 1
         try:
@@ -154,9 +145,6 @@ class ReadAttachments(object):
         """Attach for everyone waiting on ``shared``; they wake either way."""
         try:
             shared.attachment = self._host.join(cinder, volume)
-            if not device_mod.is_path(shared.attachment.device_path):
-                shared.private = True
-                self._forget(shared, volume.id)
         except BaseException as error:
             shared.error = error
             self._forget(shared, volume.id)
@@ -175,9 +163,8 @@ class ReadAttachments(object):
             raise exceptions.BackendException(
                 'attaching volume %s failed for a concurrent reader: %s'
                 % (volume.id, shared.error))
-        if not shared.private:
-            LOG.debug('Reading volume %s through shared attachment %s',
-                      volume.id, shared.attachment.id)
+        LOG.debug('Reading volume %s through shared attachment %s',
+                  volume.id, shared.attachment.id)
 
     def release(self, shared, cinder):
         """Drop one user; the last one detaches, with its own credentials.

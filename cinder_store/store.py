@@ -140,7 +140,9 @@ class Store(driver.Store):
             view.cinder_store_enforce_multipath,
             view.cinder_store_mount_point_base, lock_path,
             backend=self.backend_group,
-            abandoned_after=view.cinder_store_abandoned_attachment_age)
+            abandoned_after=view.cinder_store_abandoned_attachment_age,
+            rbd=host.RBDClient(view.cinder_store_rbd_keyring,
+                               view.cinder_store_rbd_client_timeout))
         self._readers = sharing.ReadAttachments(self._host)
         self._uploads = uploads.Uploads(self._host)
         self.warm_up = threading.Thread(

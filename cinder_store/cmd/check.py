@@ -46,6 +46,7 @@ from glance_store import multi_backend
 from oslo_config import cfg
 
 from cinder_store import attachment
+from cinder_store import host as host_mod
 from cinder_store import hostshare
 from cinder_store import records
 from cinder_store import store as store_mod
@@ -73,7 +74,7 @@ def check_store(store, fix=False):
     return ([_cinder(backend), _lock_path(backend), _host(backend),
              _privileges(backend)] + _shared_reads(backend, fix) +
             _uploads(backend, fix) + [_lock_files(backend, fix)] +
-            _stuck_volumes(backend, fix))
+            _stuck_volumes(backend, fix) + _rbd(backend, fix))
 
 
 def _failed(topic, error):
@@ -397,6 +398,55 @@ def _lock_files(backend, fix):
         backend.host.forget(volume_id)
     return Finding(FIXED, 'lock files', 'removed those of %d volume(s) that '
                    'no longer exist: %s' % (len(gone), ', '.join(gone)))
+
+
+def _rbd(backend, fix):
+    """The Ceph keyring a userspace RBD attach reads, and connect leftovers.
+
+    Only for a backend with ``cinder_store_rbd_keyring`` set.  Temporary
+    Ceph configs of connects live for milliseconds; one older than twice
+    the connect timeout was left by a worker killed inside a connect.
+    """
+    rbd = backend.host.rbd
+    if not rbd.keyring:
+        return []
+    return [_keyring(rbd.keyring), _connect_files(rbd, fix)]
+
+
+@_guarded('ceph keyring')
+def _keyring(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        return Finding(FAIL, 'ceph keyring', '%s: cinder_store_rbd_keyring '
+                       'must name a Ceph keyring file this user (uid %d) can '
+                       'read' % (e, os.geteuid()))
+    clients = [line.strip()[1:-1] for line in text.splitlines()
+               if line.strip().startswith('[client.')]
+    if not clients or 'key' not in text:
+        return Finding(FAIL, 'ceph keyring', '%s holds no client key (expect '
+                       '"[client.<rbd_user>]" and "key = ..."; `ceph auth '
+                       'get client.<rbd_user>` prints one)' % path)
+    if os.stat(path).st_mode & 0o077:
+        return Finding(WARN, 'ceph keyring', '%s (%s) is readable by other '
+                       'users: chmod 600 it' % (path, ', '.join(clients)))
+    return Finding(OK, 'ceph keyring', '%s: %s' % (path, ', '.join(clients)))
+
+
+@_guarded('rbd files')
+def _connect_files(rbd, fix):
+    found = host_mod.leftover_connect_files(min_age=2 * rbd.connect_time)
+    if not found:
+        return Finding(OK, 'rbd files', 'no temporary Ceph config left by '
+                       'a connect')
+    if not fix:
+        return Finding(WARN, 'rbd files', '%d temporary Ceph config(s) left '
+                       'by connects cut short (no key in them): %s'
+                       % (len(found), ', '.join(found)))
+    for path in found:
+        os.unlink(path)
+    return Finding(FIXED, 'rbd files', 'removed %s' % ', '.join(found))
 
 
 def _exists(cinder, volume_id):
