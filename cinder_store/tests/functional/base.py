@@ -28,14 +28,18 @@ import configparser
 import hashlib
 import io
 import os
+import signal
 import subprocess
+import sys
 import time
 import uuid
 
+import fixtures
 from glance_store import multi_backend
 from oslo_context import context as oslo_context
 from oslotest import base as oslotest_base
 
+from cinder_store import host
 from cinder_store.tests.functional import stores
 
 STACK_DIR = stores.STACK_DIR
@@ -129,7 +133,9 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             extra = self.my_volumes()
-            if not extra:
+            # A connect in another test holds one for milliseconds
+            files = leftover_connect_files()
+            if not extra and not files:
                 break
             time.sleep(0.2)
         details = {}
@@ -140,6 +146,7 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
             except Exception as e:
                 details[vid] = repr(e)
         self.assertEqual({}, details, 'volumes left behind')
+        self.assertEqual([], files, 'temporary Ceph configs left behind')
         self.assertEqual([], stale_loop_devices(), 'stale loop devices')
 
     # -- helpers --------------------------------------------------------
@@ -165,6 +172,57 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
 
     def delete(self, uri, backend):
         multi_backend.delete(uri, backend, context=self.context)
+
+    def check(self, *args):
+        """``cinder-store-check`` on the target: (exit status, output)."""
+        result = subprocess.run(
+            [sys.executable, '-m', 'cinder_store.cmd.check',
+             '--config-file', target()[0]] + list(args),
+            capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, PYTHONWARNINGS='ignore'))
+        return result.returncode, result.stdout
+
+    def kill_when_ready(self, helper, *args):
+        """Run a helper process of this package; SIGKILL it mid-transfer.
+
+        The helper (``reader`` or ``uploader``) signals it is mid-transfer
+        by creating a file in the directory passed as its last argument.
+        """
+        sync = self.useFixture(fixtures.TempDir()).path
+        worker = subprocess.Popen(
+            [sys.executable, '-m', 'cinder_store.tests.functional.' + helper]
+            + list(args) + [sync], stdout=subprocess.DEVNULL)
+        self.addCleanup(lambda: worker.poll() is None and worker.kill())
+        deadline = time.monotonic() + 120
+        while not os.listdir(sync):
+            self.assertLess(time.monotonic(), deadline,
+                            '%s never got going' % helper)
+            self.assertIsNone(worker.poll())
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+
+
+_system_tmp = []
+
+
+def leftover_connect_files():
+    """Our temporary Ceph configs in this process's and helpers' tmp dir.
+
+    The test framework gives each test its own temporary directory; the
+    helper processes (readers, uploaders, the check) use the system's.
+    """
+    if not _system_tmp:
+        _system_tmp.append(subprocess.check_output(
+            [sys.executable, '-c', 'import tempfile; '
+             'print(tempfile.gettempdir())'], text=True).strip())
+    return sorted(set(host.leftover_connect_files()) | set(
+        host.leftover_connect_files(directory=_system_tmp[0])))
+
+
+def system_tmp():
+    leftover_connect_files()
+    return _system_tmp[0]
 
 
 def local_volume_dir(backend):

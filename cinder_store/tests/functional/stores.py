@@ -77,7 +77,7 @@ def our_backends(conf):
                   if kind == 'cinder_store')
 
 
-ROLES = ('block', 'file', 'multiattach')
+ROLES = ('block', 'file', 'multiattach', 'rbd')
 
 
 def backend_for(role, conf):
@@ -85,7 +85,8 @@ def backend_for(role, conf):
 
     The local stack names its backends after their roles: ``block`` (a
     block device), ``file`` (the volume handed over as a plain file, as
-    NFS-style transports do) and ``multiattach``.  On another cloud,
+    NFS-style transports do), ``multiattach`` and ``rbd`` (Ceph RBD,
+    attached in userspace through librbd).  On another cloud,
     ``CINDER_STORE_FUNCTIONAL_<ROLE>_BACKEND`` names it; ``block``
     defaults to Glance's default backend if it is a cinder_store one, else
     to the first, never to one named for another role.  None if nothing

@@ -14,12 +14,7 @@
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
-import fixtures
 from glance_store import multi_backend
 
 from cinder_store import hostshare
@@ -32,14 +27,6 @@ class CheckCommandTest(base.FunctionalTestCase):
 
     def volume_of(self, uri):
         return self.cinder.volumes.get(uri.rsplit('/', 1)[1])
-
-    def check(self, *args):
-        result = subprocess.run(
-            [sys.executable, '-m', 'cinder_store.cmd.check',
-             '--config-file', base.target()[0]] + list(args),
-            capture_output=True, text=True, timeout=120,
-            env=dict(os.environ, PYTHONWARNINGS='ignore'))
-        return result.returncode, result.stdout
 
     def warn_then_fix(self, backend, warning, fixed):
         """The check warns ``warning``; with --fix it says ``fixed``."""
@@ -143,26 +130,10 @@ class CheckCommandTest(base.FunctionalTestCase):
         # assert_nothing_leaked: the volume is gone
 
     def _kill_uploader_mid_write(self, backend, image_id):
-        self._kill_when_ready('uploader', backend, image_id)
+        self.kill_when_ready('uploader', backend, image_id)
 
     def _kill_reader_mid_download(self, uri):
-        self._kill_when_ready('reader', uri, self.backend, '1')
+        self.kill_when_ready('reader', uri, self.backend, '1')
         store = multi_backend.get_store_from_store_identifier(self.backend)
         records = os.listdir(store._host.lock_path)
         self.assertTrue(any(n.startswith(hostshare.PREFIX) for n in records))
-
-    def _kill_when_ready(self, helper, *args):
-        """Run a helper process of this package; SIGKILL it mid-transfer."""
-        sync = self.useFixture(fixtures.TempDir()).path
-        worker = subprocess.Popen(
-            [sys.executable, '-m', 'cinder_store.tests.functional.' + helper]
-            + list(args) + [sync], stdout=subprocess.DEVNULL)
-        self.addCleanup(lambda: worker.poll() is None and worker.kill())
-        deadline = time.monotonic() + 120
-        while not os.listdir(sync):
-            self.assertLess(time.monotonic(), deadline,
-                            '%s never got going' % helper)
-            self.assertIsNone(worker.poll())
-            time.sleep(0.05)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()

@@ -376,21 +376,24 @@ class TestMultiattach(StoreContract, FaultContract, base.FunctionalTestCase):
 class TestUpstreamImages(base.FunctionalTestCase):
     """Images written by the in-tree driver, read after the switch."""
 
+    upstream = 'upstream'
+
     def setUp(self):
         super(TestUpstreamImages, self).setUp()
-        if 'upstream' not in self.conf.enabled_backends:
-            self.skipTest('the target has no in-tree "upstream" backend')
+        if self.upstream not in self.conf.enabled_backends:
+            self.skipTest('the target has no in-tree %r backend'
+                          % self.upstream)
 
     def test_in_tree_image_read_by_cinder_store(self):
         data = base.pattern_bytes(6 * base.MiB + 1, seed=9)
-        uri = self.add('upstream', data)[0]
+        uri = self.add(self.upstream, data)[0]
         volume_id = uri.rsplit('/', 1)[1]
         store = multi_backend.get_store_from_store_identifier(
             self.backend)
         # The in-tree driver deletes this volume; our lock files for it
         # are ours to remove (after a migration, deletes go through us).
-        self.addCleanup(store._host.forget, volume_id)
-        self.addCleanup(self.delete, uri, 'upstream')
+        self.addCleanup(store.maintenance().host.forget, volume_id)
+        self.addCleanup(self.delete, uri, self.upstream)
         for form in (uri, 'cinder://%s' % volume_id):
             loc = location.Location('cinder',
                                     store.get_store_location_class(),

@@ -147,6 +147,8 @@ class CinderTestCase(TestCase):
     def assertNothingLeft(self, volumes=0):
         self.assertEqual({}, self.cinder.attachments)
         self.assertEqual(set(), self.brick.connected)
+        self.assertEqual([], self.brick.handles)
+        self.assertEqual([], host.leftover_connect_files())
         self.assertEqual(volumes, len(self.cinder.volumes))
 
 

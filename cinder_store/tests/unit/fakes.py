@@ -18,7 +18,9 @@ handing out a real temporary file, so device I/O in unit tests is real.
 ``fail(name, exc, times)`` on either makes the named call raise.
 """
 
+import errno
 import os
+import tempfile
 import uuid
 
 from cinderclient import exceptions as cinder_exc
@@ -82,6 +84,9 @@ class FakeCinder(Failures):
         # attachments in whatever order the tests interleave them.
         self.refuse_while_attaching = False
         self.encrypted_types = set()
+        # 'rbd': os-brick attaches in userspace (FakeBrick hands out
+        # FakeRBDHandle file objects)
+        self.transport = 'local'
         # the client's managers point back here
         self.volumes_api = _Volumes(self)
         self.attachments_api = _Attachments(self)
@@ -203,7 +208,7 @@ class _Attachments(object):
                      'downloading to reserve, but the current status is '
                      'in-use.')
         att_id = str(uuid.uuid4())
-        info = {'driver_volume_type': 'local',
+        info = {'driver_volume_type': self.c.transport,
                 'data': {'device_path': self.c.device_path(volume_id),
                          'volume_id': volume_id, 'access_mode': mode,
                          'encrypted': vol.encrypted,
@@ -276,12 +281,66 @@ class FakeClient(object):
         self.volume_types = cinder.volume_types_api
 
 
+class FakeRBDImage(object):
+    """librbd's ``Image`` over a file: positional, bytes only, no growth."""
+
+    def __init__(self, path):
+        self.path = path
+        self.flushes = 0
+
+    def size(self):
+        return os.path.getsize(self.path)
+
+    def read(self, offset, length):
+        if offset >= self.size():
+            raise OSError(errno.EINVAL, 'error reading at %d' % offset)
+        with open(self.path, 'rb') as f:
+            f.seek(offset)
+            return f.read(length)
+
+    def write(self, data, offset):
+        if not isinstance(data, bytes):
+            raise TypeError('data must be a byte string')
+        if offset + len(data) > self.size():
+            raise OSError(errno.EIO, 'Wrote only part of %d bytes'
+                          % len(data))
+        with open(self.path, 'r+b') as f:
+            f.seek(offset)
+            f.write(data)
+        return len(data)
+
+    def flush(self):
+        self.flushes += 1
+
+
+class FakeRBDHandle(object):
+    """os-brick's ``RBDVolumeIOWrapper``: its image and its config file."""
+
+    def __init__(self, path, conf):
+        self.rbd_image = FakeRBDImage(path)
+        self.rbd_conf = conf
+
+    def flush(self):
+        self.rbd_image.flush()
+
+
 class FakeConnector(object):
-    def __init__(self, brick):
+    def __init__(self, brick, protocol):
         self.brick = brick
+        self.protocol = protocol
 
     def connect_volume(self, data):
         self.brick.hit('connect_volume')
+        self.brick.props.append(data)
+        if self.protocol == 'rbd':
+            # As os-brick does: a 0600 temporary config holding `keyring`
+            fd, conf = tempfile.mkstemp(prefix='brickrbd_')
+            with os.fdopen(fd, 'w') as f:
+                f.write('[global]\nmon_host = 192.0.2.9:6789\n%s\n'
+                        % data.get('keyring'))
+            handle = FakeRBDHandle(data['device_path'], conf)
+            self.brick.handles.append(handle)
+            return {'path': handle}
         self.brick.connected.add(data['device_path'])
         return {'type': 'local', 'path': data['device_path']}
 
@@ -289,6 +348,13 @@ class FakeConnector(object):
                           ignore_errors=False):
         self.brick.hit('disconnect_volume')
         self.brick.forced.append(force)
+        if self.protocol == 'rbd':
+            handle = (device_info or {}).get('path')
+            if handle is not None:
+                if os.path.exists(handle.rbd_conf):
+                    os.unlink(handle.rbd_conf)
+                self.brick.handles.remove(handle)
+            return
         self.brick.connected.discard(data['device_path'])
 
     def extend_volume(self, data):
@@ -303,13 +369,15 @@ class FakeBrick(Failures):
         super(FakeBrick, self).__init__()
         self.host_name = host_name
         self.connected = set()
+        self.handles = []  # userspace (rbd) connections still open
+        self.props = []  # what each connect_volume was given
         self.forced = []
         self.property_calls = 0
         self.InitiatorConnector = self
 
     def factory(self, protocol, root_helper, **kwargs):
         self.hit('factory')
-        return FakeConnector(self)
+        return FakeConnector(self, protocol)
 
     def get_connector_properties(self, root_helper, ip, multipath, enforce,
                                  host=None):

@@ -19,6 +19,7 @@ from glance_store import exceptions
 
 from cinder_store import device
 from cinder_store.tests.unit import base
+from cinder_store.tests.unit import fakes
 
 
 class TestFdDevice(base.TestCase):
@@ -162,3 +163,43 @@ class TestFileObjectDevice(base.TestCase):
                                                   self.clock.sleep))
         dev.wait_for_size(5, 5)
         self.assertGreaterEqual(dev.size(), 5)
+
+
+class TestRBDDevice(base.TestCase):
+    """os-brick's RBD wrapper, used through its librbd image."""
+
+    def setUp(self):
+        super(TestRBDDevice, self).setUp()
+        self.path = os.path.join(self.tmp, 'image')
+        with open(self.path, 'wb') as f:
+            f.write(b'0123456789')
+        self.handle = fakes.FakeRBDHandle(self.path, None)
+        self.dev = device.open_device(self.handle, writable=True)
+
+    def test_reads_are_positional_and_stop_at_the_end(self):
+        self.assertEqual(b'6789', self.dev.pread(8, 6))
+        self.assertEqual(b'', self.dev.pread(4, 10))  # librbd: EINVAL
+        self.assertEqual(b'01', self.dev.pread(2, 0))
+
+    def test_writes_go_to_the_image_as_bytes(self):
+        self.dev.pwrite(memoryview(b'ab'), 2)
+        self.dev.pwrite(bytearray(b'cd'), 8)
+        self.assertEqual(b'01ab4567cd', self.dev.pread(10, 0))
+        self.assertEqual(10, self.dev.size())
+
+    def test_a_short_write_fails(self):
+        self.handle.rbd_image.write = lambda data, offset: len(data) - 1
+        self.assertRaises(OSError, self.dev.pwrite, b'abc', 0)
+
+    def test_a_write_past_the_end_fails(self):
+        self.assertRaises(OSError, self.dev.pwrite, b'abc', 9)
+
+    def test_sync_flushes_and_its_failure_raises(self):
+        self.dev.sync()
+        self.assertEqual(1, self.handle.rbd_image.flushes)
+        self.handle.flush = mock.Mock(side_effect=IOError('flush failed'))
+        self.assertRaises(IOError, self.dev.sync)
+
+    def test_close_leaves_the_handle_to_os_brick(self):
+        self.dev.close()
+        self.assertEqual(b'01', self.dev.pread(2, 0))

@@ -12,6 +12,8 @@
 
 import os
 import socket
+import tempfile
+import time
 from unittest import mock
 
 import ddt
@@ -188,3 +190,70 @@ class TestHostIp(base.TestCase):
         with mock.patch('socket.getaddrinfo',
                         side_effect=socket.gaierror()):
             self.assertEqual('127.0.0.1', host.host_ip('h'))
+
+
+class TestRBDClient(base.TestCase):
+
+    INFO = {'driver_volume_type': 'rbd',
+            'data': {'name': 'volumes/volume-1', 'hosts': ['192.0.2.9'],
+                     'ports': ['6789'], 'cluster_name': 'ceph',
+                     'auth_username': 'cinder', 'secret_uuid': 'u'}}
+
+    def test_the_keyring_path_and_timeouts_go_into_the_config(self):
+        props = host.RBDClient('/etc/glance/ceph.keyring', 20)\
+            .connection_properties(self.INFO)
+        lines = props['keyring'].splitlines()
+        self.assertEqual([host.RBDClient.MARK,
+                          'keyring = /etc/glance/ceph.keyring',
+                          'client_mount_timeout = 20',
+                          'rados_mon_op_timeout = 20',
+                          'rados_osd_op_timeout = 20'], lines)
+        self.assertEqual('volumes/volume-1', props['name'])
+        self.assertNotIn('keyring', self.INFO['data'])  # not mutated
+
+    def test_unset_keyring_is_where_os_brick_would_look(self):
+        props = host.RBDClient().connection_properties(self.INFO)
+        self.assertEqual([host.RBDClient.MARK,
+                          'keyring = /etc/ceph/ceph.client.cinder.keyring'],
+                         props['keyring'].splitlines())
+        self.assertEqual(300, host.RBDClient().connect_time)
+
+    def test_a_keyring_cinder_sent_is_kept(self):
+        info = dict(self.INFO, data=dict(self.INFO['data'],
+                                         keyring='[client.cinder]'))
+        self.assertEqual('[client.cinder]', host.RBDClient('/k')
+                         .connection_properties(info)['keyring'])
+
+    def test_other_transports_are_left_alone(self):
+        info = {'driver_volume_type': 'iscsi', 'data': {'target_lun': 1}}
+        self.assertEqual({'target_lun': 1},
+                         host.RBDClient('/k').connection_properties(info))
+
+
+class TestConnectFiles(base.TestCase):
+
+    def make(self, name, text, age=0):
+        path = os.path.join(tempfile.gettempdir(), name)
+        with open(path, 'w') as f:
+            f.write(text)
+        os.utime(path, (time.time() - age,) * 2)
+        return path
+
+    def test_only_ours_older_than_the_age_are_leftovers(self):
+        ours = self.make('brickrbd_old', '[global]\n%s\n'
+                         % host.RBDClient.MARK, age=700)
+        self.make('brickrbd_young', host.RBDClient.MARK, age=1)
+        self.make('brickrbd_in_tree', '[client.cinder]\nkey = x', age=700)
+        self.make('other_old', host.RBDClient.MARK, age=700)
+        self.assertEqual([ours], host.leftover_connect_files(min_age=600))
+
+    def test_the_config_of_a_connection_is_removed_once(self):
+        conf = self.make('brickrbd_x', host.RBDClient.MARK)
+        handle = mock.Mock(rbd_conf=conf)
+        self.assertTrue(host.is_userspace({'path': handle}))
+        host.remove_connect_files({'path': handle})
+        self.assertFalse(os.path.exists(conf))
+        host.remove_connect_files({'path': handle})  # gone already: fine
+        host.remove_connect_files({'path': '/dev/sdb'})
+        self.assertFalse(host.is_userspace({'path': '/dev/sdb'}))
+        self.assertFalse(host.is_userspace(None))

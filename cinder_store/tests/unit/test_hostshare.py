@@ -10,7 +10,6 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-import io
 import json
 import os
 import stat
@@ -332,14 +331,36 @@ class TestHostReaders(base.CinderTestCase):
         self.assertEqual([leaked], self.readers.repair(self.api, volume))
         self.assertNothingLeft(volumes=2)
 
-    def test_file_object_device_is_not_recorded(self):
-        with mock.patch.object(attachment.Attachment, 'device_path',
-                               new_callable=mock.PropertyMock,
-                               return_value=io.BytesIO(b'data')):
-            handle = self.readers.join(self.api, self.volume)
-            self.assertIsInstance(handle, attachment.Attachment)
-            self.assertFalse(os.path.exists(self.record_path))
-            handle.close()
+    def test_userspace_attachment_is_joined_with_a_connection_of_its_own(
+            self):
+        # RBD in userspace: another worker joins the Cinder attachment
+        # but needs its own librbd connection (a file object of its own).
+        self.cinder.transport = 'rbd'
+        owner = self.readers.join(self.api, self.volume)
+        with open(self.record_path) as f:
+            self.assertEqual({'userspace': True},
+                             json.load(f)['device_info'])
+        joiner = hostshare.HostReaders(self.settings()).join(self.api,
+                                                             self.volume)
+        self.assertEqual(owner.id, joiner.id)
+        self.assertEqual(2, len(self.brick.handles))
+        self.assertIsNot(owner.device_path, joiner.device_path)
+        owner.close()  # the joiner still reads: only its connection goes
+        self.assertEqual([joiner.device_path], self.brick.handles)
+        self.assertEqual(1, len(self.cinder.attachments))
+        joiner.close()
+        self.assertFalse(os.path.exists(self.record_path))
+        self.assertNothingLeft(volumes=1)
+
+    def test_userspace_joiner_that_cannot_connect_is_not_recorded(self):
+        self.cinder.transport = 'rbd'
+        owner = self.readers.join(self.api, self.volume)
+        self.brick.fail('connect_volume', RuntimeError('monitors down'))
+        self.assertRaises(RuntimeError, self.readers.join, self.api,
+                          self.volume)
+        with open(self.record_path) as f:
+            self.assertEqual(1, len(json.load(f)['holders']))
+        owner.close()
         self.assertNothingLeft(volumes=1)
 
     def test_inspect_says_why_a_record_is_stale(self):

@@ -11,7 +11,6 @@
 # under the License.
 
 from concurrent import futures
-import io
 import threading
 from unittest import mock
 
@@ -205,17 +204,20 @@ class TestReadAttachments(base.CinderTestCase):
         self.assertEqual(0, len(self.readers))
         self.assertNothingLeft(volumes=1)
 
-    def test_file_object_devices_are_not_shared(self):
-        # One file object has one position: two readers would race on it.
-        handle = io.BytesIO(b'0123456789')
-        with mock.patch.object(attachment.Attachment, 'device_path',
-                               new_callable=mock.PropertyMock,
-                               return_value=handle):
-            first = self.readers.acquire(self.api, self.volume)
-            self.assertIsInstance(first, attachment.Attachment)
-            self.assertEqual(b'0123', first.device.pread(4, 0))
-            self.assertEqual(0, len(self.readers))
-            first.close()
+    def test_userspace_connection_is_shared_by_concurrent_readers(self):
+        # RBD in userspace: one file object, read positionally by each.
+        self.cinder.transport = 'rbd'
+        with open(self.cinder.device_path(self.volume.id), 'r+b') as f:
+            f.write(b'0123456789')
+        first = self.readers.acquire(self.api, self.volume)
+        second = self.readers.acquire(self.api, self.volume)
+        self.assertEqual(1, len(self.cinder.attachments))
+        self.assertEqual(1, len(self.brick.handles))
+        self.assertEqual(b'5678', second.device.pread(4, 5))
+        self.assertEqual(b'0123', first.device.pread(4, 0))
+        first.close()
+        self.assertEqual(1, len(self.brick.handles))
+        second.close()
         self.assertNothingLeft(volumes=1)
 
 

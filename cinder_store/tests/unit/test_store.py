@@ -728,3 +728,36 @@ class TestNoCredentials(base.StoreTestCase):
         self.assertRaisesRegex(exceptions.BadStoreConfiguration,
                                'service catalog', s.get_size,
                                self.location(base.UUID, backend='ctx'))
+
+
+class TestRBDStore(base.StoreTestCase):
+    """The store on a userspace (RBD) transport, end to end."""
+
+    def setUp(self):
+        super(TestRBDStore, self).setUp()
+        self.cinder.transport = 'rbd'
+        self.store = self.make_store(cinder_store_rbd_keyring='/etc/k')
+
+    def test_add_get_delete(self):
+        data = b'x' * 5000 + b'y'
+        loc, size = self.add(data)[:2]
+        self.assertEqual(len(data), size)
+        got = b''.join(self.store.get(self.location(
+            loc.rsplit('/', 1)[1]))[0])
+        self.assertEqual(data, got)
+        # Both connects named the keyring file, never a key
+        self.assertEqual(2, len(self.brick.props))
+        for props in self.brick.props:
+            self.assertIn('keyring = /etc/k', props['keyring'])
+            self.assertIn('client_mount_timeout = 30', props['keyring'])
+        self.store.delete(self.location(loc.rsplit('/', 1)[1]))
+        self.assertNothingLeft()
+
+    def test_a_failed_flush_fails_the_upload_and_leaves_nothing(self):
+        def failing(handle):
+            raise IOError('flush failed')
+        self.useFixture(base.fixtures.MonkeyPatch(
+            'cinder_store.tests.unit.fakes.FakeRBDHandle.flush', failing))
+        error = self.assertRaises(OSError, self.add, b'data')
+        self.assertEqual('flush failed', str(error))
+        self.assertNothingLeft()

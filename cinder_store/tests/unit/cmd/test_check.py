@@ -81,6 +81,56 @@ class TestCheckStore(base.StoreTestCase):
         self.assertEqual(check.FAIL, found.status)
         self.assertIn('no privsep helper', found.message)
 
+    def rbd_store(self, keyring_text, mode=0o600):
+        path = os.path.join(self.tmp, 'ceph.client.glance.keyring')
+        with open(path, 'w') as f:
+            f.write(keyring_text)
+        os.chmod(path, mode)
+        self.store = self.make_store(cinder_store_rbd_keyring=path)
+        return path
+
+    def test_no_rbd_findings_without_a_keyring_option(self):
+        self.assertNotIn('ceph keyring', self.findings())
+
+    def test_a_readable_keyring_with_a_key(self):
+        path = self.rbd_store('[client.glance]\n\tkey = AQBx==\n')
+        found = self.findings()
+        self.assertEqual((check.OK, '%s: client.glance' % path),
+                         (found['ceph keyring'].status,
+                          found['ceph keyring'].message))
+        self.assertEqual(check.OK, found['rbd files'].status)
+        self.assertNotIn('AQBx', str(found))
+
+    def test_a_keyring_readable_by_others_is_a_warning(self):
+        self.rbd_store('[client.glance]\n\tkey = AQBx==\n', mode=0o644)
+        found = self.findings()['ceph keyring']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn('chmod 600', found.message)
+
+    def test_a_keyring_without_a_key_or_missing_fails(self):
+        path = self.rbd_store('[global]\n')
+        found = self.findings()['ceph keyring']
+        self.assertEqual(check.FAIL, found.status)
+        self.assertIn('holds no client key', found.message)
+        os.unlink(path)
+        found = self.findings()['ceph keyring']
+        self.assertEqual(check.FAIL, found.status)
+        self.assertIn('cinder_store_rbd_keyring must name', found.message)
+
+    def test_fix_removes_connect_files_a_killed_worker_left(self):
+        self.rbd_store('[client.glance]\n\tkey = AQBx==\n')
+        left = os.path.join(self.tmp, 'brickrbd_left')
+        with open(left, 'w') as f:
+            f.write(host.RBDClient.MARK)
+        os.utime(left, (1, 1))
+        with mock.patch('tempfile.gettempdir', return_value=self.tmp):
+            self.assertEqual(check.WARN, self.findings()['rbd files'].status)
+            self.assertTrue(os.path.exists(left))
+            found = self.findings(fix=True)['rbd files']
+        self.assertEqual((check.FIXED, 'removed %s' % left),
+                         (found.status, found.message))
+        self.assertFalse(os.path.exists(left))
+
     def rootwrap_conf(self, filters_path):
         path = os.path.join(self.tmp, 'rootwrap.conf')
         with open(path, 'w') as f:
