@@ -192,10 +192,6 @@ class ImageWriter(object):
             if self._pending:
                 return False
 
-    @property
-    def has_more(self):
-        return bool(self._pending) or not self.eof
-
 
 def _release(attachment, lock):
     with lock:

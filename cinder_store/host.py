@@ -230,10 +230,6 @@ def make_connector(connection_info, helper, multipath, mount_base):
         quobyte_mount_point_base=mount_base)
 
 
-def is_nfs_style(connection_info):
-    return connection_info.get('driver_volume_type', '').lower() in _NFS_TYPES
-
-
 def _chown(helper, owner, path):
     processutils.execute('chown', str(owner), path, run_as_root=True,
                          root_helper=helper)

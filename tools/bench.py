@@ -12,11 +12,13 @@
 
 """cinder_store vs the in-tree driver vs the device, in one run.
 
-    tools/bench [--quick] [--reps N] [--json PATH] [--plot PATH]
+    tools/bench [--quick] [--rbd] [--reps N] [--json PATH] [--plot PATH]
 
 Runs in the local stack's virtualenv against the running stack, through
 glance_store's multi-store API: ``block`` (cinder_store) and ``upstream``
-(glance_store's in-tree ``cinder`` driver) use the same Cinder volume type.
+(glance_store's in-tree ``cinder`` driver) on the same Cinder backend.
+With ``--rbd``, ``rbd`` and ``upstream-rbd`` on the stack's Ceph, and the
+device limits are raw librbd (same chunk size, write + flush, read).
 Repetitions are interleaved (ours, theirs, ours, ...); the table shows
 medians and the spread of cinder_store's samples, JSON has every sample.
 Every timed operation starts after an untimed ``sync``; reads start from a
@@ -44,8 +46,12 @@ from cinder_store.tests.functional import stores
 
 MiB = 1 << 20
 GiB = 1 << 30
-OURS, THEIRS, SHARED = 'block', 'upstream', 'multiattach'
 CHUNK = 4 * MiB
+# cinder_store's backend, the in-tree one on the same Cinder backend, and
+# the one many readers share an image of; set by main()
+OURS, THEIRS, SHARED = 'block', 'upstream', 'multiattach'
+PLACEMENTS = {'block': ('block', 'upstream', 'multiattach'),
+              'rbd': ('rbd', 'upstream-rbd', 'rbd')}
 
 
 # -- instrumentation ---------------------------------------------------------
@@ -197,6 +203,8 @@ class Bench(object):
 
     def raw_device(self, size, read=True):
         """Sequential write + fsync to a fresh volume, then read it back."""
+        if self.args.rbd:
+            return raw_librbd(size, read)
         backend = self.store(OURS).maintenance()
         cinder = backend.cinder(self.ctx)
         volume = cinder.create_volume(size, 'bench-raw-%s' % uuid.uuid4(),
@@ -348,9 +356,11 @@ class Bench(object):
         raws = [self.raw_device(big) for _ in range(reps)]
         raw_w = statistics.median(r[0] for r in raws) / mb
         raw_r = statistics.median(r[1] for r in raws) / mb
-        self.row('device write+fsync (fresh volume)', 'MB/s',
-                 [r[0] / mb for r in raws])
-        self.row('device read', 'MB/s', [r[1] / mb for r in raws])
+        device = 'raw librbd' if a.rbd else 'device'
+        self.row('%s write+%s (fresh volume)' % (
+            device, 'flush' if a.rbd else 'fsync'), 'MB/s',
+            [r[0] / mb for r in raws])
+        self.row('%s read' % device, 'MB/s', [r[1] / mb for r in raws])
         adds, gets = self.add_get(big, reps, reads=1 if a.quick else 3)
         add_limit = min(md5, sha, raw_w)
         self.row('add %s known size' % human(big), 'MB/s',
@@ -369,8 +379,9 @@ class Bench(object):
                  counts[THEIRS][1], better='lower')
         unknown = (GiB + 64 * MiB) if a.quick else 3 * GiB
         raw_big = self.raw_device(unknown, read=False)[0] / mb
-        self.row('device write+fsync (fresh %s volume)' % human(unknown),
-                 'MB/s', raw_big)
+        self.row('%s write+%s (fresh %s volume)' % (
+            device, 'flush' if a.rbd else 'fsync', human(unknown)),
+            'MB/s', raw_big)
         times = self.unknown_size(unknown, 1 if a.quick else 2)
         self.row('add %s unknown size' % human(unknown), 's', times[OURS],
                  times[THEIRS], limit=unknown / mb / min(md5, sha, raw_big),
@@ -382,9 +393,9 @@ class Bench(object):
                  limit=raw_w)
         n_get, get_size = (8, 32 * MiB) if a.quick else (16, 256 * MiB)
         agg, leaked = self.concurrent_gets(n_get, get_size)
-        self.row('%d concurrent gets, 1 multiattach image' % n_get, 'MB/s',
-                 agg / mb, limit=raw_r,
-                 note='%d attachments left' % leaked)
+        self.row('%d concurrent gets, 1 %s image' % (
+            n_get, 'RBD' if a.rbd else 'multiattach'), 'MB/s',
+            agg / mb, limit=raw_r, note='%d attachments left' % leaked)
         self.results['meta']['guest_memory_returned_to_host_bytes'] = (
             returned_to_host() - self.returned_at_start)
         peak = self.peak_memory(64 * MiB if a.quick else 256 * MiB)
@@ -401,7 +412,46 @@ def human(n):
     return '%d GiB' % (n // GiB) if n % GiB == 0 else '%d MiB' % (n // MiB)
 
 
+def raw_librbd(size, read=True):
+    """librbd alone on the stack's Ceph: (write+flush B/s, read B/s)."""
+    import rados
+    import rbd
+    ceph_dir = os.path.join(stores.STACK_DIR, 'ceph')
+    cluster = rados.Rados(conffile=os.path.join(ceph_dir, 'ceph.conf'),
+                          rados_id='cinderstack')
+    cluster.connect(timeout=10)
+    name = 'bench-raw-%s' % uuid.uuid4()
+    block = os.urandom(CHUNK)
+    try:
+        with cluster.open_ioctx('volumes') as ioctx:
+            rbd.RBD().create(ioctx, name, size)
+            try:
+                with rbd.Image(ioctx, name) as image:
+                    def write():
+                        for offset in range(0, size, CHUNK):
+                            image.write(block, offset)
+                        image.flush()
+                    write_s, _ = timed(write)
+                    if not read:
+                        return size / write_s, None
+
+                    def read_all():
+                        for offset in range(0, size, CHUNK):
+                            image.read(offset, CHUNK)
+                    read_s, _ = timed(read_all)
+                return size / write_s, size / read_s
+            finally:
+                rbd.RBD().remove(ioctx, name)
+    finally:
+        cluster.shutdown()
+
+
 def placement():
+    if OURS == 'rbd':
+        from cinder_store.cmd import check
+        osd = os.path.join(stores.STACK_DIR, 'ceph', 'osd')
+        return 'Ceph RBD, one BlueStore OSD on a file in %s (%s)' % (
+            osd, check.filesystem(osd) or '?')
     path = os.environ.get('STACK_VOLUMES_DIR') or os.path.join(
         stores.STACK_DIR, 'volumes')
     from cinder_store.cmd import check
@@ -488,11 +538,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true',
                         help='a smaller set for CI (under 3 minutes)')
+    parser.add_argument('--rbd', action='store_true',
+                        help='on the stack\'s Ceph: rbd vs upstream-rbd, '
+                             'beside raw librbd')
     parser.add_argument('--reps', type=int, default=0)
     parser.add_argument('--json', help='write the results as JSON here')
     parser.add_argument('--plot', help='write a PNG bar chart here')
     parser.add_argument('--rst', help='write the table as reST here')
     args = parser.parse_args()
+    global OURS, THEIRS, SHARED
+    OURS, THEIRS, SHARED = PLACEMENTS['rbd' if args.rbd else 'block']
     results = Bench(args).run()
     print('* ratio: cinder_store over upstream for throughput, upstream over '
           'cinder_store for times and call counts (>1: cinder_store better)')

@@ -67,7 +67,6 @@ class TestImageWriter(base.TestCase):
         dev = MemoryDevice(100)
         self.assertFalse(w.fill(dev, 30))
         self.assertEqual(30, w.bytes_written)
-        self.assertTrue(w.has_more)
         self.assertFalse(w.fill(dev, 60))
         self.assertTrue(w.fill(dev, 100))
         self.assertEqual(data, bytes(dev.buf))
