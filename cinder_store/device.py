@@ -250,11 +250,13 @@ class FileObjectDevice(Device):
     os-brick's ``RBDVolumeIOWrapper`` has one shared position, returns
     None from ``write`` and ``seek``, has no ``fileno`` (so no fsync and
     no O_DIRECT), raises on a read at or past the end and on a write past
-    the end.  Where it exposes the librbd image (``rbd_image``), reads
-    and writes go to it directly: positional, thread-safe (readers may
-    share the handle) and without the wrapper's extra calls.  Other file
-    objects are used through seek + read/write under a lock.  ``sync`` is
-    ``flush()`` (librbd's durability call); we do not own the handle:
+    the end.  Where it exposes the librbd image (``rbd_image``), I/O goes
+    to the image directly: reads are positional and thread-safe (readers
+    may share the handle); writes are asynchronous with at most
+    :data:`RBD_WRITES_IN_FLIGHT` outstanding, a failure raised by the next
+    ``pwrite`` or by ``sync``.  Other file objects are used through seek +
+    read/write under a lock.  ``sync`` waits for every write, then
+    ``flush()``es (librbd's durability call).  We do not own the handle:
     ``close`` leaves it to os-brick's disconnect.
     """
 
@@ -262,6 +264,8 @@ class FileObjectDevice(Device):
         self.handle = handle
         self.image = getattr(handle, 'rbd_image', None)
         self._lock = threading.Lock()
+        self._slots = threading.Semaphore(RBD_WRITES_IN_FLIGHT)
+        self._failures = []
 
     def pread(self, length, offset):
         if self.image is None:
@@ -282,12 +286,47 @@ class FileObjectDevice(Device):
             return
         if not isinstance(data, bytes):
             data = bytes(data)  # librbd takes bytes only
-        written = self.image.write(data, offset)
-        if written != len(data):
-            raise OSError(errno.EIO, 'RBD wrote %d of %d bytes at offset %d'
-                          % (written, len(data), offset))
+        self._raise_failure()
+        # An asynchronous write past the end is clipped, silently (its
+        # completion says 0, as for a whole write): refuse it here.
+        end = offset + len(data)
+        if end > self.image.size():
+            raise OSError(errno.ENOSPC, 'RBD image is %d bytes, a write '
+                          'to %d would not fit' % (self.image.size(), end))
+        self._slots.acquire()
+        try:
+            # ``data`` stays referenced by the callback until librbd is done
+            self.image.aio_write(data, offset, lambda completion, d=data:
+                                 self._written(completion, offset, len(d)))
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _written(self, completion, offset, length):
+        # librbd's callback thread: record, never raise
+        ret = completion.get_return_value()
+        if ret < 0:
+            with self._lock:
+                self._failures.append(OSError(
+                    -ret, 'RBD write of %d bytes at offset %d failed: %s'
+                    % (length, offset, os.strerror(-ret))))
+        self._slots.release()
+
+    def _raise_failure(self):
+        with self._lock:
+            if self._failures:
+                raise self._failures[0]
+
+    def _drain(self):
+        for _ in range(RBD_WRITES_IN_FLIGHT):
+            self._slots.acquire()
+        for _ in range(RBD_WRITES_IN_FLIGHT):
+            self._slots.release()
 
     def sync(self):
+        if self.image is not None:
+            self._drain()
+            self._raise_failure()
         self.handle.flush()
 
     def size(self):
@@ -302,7 +341,14 @@ class FileObjectDevice(Device):
                 self.handle.seek(position)
 
     def close(self):
-        pass
+        if self.image is not None:
+            self._drain()  # no write may outlive the handle
+
+
+# librbd writes outstanding per device: with one, each 4 MiB write waits a
+# round trip to the OSDs; two doubled raw write throughput here (239 ->
+# 478 MB/s on one BlueStore OSD), more gained nothing.
+RBD_WRITES_IN_FLIGHT = 2
 
 
 def is_path(path_or_handle):

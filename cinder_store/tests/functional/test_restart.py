@@ -46,11 +46,11 @@ class TestRestart(test_glance_api.GlanceAPITestCase):
                        env=dict(os.environ, STACK_DIR=base.STACK_DIR))
 
     def stored(self):
-        """One image per backend, the in-tree one included: id -> sha256."""
+        """One image per backend, the in-tree ones included: id -> sha256."""
         images = {}
         backends = list(base.our_backends(self.conf))
-        if 'upstream' in self.conf.enabled_backends:
-            backends.append('upstream')
+        backends += [b for b in ('upstream', 'upstream-rbd')
+                     if b in self.conf.enabled_backends]
         for seed, store in enumerate(backends):
             data = base.pattern_bytes(5 * base.MiB + seed, seed=60 + seed)
             image_id = self.create('restart-%s' % store)
@@ -66,7 +66,7 @@ class TestRestart(test_glance_api.GlanceAPITestCase):
 
     def test_images_survive_restart_and_down_up(self):
         images = self.stored()
-        self.stack('restart', 'glance', 'cinder')
+        self.stack('restart', 'glance', 'cinder', 'ceph')
         self.assert_read_back(images)
         self.stack('down')
         self.stack('up')

@@ -309,8 +309,30 @@ class FakeRBDImage(object):
             f.write(data)
         return len(data)
 
+    def aio_write(self, data, offset, oncomplete):
+        """Done at once; clipped at the end silently, as librbd does."""
+        if not isinstance(data, bytes):
+            raise TypeError('expected bytes')
+        data = data[:max(0, self.size() - offset)]
+        try:
+            self.write(data, offset)
+            ret = 0
+        except OSError as e:
+            ret = -e.errno
+        oncomplete(_Completion(self.fail_writes or ret))
+
+    fail_writes = 0  # a negative errno: every aio write completes with it
+
     def flush(self):
         self.flushes += 1
+
+
+class _Completion(object):
+    def __init__(self, ret):
+        self.ret = ret
+
+    def get_return_value(self):
+        return self.ret
 
 
 class FakeRBDHandle(object):

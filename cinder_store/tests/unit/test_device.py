@@ -13,6 +13,7 @@
 import errno
 import io
 import os
+import threading
 from unittest import mock
 
 from glance_store import exceptions
@@ -187,12 +188,35 @@ class TestRBDDevice(base.TestCase):
         self.assertEqual(b'01ab4567cd', self.dev.pread(10, 0))
         self.assertEqual(10, self.dev.size())
 
-    def test_a_short_write_fails(self):
-        self.handle.rbd_image.write = lambda data, offset: len(data) - 1
-        self.assertRaises(OSError, self.dev.pwrite, b'abc', 0)
+    def test_a_failed_write_fails_the_next_write_and_the_sync(self):
+        self.handle.rbd_image.fail_writes = -errno.EIO
+        self.dev.pwrite(b'abc', 0)  # asynchronous: fails later
+        error = self.assertRaises(OSError, self.dev.pwrite, b'def', 3)
+        self.assertEqual(errno.EIO, error.errno)
+        self.assertIn('at offset 0', str(error))
+        self.assertRaises(OSError, self.dev.sync)
+        self.assertEqual(0, self.handle.rbd_image.flushes)
 
-    def test_a_write_past_the_end_fails(self):
-        self.assertRaises(OSError, self.dev.pwrite, b'abc', 9)
+    def test_a_write_past_the_end_is_refused_not_clipped(self):
+        # librbd would clip it and report success
+        error = self.assertRaises(OSError, self.dev.pwrite, b'abc', 9)
+        self.assertEqual(errno.ENOSPC, error.errno)
+        self.assertEqual(b'9', self.dev.pread(1, 9))
+
+    def test_sync_and_close_wait_for_writes_in_flight(self):
+        completions = []
+        self.handle.rbd_image.aio_write = (
+            lambda data, offset, done: completions.append(done))
+        for offset in range(device.RBD_WRITES_IN_FLIGHT):
+            self.dev.pwrite(b'x', offset)
+        waiter = threading.Thread(target=self.dev.sync)
+        waiter.start()
+        self.assertTrue(waiter.is_alive())
+        for done in completions:
+            done(fakes._Completion(0))
+        waiter.join()
+        self.assertEqual(1, self.handle.rbd_image.flushes)
+        self.dev.close()
 
     def test_sync_flushes_and_its_failure_raises(self):
         self.dev.sync()
