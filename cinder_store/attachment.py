@@ -359,7 +359,14 @@ def connect(settings, volume, connection_info):
         settings.mount_base)
     props = settings.rbd.connection_properties(connection_info)
     with settings.volume_lock(volume.id), _guard(volume):
-        device_info = connector.connect_volume(props)
+        try:
+            device_info = connector.connect_volume(props)
+        except Exception as error:
+            advice = settings.rbd.explain(connection_info, error)
+            if advice is None:
+                raise
+            raise exceptions.BackendException(
+                'volume %s: %s' % (volume.id, advice)) from error
     try:
         host.remove_connect_files(device_info)
     except BaseException:

@@ -251,10 +251,12 @@ class FileObjectDevice(Device):
     None from ``write`` and ``seek``, has no ``fileno`` (so no fsync and
     no O_DIRECT), raises on a read at or past the end and on a write past
     the end.  Where it exposes the librbd image (``rbd_image``), I/O goes
-    to the image directly: reads are positional and thread-safe (readers
-    may share the handle); writes are asynchronous with at most
-    :data:`RBD_WRITES_IN_FLIGHT` outstanding, a failure raised by the next
-    ``pwrite`` or by ``sync``.  Other file objects are used through seek +
+    to the image directly: reads are positional (readers may share the
+    handle, each with a device of its own) and each read asks librbd for
+    the next range of the same length ahead; writes are asynchronous with
+    at most :data:`RBD_WRITES_IN_FLIGHT` outstanding, a failure raised by
+    the next ``pwrite`` or by ``sync``.  A device serves one thread at a
+    time.  Other file objects are used through seek +
     read/write under a lock.  ``sync`` waits for every write, then
     ``flush()``es (librbd's durability call).  We do not own the handle:
     ``close`` leaves it to os-brick's disconnect.
@@ -266,6 +268,7 @@ class FileObjectDevice(Device):
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(RBD_WRITES_IN_FLIGHT)
         self._failures = []
+        self._ahead = None  # a _PendingRead of the next range
 
     def pread(self, length, offset):
         if self.image is None:
@@ -273,10 +276,31 @@ class FileObjectDevice(Device):
                 self.handle.seek(offset)
                 return self.handle.read(length)
         # librbd refuses (EINVAL) a read that starts at or past the end
-        length = min(length, self.image.size() - offset)
+        size = self.image.size()
+        length = min(length, size - offset)
         if length <= 0:
             return b''
-        return self.image.read(offset, length)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and (ahead.offset, ahead.length) == (offset,
+                                                                  length):
+            data = ahead.result()
+        else:
+            if ahead is not None:
+                ahead.done.wait()  # not what is asked: let it finish
+            data = self.image.read(offset, length)
+        self._read_ahead(offset + length, min(length, size - offset -
+                                              length))
+        return data
+
+    def _read_ahead(self, offset, length):
+        # Sequential readers ask for the next range next: asking librbd
+        # for it now keeps two reads in flight (raw librbd here: 304 MB/s
+        # one at a time, 419 MB/s two), without copying.
+        if length <= 0:
+            return
+        ahead = _PendingRead(offset, length)
+        self.image.aio_read(offset, length, ahead.complete)
+        self._ahead = ahead
 
     def pwrite(self, data, offset):
         if self.image is None:
@@ -342,7 +366,39 @@ class FileObjectDevice(Device):
 
     def close(self):
         if self.image is not None:
-            self._drain()  # no write may outlive the handle
+            # no read or write may outlive the handle
+            ahead, self._ahead = self._ahead, None
+            if ahead is not None:
+                ahead.done.wait()
+            self._drain()
+
+
+class _PendingRead(object):
+    """An asynchronous librbd read and, once done, its bytes or error."""
+
+    def __init__(self, offset, length):
+        self.offset = offset
+        self.length = length
+        self.done = threading.Event()
+        self.data = None
+        self.error = None
+
+    def complete(self, completion, data):
+        # librbd's callback thread: record, never raise
+        ret = completion.get_return_value()
+        if ret < 0:
+            self.error = OSError(-ret, 'RBD read of %d bytes at offset %d '
+                                 'failed: %s' % (self.length, self.offset,
+                                                 os.strerror(-ret)))
+        else:
+            self.data = data
+        self.done.set()
+
+    def result(self):
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.data
 
 
 # librbd writes outstanding per device: with one, each 4 MiB write waits a

@@ -138,6 +138,36 @@ class RBDClient(object):
                 'rados_osd_op_timeout')]
         return '\n'.join(lines)
 
+    def explain(self, connection_info, error):
+        """What an operator should do about a failed RBD connect, or None.
+
+        librados answers "timed out" whether the monitors are unreachable
+        or refuse the key; a TCP probe of each monitor tells which.
+        """
+        if connection_info.get('driver_volume_type', '').lower() != 'rbd':
+            return None
+        props = connection_properties(connection_info)
+        if 'module required' in str(error):
+            return ('the Ceph bindings are not importable by this Python '
+                    '(%s): install python3-rados and python3-rbd for it'
+                    % error)
+        client = 'client.%s' % props.get('auth_username')
+        keyring = self.conf_lines(props).splitlines()[1].split(' = ', 1)[1]
+        monitors = list(zip(props.get('hosts') or (),
+                            props.get('ports') or ()))
+        reachable = [m for m in monitors if _tcp_reachable(*m)]
+        names = ', '.join('%s:%s' % m for m in monitors) or 'none'
+        if not reachable:
+            return ('cannot connect to Ceph: no monitor Cinder names (%s) '
+                    'accepts a connection from this host; check routing '
+                    'and firewalls to them (%s)' % (names, error))
+        return ('cannot connect to Ceph as %s: its monitors (%s) answer but '
+                'did not accept the key in %s within %ss; the file must '
+                'hold %s\'s key ("ceph auth get %s" prints it) and be '
+                'readable by this user (uid %d) (%s)' % (
+                    client, names, keyring, self.connect_time, client,
+                    client, os.geteuid(), error))
+
     def connection_properties(self, connection_info):
         """What os-brick's connect takes, with these settings for RBD.
 
@@ -148,6 +178,14 @@ class RBDClient(object):
                 or props.get('keyring') is not None):
             return props
         return dict(props, keyring=self.conf_lines(props))
+
+
+def _tcp_reachable(address, port, timeout=2):
+    try:
+        socket.create_connection((address, int(port)), timeout).close()
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def is_userspace(device_info):

@@ -13,7 +13,7 @@
 """``cinder-store-check``: can this Glance host use its cinder_store backends?
 
     cinder-store-check [--config-file /etc/glance/glance-api.conf]
-                       [--backend ID] [--fix]
+                       [--backend ID] [--fix] [--probe]
 
 Loads each ``cinder_store`` backend of ``enabled_backends`` the way
 glance-api does and checks, in order: its configuration, Cinder (as the
@@ -32,6 +32,12 @@ of volumes that no longer exist; and deletes the attachments Cinder made
 but nobody completed within cinder_store_abandoned_attachment_age (they
 leave a volume stuck ``attaching``).  Uploads in progress are never
 touched.
+
+For an RBD backend (``cinder_store_rbd_keyring`` set) it checks the
+keyring and lists temporary Ceph configs a connect cut short left (``--fix``
+removes them); ``--probe`` also attaches one available volume of the
+backend read-only, as a download does, and says what to fix when Ceph
+cannot be reached or refuses the key.
 """
 
 import collections
@@ -40,6 +46,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 
 from glance_store import exceptions
 from glance_store import multi_backend
@@ -60,6 +67,13 @@ CLI_OPTS = [
     cfg.StrOpt('backend',
                help='Check only this backend (default: every backend of '
                     'type cinder_store in enabled_backends).'),
+    cfg.BoolOpt('probe', default=False,
+                help='For RBD backends (cinder_store_rbd_keyring set), '
+                     'attach one available volume of the backend '
+                     'read-only, as a download does, to prove this host '
+                     'reaches Ceph with its keyring; a failure says what '
+                     'to fix.  A download of that image meanwhile waits '
+                     'for it (under a second).'),
     cfg.BoolOpt('fix', default=False,
                 help='Detach shared read attachments no live Glance process '
                      'holds, delete the volumes of uploads whose worker '
@@ -68,13 +82,17 @@ CLI_OPTS = [
 ]
 
 
-def check_store(store, fix=False):
-    """Findings for one configured :class:`store_mod.Store`."""
+def check_store(store, fix=False, probe=False):
+    """Findings for one configured :class:`store_mod.Store`.
+
+    ``probe`` attaches one available volume of each RBD backend (one with
+    ``cinder_store_rbd_keyring``) read-only to prove Ceph is reachable.
+    """
     backend = store.maintenance()
     return ([_cinder(backend), _lock_path(backend), _host(backend),
              _privileges(backend)] + _shared_reads(backend, fix) +
             _uploads(backend, fix) + [_lock_files(backend, fix)] +
-            _stuck_volumes(backend, fix) + _rbd(backend, fix))
+            _stuck_volumes(backend, fix) + _rbd(backend, fix, probe))
 
 
 def _failed(topic, error):
@@ -400,7 +418,7 @@ def _lock_files(backend, fix):
                    'no longer exist: %s' % (len(gone), ', '.join(gone)))
 
 
-def _rbd(backend, fix):
+def _rbd(backend, fix, probe):
     """The Ceph keyring a userspace RBD attach reads, and connect leftovers.
 
     Only for a backend with ``cinder_store_rbd_keyring`` set.  Temporary
@@ -410,7 +428,45 @@ def _rbd(backend, fix):
     rbd = backend.host.rbd
     if not rbd.keyring:
         return []
-    return [_keyring(rbd.keyring), _connect_files(rbd, fix)]
+    return [_keyring(rbd.keyring),
+            _ceph(backend) if probe else Finding(
+                SKIP, 'ceph', 'reachability not probed: --probe attaches '
+                'an available volume read-only to prove it'),
+            _connect_files(rbd, fix)]
+
+
+@_guarded('ceph')
+def _ceph(backend):
+    """Attach an available volume of the backend read-only, as a reader.
+
+    The monitors and client name come from Cinder at attach time only;
+    this is the one way to prove this host reaches Ceph with its keyring.
+    A download of that image arriving meanwhile waits a moment (its
+    attach is retried).
+    """
+    if not backend.has_service_credentials:
+        return Finding(SKIP, 'ceph', 'finding a volume needs service '
+                       'credentials')
+    cinder = backend.cinder()
+    name = backend.volume_type or cinder.default_volume_type().name
+    volumes = [v for v in cinder.volumes_with_status('available')
+               if v.volume_type == name]
+    if not volumes:
+        return Finding(SKIP, 'ceph', 'no available volume of type %r to '
+                       'attach: checked with the first image stored' % name)
+    volume = volumes[0]
+    started = time.monotonic()
+    with attachment.Attachment(cinder, backend.host, volume,
+                               writable=False) as att:
+        att.device.pread(4096, 0)
+        props = host_mod.connection_properties(att.connection_info)
+    return Finding(OK, 'ceph', 'volume %s attached and read as client.%s '
+                   'through monitors %s in %.1fs' % (
+                       volume.id, props.get('auth_username'),
+                       ', '.join('%s:%s' % m for m in zip(
+                           props.get('hosts') or (),
+                           props.get('ports') or ())),
+                       time.monotonic() - started))
 
 
 @_guarded('ceph keyring')
@@ -500,7 +556,8 @@ def main(argv=None, out=sys.stdout, conf=None):
             findings = [Finding(FAIL, 'configuration', str(e))]
         else:
             findings = ([Finding(OK, 'configuration', 'loaded')] +
-                        check_store(store, fix=conf.fix))
+                        check_store(store, fix=conf.fix,
+                                    probe=conf.probe))
         for f in findings:
             out.write('  %-5s  %-13s %s\n' % (f.status, f.topic, f.message))
             failed = failed or f.status == FAIL

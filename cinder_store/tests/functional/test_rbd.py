@@ -22,6 +22,7 @@ import logging
 import os
 
 import fixtures
+from glance_store import exceptions
 from glance_store import multi_backend
 
 from cinder_store import host
@@ -68,12 +69,34 @@ class TestRBD(test_contract.StoreContract,
                       % volume_id, out)
         # assert_nothing_leaked: the volume is gone
 
-    def test_check_reports_the_keyring_and_no_leftover(self):
-        rc, out = self.check('--backend', self.backend)
+    def test_check_probes_ceph_and_reports_the_keyring(self):
+        # TestRBD runs in one test worker (.stestr.conf): the probe can
+        # only attach this test's volume.
+        uri = self.add(self.backend, b'probe me')[0]
+        self.addCleanup(self.delete, uri, self.backend)
+        rc, out = self.check('--backend', self.backend, '--probe')
         self.assertEqual(0, rc, out)
         self.assertIn('  ok     ceph keyring  %s: client.' % self.keyring(),
                       out)
+        self.assertIn('  ok     ceph          volume %s attached and read as '
+                      'client.' % uri.rsplit('/', 1)[1], out)
         self.assertIn('  ok     rbd files     no temporary Ceph config', out)
+        self.assert_detached(uri)
+
+    def test_a_wrong_key_fails_the_upload_naming_the_keyring(self):
+        bad = self.useFixture(fixtures.TempDir()).path + '/bad.keyring'
+        with open(bad, 'w') as f:
+            f.write('[client.cinderstack]\n\tkey = '
+                    'AQBmZ8ZmAAAAABAAx1gyl3u0wzK6N3q8FwY2Lw==\n')
+        store = multi_backend.get_store_from_store_identifier(self.backend)
+        rbd = store.maintenance().host.rbd
+        self.useFixture(fixtures.MockPatchObject(rbd, 'keyring', bad))
+        self.useFixture(fixtures.MockPatchObject(rbd, 'timeout', 3))
+        image_id = self.new_image_id()
+        error = self.assertRaises(exceptions.BackendException, self.add,
+                                  self.backend, b'data', image_id=image_id)
+        self.assertIn('did not accept the key in %s' % bad, str(error))
+        # assert_nothing_leaked: its volume was deleted
 
     def test_check_removes_a_connect_file_a_killed_worker_left(self):
         # What a worker killed inside os-brick's connect leaves: its

@@ -213,6 +213,10 @@ class _Attachments(object):
                          'volume_id': volume_id, 'access_mode': mode,
                          'encrypted': vol.encrypted,
                          'auth_password': 's3cr3t'}}
+        if self.c.transport == 'rbd':
+            info['data'].update(name='volumes/volume-%s' % volume_id,
+                                hosts=['192.0.2.9'], ports=['6789'],
+                                cluster_name='ceph', auth_username='cinder')
         self.c.attachments[att_id] = {'volume_id': volume_id, 'mode': mode,
                                       'connector': connector,
                                       'status': 'attaching',
@@ -287,6 +291,7 @@ class FakeRBDImage(object):
     def __init__(self, path):
         self.path = path
         self.flushes = 0
+        self.aio_reads = []
 
     def size(self):
         return os.path.getsize(self.path)
@@ -322,6 +327,16 @@ class FakeRBDImage(object):
         oncomplete(_Completion(self.fail_writes or ret))
 
     fail_writes = 0  # a negative errno: every aio write completes with it
+    fail_reads = 0  # the same for aio reads
+
+    def aio_read(self, offset, length, oncomplete):
+        """Done at once, as librbd's callback would report it."""
+        self.aio_reads.append((offset, length))
+        if self.fail_reads:
+            oncomplete(_Completion(self.fail_reads), None)
+            return
+        data = FakeRBDImage.read(self, offset, length)
+        oncomplete(_Completion(len(data)), data)
 
     def flush(self):
         self.flushes += 1

@@ -182,6 +182,27 @@ class TestRBDDevice(base.TestCase):
         self.assertEqual(b'', self.dev.pread(4, 10))  # librbd: EINVAL
         self.assertEqual(b'01', self.dev.pread(2, 0))
 
+    def test_each_read_asks_for_the_next_range_ahead(self):
+        self.assertEqual(b'0123', self.dev.pread(4, 0))
+        self.assertEqual([(4, 4)], self.handle.rbd_image.aio_reads)
+        self.handle.rbd_image.read = mock.Mock(side_effect=AssertionError(
+            'served from the read ahead'))
+        self.assertEqual(b'4567', self.dev.pread(4, 4))
+        self.assertEqual(b'89', self.dev.pread(4, 8))  # clamped ahead
+        self.assertEqual([(4, 4), (8, 2)], self.handle.rbd_image.aio_reads)
+        self.assertEqual(b'', self.dev.pread(4, 10))
+
+    def test_a_read_elsewhere_waits_out_the_read_ahead(self):
+        self.dev.pread(2, 0)
+        self.assertEqual(b'67', self.dev.pread(2, 6))
+        self.assertEqual([(2, 2), (8, 2)], self.handle.rbd_image.aio_reads)
+
+    def test_a_failed_read_ahead_fails_the_read_it_serves(self):
+        self.handle.rbd_image.fail_reads = -errno.EIO
+        self.assertEqual(b'01', self.dev.pread(2, 0))  # its ahead fails
+        error = self.assertRaises(OSError, self.dev.pread, 2, 2)
+        self.assertIn('at offset 2 failed', str(error))
+
     def test_writes_go_to_the_image_as_bytes(self):
         self.dev.pwrite(memoryview(b'ab'), 2)
         self.dev.pwrite(bytearray(b'cd'), 8)

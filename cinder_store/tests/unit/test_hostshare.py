@@ -15,7 +15,10 @@ import os
 import stat
 from unittest import mock
 
+from glance_store import exceptions
+
 from cinder_store import attachment
+from cinder_store import host
 from cinder_store import hostshare
 from cinder_store import records
 from cinder_store.tests.unit import base
@@ -355,9 +358,11 @@ class TestHostReaders(base.CinderTestCase):
     def test_userspace_joiner_that_cannot_connect_is_not_recorded(self):
         self.cinder.transport = 'rbd'
         owner = self.readers.join(self.api, self.volume)
-        self.brick.fail('connect_volume', RuntimeError('monitors down'))
-        self.assertRaises(RuntimeError, self.readers.join, self.api,
-                          self.volume)
+        self.brick.fail('connect_volume', RuntimeError('timed out'))
+        with mock.patch.object(host, '_tcp_reachable', return_value=False):
+            self.assertRaisesRegex(exceptions.BackendException,
+                                   'no monitor Cinder names',
+                                   self.readers.join, self.api, self.volume)
         with open(self.record_path) as f:
             self.assertEqual(1, len(json.load(f)['holders']))
         owner.close()

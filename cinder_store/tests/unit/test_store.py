@@ -761,3 +761,12 @@ class TestRBDStore(base.StoreTestCase):
         error = self.assertRaises(OSError, self.add, b'data')
         self.assertEqual('flush failed', str(error))
         self.assertNothingLeft()
+
+    def test_a_refused_ceph_connect_says_what_to_fix(self):
+        self.brick.fail('connect_volume', OSError('RADOS timed out'))
+        with mock.patch.object(host, '_tcp_reachable', return_value=True):
+            error = self.assertRaises(exceptions.BackendException,
+                                      self.add, b'data')
+        self.assertIn('did not accept the key in /etc/k', str(error))
+        self.assertIsInstance(error.__cause__, OSError)
+        self.assertNothingLeft()

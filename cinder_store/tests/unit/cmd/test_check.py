@@ -41,8 +41,9 @@ class TestCheckStore(base.StoreTestCase):
         self.filesystem = self.useFixture(fixtures.MockPatchObject(
             check, 'filesystem', return_value='ext4')).mock
 
-    def findings(self, fix=False):
-        return {f.topic: f for f in check.check_store(self.store, fix)}
+    def findings(self, fix=False, probe=True):
+        return {f.topic: f for f in check.check_store(self.store, fix,
+                                                      probe)}
 
     def test_a_healthy_backend(self):
         with mock.patch('os.geteuid', return_value=0):
@@ -100,6 +101,30 @@ class TestCheckStore(base.StoreTestCase):
                           found['ceph keyring'].message))
         self.assertEqual(check.OK, found['rbd files'].status)
         self.assertNotIn('AQBx', str(found))
+
+    def test_ceph_is_probed_with_an_available_volume(self):
+        self.rbd_store('[client.glance]\n\tkey = AQBx==\n')
+        self.assertIn('not probed',
+                      self.findings(probe=False)['ceph'].message)
+        self.assertIn('no available volume', self.findings()['ceph'].message)
+        self.cinder.transport = 'rbd'
+        volume = self.available_volume(self.bound())
+        found = self.findings()['ceph']
+        self.assertEqual(check.OK, found.status)
+        self.assertIn('volume %s attached and read' % volume.id,
+                      found.message)
+        self.assertNothingLeft(volumes=1)
+
+    def test_ceph_probe_failure_is_explained(self):
+        self.rbd_store('[client.glance]\n\tkey = AQBx==\n')
+        self.cinder.transport = 'rbd'
+        self.available_volume(self.bound())
+        self.brick.fail('connect_volume', OSError('RADOS timed out'))
+        with mock.patch.object(host, '_tcp_reachable', return_value=False):
+            found = self.findings()['ceph']
+        self.assertEqual(check.FAIL, found.status)
+        self.assertIn('no monitor Cinder names', found.message)
+        self.assertNothingLeft(volumes=1)
 
     def test_a_keyring_readable_by_others_is_a_warning(self):
         self.rbd_store('[client.glance]\n\tkey = AQBx==\n', mode=0o644)
