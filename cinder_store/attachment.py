@@ -33,8 +33,12 @@ error is logged and added to it as a note, never replacing it.
 """
 
 import contextlib
+import datetime
 import logging
 import os
+from typing import Any
+from typing import Callable
+from typing import Iterable
 
 from glance_store import exceptions
 from os_brick.initiator import utils as brick_utils
@@ -55,9 +59,10 @@ LOCK_PREFIX = 'cinder_store-'
 class HostSettings(object):
     """How this host attaches volumes, from one backend's options."""
 
-    def __init__(self, root_helper, multipath, enforce_multipath,
-                 mount_base, lock_path, backend=None, abandoned_after=600,
-                 rbd=None):
+    def __init__(self, root_helper: str, multipath: bool,
+                 enforce_multipath: bool, mount_base: str, lock_path: str,
+                 backend: str | None = None, abandoned_after: int = 600,
+                 rbd: host.RBDClient | None = None):
         self.root_helper = root_helper
         self.multipath = multipath
         self.enforce_multipath = enforce_multipath
@@ -139,17 +144,19 @@ class Attachment(object):
     left: no device handle, no host connection, no Cinder attachment.
     """
 
-    def __init__(self, cinder, settings, volume, writable):
+    def __init__(self, cinder: Any, settings: HostSettings, volume: Any,
+                 writable: bool):
         self.cinder = cinder
         self.settings = settings
         self.volume = volume
         self.writable = writable
-        self.id = None
-        self.connection_info = None
-        self.connector = None
-        self.device = None
-        self._device_info = None
-        self._undo = []
+        self.id: str | None = None
+        self.connection_info: dict[str, Any] = {}
+        self.connector: Any = None
+        self.device: device_mod.Device | None = None
+        self._device_info: dict | None = None
+        # (what, how) of each step done, undone in reverse
+        self._undo: list[tuple[str, Callable[[], Any]]] = []
 
     @property
     def device_info(self):
@@ -163,7 +170,8 @@ class Attachment(object):
 
     # -- opening -----------------------------------------------------------
 
-    def open(self, on_created=None):
+    def open(self, on_created: Callable[['Attachment'], None] | None = None
+             ) -> 'Attachment':
         """Attach; ``on_created(self)`` runs as soon as ``id`` is known.
 
         If ``on_created`` raises, the attachment is unwound like any other
@@ -244,7 +252,7 @@ class Attachment(object):
 
     # -- closing -----------------------------------------------------------
 
-    def close(self):
+    def close(self) -> bool:
         """Flush (writes), then undo every step; raise the first failure.
 
         For a write, a failed fsync or disconnect raises: the bytes may not
@@ -273,7 +281,7 @@ class Attachment(object):
             raise first
         return first is None
 
-    def hand_over(self):
+    def hand_over(self) -> None:
         """Close this process's device handle; leave the attachment up.
 
         For a read-only attachment other processes on this host go on
@@ -346,7 +354,8 @@ class Attachment(object):
         return False
 
 
-def connect(settings, volume, connection_info):
+def connect(settings: HostSettings, volume: Any,
+            connection_info: dict) -> tuple[Any, dict]:
     """os-brick's connect under the volume's lock: (connector, device info).
 
     A userspace RBD connection gets the client settings Cinder does not
@@ -376,7 +385,8 @@ def connect(settings, volume, connection_info):
     return connector, device_info
 
 
-def disconnect(settings, volume, connector, connection_info, device_info):
+def disconnect(settings: HostSettings, volume: Any, connector: Any,
+               connection_info: dict, device_info: dict) -> None:
     """os-brick's disconnect of a connection this process made (forced)."""
     with settings.volume_lock(volume.id), _guard(volume):
         connector.disconnect_volume(
@@ -393,7 +403,8 @@ class Connection(object):
     connection info from Cinder, and disconnects its own when done.
     """
 
-    def __init__(self, cinder, settings, volume, attachment_id):
+    def __init__(self, cinder: Any, settings: HostSettings, volume: Any,
+                 attachment_id: str):
         self.settings = settings
         self.volume = volume
         self.connection_info = cinder.attachment_show(
@@ -422,7 +433,7 @@ def _host_holds_another(cinder, volume, attachment_id):
     return bool(attachments_here(fresh) - {attachment_id})
 
 
-def delete_all_attachments(cinder, volume_id):
+def delete_all_attachments(cinder: Any, volume_id: str) -> None:
     """Delete every Cinder attachment of a volume we own and will delete.
 
     Only for a volume nothing else may use (a failed upload): it removes
@@ -432,7 +443,7 @@ def delete_all_attachments(cinder, volume_id):
         cinder.attachment_delete(att.id)
 
 
-def attachments_here(volume, recorded=None):
+def attachments_here(volume: Any, recorded: str | None = None) -> set[str]:
     """Ids of the attachments of ``volume`` on this host.
 
     Cinder names each attachment's host (``host_name``).  An attachment
@@ -446,7 +457,8 @@ def attachments_here(volume, recorded=None):
             (not a.get('host_name') and a['attachment_id'] == recorded)}
 
 
-def abandoned(cinder, volume_id, max_age, now=None):
+def abandoned(cinder: Any, volume_id: str, max_age: float,
+              now: datetime.datetime | None = None) -> list[str]:
     """Ids of ``volume_id``'s abandoned attachments (one Cinder call).
 
     Abandoned: Cinder finished making it (status ``attaching``, with
@@ -468,7 +480,8 @@ def abandoned(cinder, volume_id, max_age, now=None):
     return found
 
 
-def reclaim_abandoned(cinder, settings, volume):
+def reclaim_abandoned(cinder: Any, settings: HostSettings,
+                      volume: Any) -> list[str]:
     """Delete ``volume``'s abandoned attachments in Cinder; their ids.
 
     Only in Cinder: whichever host made one never completed it, and this
@@ -486,7 +499,7 @@ def reclaim_abandoned(cinder, settings, volume):
     return ids
 
 
-def describe(volume, ids):
+def describe(volume: Any, ids: Iterable[str]) -> str:
     """``"<id> (host <name>), ..."`` for the attachments ``ids``."""
     hosts = {a['attachment_id']: a.get('host_name') or 'not reported'
              for a in (volume.attachments or [])}
@@ -494,7 +507,8 @@ def describe(volume, ids):
                      for i in sorted(ids))
 
 
-def detach_leftovers(cinder, settings, volume, attachment_ids):
+def detach_leftovers(cinder: Any, settings: HostSettings, volume: Any,
+                     attachment_ids: Iterable[str]) -> None:
     """Detach attachments this host holds on ``volume``.
 
     Used before deleting an image-volume: a worker that died mid-transfer
@@ -506,8 +520,9 @@ def detach_leftovers(cinder, settings, volume, attachment_ids):
                     'host', attachment_id, volume.id)
 
 
-def detach_attachment(cinder, settings, volume, attachment_id,
-                      device_info=None, disconnect=True):
+def detach_attachment(cinder: Any, settings: HostSettings, volume: Any,
+                      attachment_id: str, device_info: dict | None = None,
+                      disconnect: bool = True) -> None:
     """Detach an attachment this process has no :class:`Attachment` for.
 
     Its connection info comes from Cinder.  ``disconnect=False`` only

@@ -26,6 +26,7 @@ import mmap
 import os
 import stat
 import threading
+from typing import Any
 
 from glance_store import exceptions
 
@@ -35,22 +36,22 @@ from cinder_store import utils
 class Device(object):
     """Interface: ``pread``, ``pwrite``, ``sync``, ``size``, ``close``."""
 
-    def pread(self, length, offset):
+    def pread(self, length: int, offset: int) -> bytes:
         raise NotImplementedError
 
-    def pwrite(self, data, offset):
+    def pwrite(self, data: bytes, offset: int) -> None:
         raise NotImplementedError
 
-    def sync(self):
+    def sync(self) -> None:
         raise NotImplementedError
 
-    def size(self):
+    def size(self) -> int:
         raise NotImplementedError
 
-    def close(self):
+    def close(self) -> None:
         raise NotImplementedError
 
-    def wait_for_size(self, min_bytes, timeout):
+    def wait_for_size(self, min_bytes: int, timeout: float) -> None:
         """Wait until the device shows at least ``min_bytes``.
 
         Block devices of some transports (PowerFlex) show a new size only
@@ -407,12 +408,13 @@ class _PendingRead(object):
 RBD_WRITES_IN_FLIGHT = 2
 
 
-def is_path(path_or_handle):
+def is_path(path_or_handle: Any) -> bool:
     """Is what os-brick returned as ``path`` a path (not a file object)?"""
     return isinstance(path_or_handle, (str, bytes, os.PathLike))
 
 
-def open_device(path_or_handle, writable, direct=True):
+def open_device(path_or_handle: Any, writable: bool,
+                direct: bool = True) -> Device:
     """A :class:`Device` for what os-brick returned as ``path``.
 
     ``direct=False`` reads and writes a block device through the page

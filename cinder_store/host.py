@@ -25,6 +25,8 @@ import socket
 import tempfile
 import threading
 import time
+from typing import Any
+from typing import Callable
 
 from glance_store import exceptions
 from os_brick.initiator import connector as brick_connector
@@ -41,14 +43,14 @@ CONNECT_FILE_PREFIX = 'brickrbd_'
 _NFS_TYPES = ('nfs', 'glusterfs', 'vzstorage', 'quobyte')
 
 _lock = threading.Lock()
-_cache = {}
+_cache: dict[tuple, dict] = {}
 
 
-def root_helper(rootwrap_config):
+def root_helper(rootwrap_config: str) -> str:
     return 'sudo glance-rootwrap %s' % rootwrap_config
 
 
-def route_privsep(helper):
+def route_privsep(helper: str) -> None:
     """Start os-brick's privileged daemon through ``helper`` (rootwrap).
 
     Unprivileged, Glance may only run ``glance-rootwrap`` as root: without
@@ -62,17 +64,18 @@ def route_privsep(helper):
         priv_context.init(root_helper=shlex.split(helper))
 
 
-def host_ip(hostname):
+def host_ip(hostname: str) -> str:
     """First IPv6, else IPv4 address of ``hostname``; 127.0.0.1 last."""
     for family in (socket.AF_INET6, socket.AF_INET):
         try:
-            return socket.getaddrinfo(hostname, None, family)[0][4][0]
+            return str(socket.getaddrinfo(hostname, None, family)[0][4][0])
         except (socket.gaierror, IndexError):
             continue
     return '127.0.0.1'
 
 
-def connector_properties(helper, multipath, enforce_multipath):
+def connector_properties(helper: str, multipath: bool,
+                         enforce_multipath: bool) -> dict[str, Any]:
     """This host's connector dict, with ``mountpoint``; a fresh copy."""
     key = (helper, multipath, enforce_multipath)
     with _lock:
@@ -88,11 +91,11 @@ def connector_properties(helper, multipath, enforce_multipath):
         return copy.deepcopy(_cache[key])
 
 
-def hostname():
+def hostname() -> str:
     return socket.gethostname()
 
 
-def connection_properties(connection_info):
+def connection_properties(connection_info: dict) -> dict[str, Any]:
     """What os-brick's connect/disconnect take.
 
     The attachment API returns a flat dict (``driver_volume_type`` beside
@@ -119,16 +122,16 @@ class RBDClient(object):
 
     MARK = '# cinder_store'
 
-    def __init__(self, keyring=None, timeout=0):
+    def __init__(self, keyring: str | None = None, timeout: int = 0):
         self.keyring = keyring
         self.timeout = timeout
 
     @property
-    def connect_time(self):
+    def connect_time(self) -> int:
         """Seconds a connect may take before it fails (librados' own: 300)."""
         return self.timeout or 300
 
-    def conf_lines(self, props):
+    def conf_lines(self, props: dict[str, Any]) -> str:
         keyring = self.keyring or '/etc/ceph/%s.client.%s.keyring' % (
             props.get('cluster_name') or 'ceph', props.get('auth_username'))
         lines = [self.MARK, 'keyring = %s' % keyring]
@@ -138,7 +141,8 @@ class RBDClient(object):
                 'rados_osd_op_timeout')]
         return '\n'.join(lines)
 
-    def explain(self, connection_info, error):
+    def explain(self, connection_info: dict,
+                error: BaseException) -> str | None:
         """What an operator should do about a failed RBD connect, or None.
 
         librados answers "timed out" whether the monitors are unreachable
@@ -168,7 +172,7 @@ class RBDClient(object):
                     client, names, keyring, self.connect_time, client,
                     client, os.geteuid(), error))
 
-    def connection_properties(self, connection_info):
+    def connection_properties(self, connection_info: dict) -> dict[str, Any]:
         """What os-brick's connect takes, with these settings for RBD.
 
         A keyring Cinder did send (a cinderlib-style backend) is kept.
@@ -180,7 +184,8 @@ class RBDClient(object):
         return dict(props, keyring=self.conf_lines(props))
 
 
-def _tcp_reachable(address, port, timeout=2):
+def _tcp_reachable(address: str, port: str | int,
+                   timeout: float = 2) -> bool:
     try:
         socket.create_connection((address, int(port)), timeout).close()
         return True
@@ -188,13 +193,13 @@ def _tcp_reachable(address, port, timeout=2):
         return False
 
 
-def is_userspace(device_info):
+def is_userspace(device_info: dict | None) -> bool:
     """Is os-brick's connection a file object of this process (librbd)?"""
     path = (device_info or {}).get('path')
     return path is not None and not device.is_path(path)
 
 
-def remove_connect_files(device_info):
+def remove_connect_files(device_info: dict | None) -> None:
     """Remove the temporary Ceph config os-brick wrote for a connect.
 
     librados read it when it connected; os-brick would remove it only at
@@ -208,7 +213,8 @@ def remove_connect_files(device_info):
             pass
 
 
-def leftover_connect_files(min_age=0, now=None, directory=None):
+def leftover_connect_files(min_age: float = 0, now: float | None = None,
+                           directory: str | None = None) -> list[str]:
     """Paths of os-brick's temporary Ceph configs of our connects left over.
 
     :func:`remove_connect_files` removes each within milliseconds of its
@@ -236,7 +242,7 @@ def leftover_connect_files(min_age=0, now=None, directory=None):
     return found
 
 
-def check_transport(connection_info, volume):
+def check_transport(connection_info: dict, volume: Any) -> None:
     """Refuse what we cannot store bytes on faithfully.
 
     Encrypted volumes on any transport (we would write plaintext under a
@@ -257,7 +263,8 @@ def check_transport(connection_info, volume):
             '= False' % volume.id)
 
 
-def make_connector(connection_info, helper, multipath, mount_base):
+def make_connector(connection_info: dict, helper: str, multipath: bool,
+                   mount_base: str) -> Any:
     """An os-brick connector for this attachment's transport."""
     return brick_connector.InitiatorConnector.factory(
         connection_info['driver_volume_type'], helper,
@@ -273,7 +280,8 @@ def _chown(helper, owner, path):
                          root_helper=helper)
 
 
-def take_ownership(path, writable, helper):
+def take_ownership(path: Any, writable: bool,
+                   helper: str) -> Callable[[], None] | None:
     """Make ``path`` usable by this (non-root) process; return the undo.
 
     Glance normally runs unprivileged and the block devices os-brick

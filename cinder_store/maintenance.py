@@ -18,7 +18,41 @@ through the store's private attributes, so the store's insides can change
 without breaking them.
 """
 
+from typing import Any
+from typing import Iterable
+
+from glance_store import multi_backend
+from oslo_config import cfg
+
+from cinder_store import attachment
 from cinder_store import hostshare
+from cinder_store import uploads
+
+
+def load_stores(config_file: str, conf: cfg.ConfigOpts | None = None,
+                overrides: Iterable[tuple[str, str, Any]] = ()
+                ) -> cfg.ConfigOpts:
+    """Every store of ``config_file`` (glance-api.conf), loaded as Glance does.
+
+    Registers glance_store's options, parses the file, applies
+    ``overrides`` (``(group, option, value)`` triples, before any store
+    starts), creates and verifies the stores; returns the ``ConfigOpts``
+    (``conf``, default oslo.config's global one, which oslo.privsep reads
+    too).  For tools (the benchmark, the functional tests) that drive
+    stores through ``glance_store.multi_backend`` outside Glance.
+    """
+    import glance_store
+    conf = cfg.CONF if conf is None else conf
+    conf.register_opt(cfg.DictOpt('enabled_backends'))
+    glance_store.register_opts(conf)
+    conf(['--config-file', config_file], project='glance',
+         default_config_files=[])
+    multi_backend.register_store_opts(conf)
+    for group, name, value in overrides:
+        conf.set_override(name, value, group=group)
+    multi_backend.create_multi_stores(conf)
+    multi_backend.verify_store()
+    return conf
 
 
 class Maintenance(object):
@@ -28,12 +62,12 @@ class Maintenance(object):
         self._store = store
 
     @property
-    def backend(self):
+    def backend(self) -> str | None:
         """The backend id (``[<backend-id>]``), None for single-store."""
         return self._store.backend_group
 
     @property
-    def has_service_credentials(self):
+    def has_service_credentials(self) -> bool:
         """Whether the backend has its own credentials (``auth_type``).
 
         Without them Cinder is reached only with each request's token, and
@@ -41,7 +75,7 @@ class Maintenance(object):
         """
         return self._store._cinder.credentials.has_service_credentials
 
-    def cinder(self, context=None):
+    def cinder(self, context: Any = None) -> Any:
         """The backend's Cinder client (the service user's without context).
 
         Errors are glance_store exceptions, as :mod:`client` maps them.
@@ -49,33 +83,33 @@ class Maintenance(object):
         return self._store._cinder.bind(context)
 
     @property
-    def volume_type(self):
+    def volume_type(self) -> str | None:
         """``cinder_store_volume_type``; None means Cinder's default."""
         return self._store.view.cinder_store_volume_type
 
     @property
-    def rootwrap_config(self):
+    def rootwrap_config(self) -> str:
         return self._store.view.cinder_store_rootwrap_config
 
     @property
-    def host(self):
+    def host(self) -> attachment.HostSettings:
         """The :class:`attachment.HostSettings` this backend attaches with."""
         return self._store._host
 
     @property
-    def lock_path(self):
+    def lock_path(self) -> str:
         return self._store._host.lock_path
 
     @property
-    def uploads(self):
+    def uploads(self) -> uploads.Uploads:
         """The upload records of this host (:class:`uploads.Uploads`)."""
         return self._store._uploads
 
-    def shared_reads(self):
+    def shared_reads(self) -> hostshare.HostReaders:
         """This host's shared-read records (:class:`hostshare.HostReaders`)."""
         return hostshare.HostReaders(self._store._host)
 
-    def connector(self):
+    def connector(self) -> dict[str, Any]:
         """os-brick's connector properties of this host.
 
         Waits for the probe ``configure()`` started; raises what it raises.

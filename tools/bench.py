@@ -42,11 +42,14 @@ from keystoneauth1 import session as ks_session
 from oslo_context import context as oslo_context
 
 from cinder_store import attachment
-from cinder_store.tests.functional import stores
+from cinder_store import maintenance
 
 MiB = 1 << 20
 GiB = 1 << 30
 CHUNK = 4 * MiB
+# The local stack (tools/stack): its glance-api.conf, Ceph and volumes
+STACK_DIR = os.environ.get('STACK_DIR') or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '.stack')
 # cinder_store's backend, the in-tree one on the same Cinder backend, and
 # the one many readers share an image of; set by main()
 OURS, THEIRS, SHARED = 'block', 'upstream', 'multiattach'
@@ -139,7 +142,8 @@ class Bench(object):
 
     def __init__(self, args):
         self.args = args
-        self.conf = stores.load_stores()
+        self.conf = maintenance.load_stores(
+            os.path.join(STACK_DIR, 'glance-api.conf'))
         self.ctx = oslo_context.RequestContext(project_id='bench')
         self.block = os.urandom(64 * MiB)
         self.calls = CallCounter()
@@ -416,7 +420,7 @@ def raw_librbd(size, read=True):
     """librbd alone on the stack's Ceph: (write+flush B/s, read B/s)."""
     import rados
     import rbd
-    ceph_dir = os.path.join(stores.STACK_DIR, 'ceph')
+    ceph_dir = os.path.join(STACK_DIR, 'ceph')
     cluster = rados.Rados(conffile=os.path.join(ceph_dir, 'ceph.conf'),
                           rados_id='cinderstack')
     cluster.connect(timeout=10)
@@ -449,11 +453,11 @@ def raw_librbd(size, read=True):
 def placement():
     if OURS == 'rbd':
         from cinder_store.cmd import check
-        osd = os.path.join(stores.STACK_DIR, 'ceph', 'osd')
+        osd = os.path.join(STACK_DIR, 'ceph', 'osd')
         return 'Ceph RBD, one BlueStore OSD on a file in %s (%s)' % (
             osd, check.filesystem(osd) or '?')
     path = os.environ.get('STACK_VOLUMES_DIR') or os.path.join(
-        stores.STACK_DIR, 'volumes')
+        STACK_DIR, 'volumes')
     from cinder_store.cmd import check
     path = os.path.realpath(path)
     fstype = check.filesystem(path) or '?'

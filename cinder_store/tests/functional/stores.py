@@ -19,8 +19,7 @@ virtualenv.
 import os
 import sys
 
-from glance_store import multi_backend
-from oslo_config import cfg
+from cinder_store import maintenance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -52,22 +51,11 @@ def load_stores():
     """Load glance_store exactly as Glance does, once per process."""
     if _loaded:
         return _loaded['conf']
-    conf_file = target()[0]
-    conf = cfg.CONF
-    conf.register_opt(cfg.DictOpt('enabled_backends'))
-    import glance_store
-    glance_store.register_opts(conf)
-    conf(['--config-file', conf_file], project='glance',
-         default_config_files=[])
     # The tests run in their own virtualenv, as root; os-brick's privsep
     # daemon comes from it.
-    conf.set_override('helper_command',
-                      os.path.join(os.path.dirname(sys.executable),
-                                   'privsep-helper'),
-                      group='privsep_osbrick')
-    multi_backend.register_store_opts(conf)
-    multi_backend.create_multi_stores(conf)
-    multi_backend.verify_store()
+    helper = os.path.join(os.path.dirname(sys.executable), 'privsep-helper')
+    conf = maintenance.load_stores(target()[0], overrides=[
+        ('privsep_osbrick', 'helper_command', helper)])
     _loaded['conf'] = conf
     return conf
 

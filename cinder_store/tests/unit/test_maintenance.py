@@ -12,7 +12,12 @@
 
 import os
 
+from glance_store import location as gs_location
+from glance_store import multi_backend
+from oslo_config import cfg
+
 from cinder_store import hostshare
+from cinder_store import maintenance
 from cinder_store.tests.unit import base
 
 
@@ -42,3 +47,22 @@ class TestMaintenance(base.StoreTestCase):
         b''.join(self.store.get(self.location(volume_id))[0])
         self.assertIn(volume_id, self.backend_view.host.locked_volumes())
         self.assertTrue(os.path.isdir(self.backend_view.lock_path))
+
+
+class TestLoadStores(base.TestCase):
+
+    def test_loads_every_store_of_a_glance_config(self):
+        self.addCleanup(gs_location.SCHEME_TO_CLS_BACKEND_MAP.clear)
+        path = os.path.join(self.tmp, 'glance-api.conf')
+        with open(path, 'w') as f:
+            f.write('[DEFAULT]\nenabled_backends = images:file\n'
+                    '[glance_store]\ndefault_backend = images\n'
+                    '[images]\nfilesystem_store_datadir = %s\n' % self.tmp)
+        # glance_store verifies the default store on its global CONF
+        conf = self.useFixture(base.fixtures.MockPatch(
+            'glance_store.multi_backend.CONF', cfg.ConfigOpts())).mock
+        self.assertIs(conf, maintenance.load_stores(path, conf, overrides=[
+            ('images', 'filesystem_store_chunk_size', 4096)]))
+        self.assertEqual({'images': 'file'}, conf.enabled_backends)
+        store = multi_backend.get_store_from_store_identifier('images')
+        self.assertEqual(4096, store.WRITE_CHUNKSIZE)
