@@ -322,11 +322,8 @@ class Attachment(object):
                               'attachment; keeping the connection',
                               self.volume.id)
                 else:
-                    with _guard(self.volume):
-                        self.connector.disconnect_volume(
-                            host.connection_properties(self.connection_info),
-                            self._device_info,
-                            force=True, ignore_errors=False)
+                    _disconnect(self.volume, self.connector,
+                                self.connection_info, self._device_info)
             except Exception as error:
                 # force=True removed the devices even if the flush failed;
                 # the Cinder attachment must go too.
@@ -386,9 +383,16 @@ def connect(settings: HostSettings, volume: Any,
 
 
 def disconnect(settings: HostSettings, volume: Any, connector: Any,
-               connection_info: dict, device_info: dict) -> None:
+               connection_info: dict, device_info: dict | None) -> None:
     """os-brick's disconnect of a connection this process made (forced)."""
-    with settings.volume_lock(volume.id), _guard(volume):
+    with settings.volume_lock(volume.id):
+        _disconnect(volume, connector, connection_info, device_info)
+
+
+def _disconnect(volume, connector, connection_info, device_info):
+    # The one call to os-brick's disconnect; the caller holds the volume's
+    # lock.  Forced: the devices go even if their flush fails.
+    with _guard(volume):
         connector.disconnect_volume(
             host.connection_properties(connection_info), device_info,
             force=True, ignore_errors=False)
@@ -433,14 +437,24 @@ def _host_holds_another(cinder, volume, attachment_id):
     return bool(attachments_here(fresh) - {attachment_id})
 
 
-def delete_all_attachments(cinder: Any, volume_id: str) -> None:
-    """Delete every Cinder attachment of a volume we own and will delete.
+def reclaim_volume(cinder: Any, settings: HostSettings, volume: Any,
+                   disconnect: bool = True) -> int:
+    """Detach every attachment of a volume we own, delete it, forget it.
 
-    Only for a volume nothing else may use (a failed upload): it removes
-    reservations Cinder kept after a failed attach as well.
+    The one way cinder_store gets rid of an image-volume no image names:
+    a failed upload's, an orphaned upload's (cinder-store-check --fix).
+    Reservations Cinder kept after a failed attach go too.  With
+    ``disconnect=False`` (after a reboot: a recorded device path may name
+    another volume's device now) attachments are only deleted in Cinder.
+    Returns how many attachments it detached.
     """
-    for att in cinder.attachments_of(volume_id):
-        cinder.attachment_delete(att.id)
+    found = cinder.attachments_of(volume.id)
+    for att in found:
+        detach_attachment(cinder, settings, volume, att.id,
+                          disconnect=disconnect)
+    cinder.delete_volume(volume.id)
+    settings.forget(volume.id)
+    return len(found)
 
 
 def attachments_here(volume: Any, recorded: str | None = None) -> set[str]:
@@ -543,8 +557,5 @@ def detach_attachment(cinder: Any, settings: HostSettings, volume: Any,
             connector = host.make_connector(
                 info, settings.root_helper, settings.multipath,
                 settings.mount_base)
-            with _guard(volume):
-                connector.disconnect_volume(
-                    host.connection_properties(info), device_info,
-                    force=True)
+            _disconnect(volume, connector, info, device_info)
         cinder.attachment_delete(attachment_id)

@@ -20,6 +20,7 @@ without breaking them.
 
 from typing import Any
 from typing import Iterable
+from typing import Sequence
 
 from glance_store import multi_backend
 from oslo_config import cfg
@@ -29,12 +30,15 @@ from cinder_store import hostshare
 from cinder_store import uploads
 
 
-def load_stores(config_file: str, conf: cfg.ConfigOpts | None = None,
+def load_stores(config_file: str | Sequence[str],
+                conf: cfg.ConfigOpts | None = None,
                 overrides: Iterable[tuple[str, str, Any]] = ()
                 ) -> cfg.ConfigOpts:
     """Every store of ``config_file`` (glance-api.conf), loaded as Glance does.
 
-    Registers glance_store's options, parses the file, applies
+    ``config_file`` may be a list, later files overriding earlier ones
+    (``--config-file`` given several times).  Registers glance_store's
+    options, parses the files, applies
     ``overrides`` (``(group, option, value)`` triples, before any store
     starts), creates and verifies the stores; returns the ``ConfigOpts``
     (``conf``, default oslo.config's global one, which oslo.privsep reads
@@ -45,8 +49,9 @@ def load_stores(config_file: str, conf: cfg.ConfigOpts | None = None,
     conf = cfg.CONF if conf is None else conf
     conf.register_opt(cfg.DictOpt('enabled_backends'))
     glance_store.register_opts(conf)
-    conf(['--config-file', config_file], project='glance',
-         default_config_files=[])
+    files = [config_file] if isinstance(config_file, str) else config_file
+    conf([arg for f in files for arg in ('--config-file', f)],
+         project='glance', default_config_files=[])
     multi_backend.register_store_opts(conf)
     for group, name, value in overrides:
         conf.set_override(name, value, group=group)

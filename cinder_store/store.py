@@ -260,9 +260,7 @@ class Store(driver.Store):
 
     def _delete_failed_volume(self, cinder, volume, image_id, error):
         try:
-            attachment.delete_all_attachments(cinder, volume.id)
-            cinder.delete_volume(volume.id)
-            self._host.forget(volume.id)
+            attachment.reclaim_volume(cinder, self._host, volume)
         except Exception as e:
             LOG.error('Could not delete volume %s of a failed upload: %s; '
                       'cinder-store-check --fix deletes it later',

@@ -120,7 +120,8 @@ class Uploads(object):
             raise NotOrphaned('volume creation %s' % token,
                               'Cinder is still creating its volume')
         for volume in found:
-            self._delete(cinder, volume, records.this_boot(record))
+            attachment.reclaim_volume(cinder, self.settings, volume,
+                                      disconnect=records.this_boot(record))
         self.creations.remove(token)
         if not found:
             return ('no volume was made for image %s (%s): removed the '
@@ -181,22 +182,14 @@ class Uploads(object):
         if image != record.get('image'):
             raise NotOrphaned(subject, 'it now carries image %s, not %s'
                               % (image, record.get('image')))
-        detached = self._delete(cinder, volume, records.this_boot(record))
+        # After a reboot the device is gone and its path may now name
+        # another volume's device: delete in Cinder, do not disconnect.
+        detached = attachment.reclaim_volume(
+            cinder, self.settings, volume,
+            disconnect=records.this_boot(record))
         self.files.remove(volume_id)
         return ('deleted the volume of image %s (%s) after detaching %d '
                 'attachment(s)' % (record.get('image'), reason, detached))
-
-    def _delete(self, cinder, volume, same_boot):
-        """Detach every attachment, delete the volume; count detached."""
-        # After a reboot the device is gone and its path may now name
-        # another volume's device: delete in Cinder, do not disconnect.
-        found = cinder.attachments_of(volume.id)
-        for att in found:
-            attachment.detach_attachment(cinder, self.settings, volume,
-                                         att.id, disconnect=same_boot)
-        cinder.delete_volume(volume.id)
-        self.settings.forget(volume.id)
-        return len(found)
 
     def _forget(self, volume_id):
         self.files.remove(volume_id)
