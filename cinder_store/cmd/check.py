@@ -30,8 +30,9 @@ volumes of orphaned uploads (their worker died, or their clean-up failed:
 Glance has no location for them and never will); removes the lock files
 of volumes that no longer exist; and deletes the attachments Cinder made
 but nobody completed within cinder_store_abandoned_attachment_age (they
-leave a volume stuck ``attaching``).  Uploads in progress are never
-touched.
+leave a volume stuck ``attaching``) and detaches the attachments of this
+host that no record names and are older than that age (their process
+died).  Uploads in progress are never touched.
 
 For an RBD backend (``cinder_store_rbd_keyring`` set) it checks the
 keyring and lists temporary Ceph configs a connect cut short left (``--fix``
@@ -51,6 +52,7 @@ import time
 from glance_store import exceptions
 from glance_store import multi_backend
 from oslo_config import cfg
+from oslo_utils import timeutils
 
 from cinder_store import attachment
 from cinder_store import host as host_mod
@@ -92,7 +94,8 @@ def check_store(store, fix=False, probe=False):
     return ([_cinder(backend), _lock_path(backend), _host(backend),
              _privileges(backend)] + _shared_reads(backend, fix) +
             _uploads(backend, fix) + [_lock_files(backend, fix)] +
-            _stuck_volumes(backend, fix) + _rbd(backend, fix, probe))
+            _stuck_volumes(backend, fix) + _unheld(backend, fix) +
+            _rbd(backend, fix, probe))
 
 
 def _failed(topic, error):
@@ -384,6 +387,61 @@ def _stuck_volume(backend, cinder, volume, fix):
     return Finding(FIXED, 'stuck volumes', 'volume %s: deleted abandoned '
                    'attachment(s) %s' % (volume.id, ', '.join(done) or
                                          'none (gone meanwhile)'))
+
+
+def _unheld(backend, fix):
+    """Attachments Cinder says are this host's that no record names.
+
+    Every attachment cinder_store makes is named by a record of this host
+    (a shared read or an upload) while it is used; one older than
+    ``cinder_store_abandoned_attachment_age`` on a volume no record names
+    was left by a process that died where nothing could name it (or by a
+    tool).  --fix detaches it as its holder would have.
+    """
+    if not backend.has_service_credentials:
+        return [Finding(SKIP, 'unheld', 'listing volumes needs service '
+                        'credentials')]
+    try:
+        cinder = backend.cinder()
+        name = (backend.volume_type or
+                cinder.default_volume_type().name)
+        recorded = (set(backend.shared_reads().recorded_volumes()) |
+                    set(backend.uploads.volume_ids()))
+        me = host_mod.hostname()
+        candidates = [v for status in ('in-use', 'attaching')
+                      for v in cinder.volumes_with_status(status)
+                      if v.volume_type == name and v.id not in recorded and
+                      any(a.get('host_name') == me
+                          for a in v.attachments or ())]
+    except Exception as e:
+        return [_failed('unheld', e)]
+    found = [f for f in (_unheld_on(backend, cinder, v, me, fix)
+                         for v in candidates) if f is not None]
+    return found or [Finding(OK, 'unheld', 'every attachment of this host '
+                             'on a volume of type %r is held' % name)]
+
+
+@_guarded('unheld')
+def _unheld_on(backend, cinder, volume, me, fix):
+    age = backend.host.abandoned_after
+    now = timeutils.utcnow()
+    old = [a.id for a in cinder.attachments_of(volume.id, detailed=True)
+           if getattr(a, 'attached_at', None) and
+           (now - timeutils.normalize_time(timeutils.parse_isotime(
+               a.attached_at))).total_seconds() > age and
+           a.id in attachment.attachments_here(volume)]
+    if not old:
+        return None
+    if not fix:
+        return Finding(WARN, 'unheld', 'volume %s: attachment(s) %s of this '
+                       'host (%s), over %ss old, named by no record: their '
+                       'process died; --fix detaches them' % (
+                           volume.id, ', '.join(old), me, age))
+    for attachment_id in old:
+        attachment.detach_attachment(cinder, backend.host, volume,
+                                     attachment_id)
+    return Finding(FIXED, 'unheld', 'volume %s: detached attachment(s) %s'
+                   % (volume.id, ', '.join(old)))
 
 
 @_guarded('lock files')

@@ -48,7 +48,7 @@ class TestCheckStore(base.StoreTestCase):
     def test_a_healthy_backend(self):
         with mock.patch('os.geteuid', return_value=0):
             found = check.check_store(self.store)
-        self.assertEqual([check.OK] * 8, [f.status for f in found])
+        self.assertEqual([check.OK] * 9, [f.status for f in found])
         self.assertIn("volume type '__DEFAULT__' exists", found[0].message)
 
     def test_configured_volume_type_missing(self):
@@ -339,6 +339,43 @@ class TestCheckStore(base.StoreTestCase):
         self.assertIn(young, self.cinder.attachments)
         self.cinder.attachments.clear()
 
+    def unheld(self, seconds_ago):
+        """A volume attached here by a process no record names."""
+        volume_id = self.add(b'12345')[0].rsplit('/', 1)[1]
+        api = self.store._cinder.bind(None)
+        made = api.attachment_create(volume_id, {'host': 'testhost'}, 'ro')
+        api.attachment_complete(made['id'])
+        base.made_ago(self.cinder, made['id'], seconds_ago)
+        return volume_id, made['id']
+
+    def test_an_old_attachment_of_this_host_no_record_names(self):
+        volume_id, leaked = self.unheld(601)
+        found = self.findings()['unheld']
+        self.assertEqual(check.WARN, found.status)
+        self.assertIn('volume %s: attachment(s) %s of this host (testhost), '
+                      'over 600s old' % (volume_id, leaked), found.message)
+        found = self.findings(fix=True)['unheld']
+        self.assertEqual((check.FIXED, 'volume %s: detached attachment(s) %s'
+                          % (volume_id, leaked)),
+                         (found.status, found.message))
+        self.assertNotIn(leaked, self.cinder.attachments)
+        self.assertEqual(check.OK, self.findings()['unheld'].status)
+
+    def test_young_or_recorded_attachments_are_held(self):
+        _, young = self.unheld(30)
+        self.assertEqual(check.OK, self.findings(fix=True)['unheld'].status)
+        self.assertIn(young, self.cinder.attachments)
+        self.cinder.attachments.clear()
+        self.cinder.volumes.clear()
+        uri = self.add(b'abc')[0]
+        it, _ = self.store.get(self.location(uri.rsplit('/', 1)[1]))
+        next(iter(it))  # a live reader: its record names the volume
+        for att in list(self.cinder.attachments):
+            base.made_ago(self.cinder, att, 601)
+        self.assertEqual(check.OK, self.findings(fix=True)['unheld'].status)
+        it.close()
+        self.assertEqual({}, self.cinder.attachments)
+
     def test_shared_reads_need_service_credentials(self):
         self.stale_reader()
         with mock.patch.object(type(self.store._cinder.credentials),
@@ -497,7 +534,7 @@ class TestMain(base.CinderTestCase):
         rc, out = self.run_main()
         self.assertEqual(0, rc, out)
         self.assertIn('backend fast\n', out)
-        self.assertEqual(9, out.count('  ok     '), out)
+        self.assertEqual(10, out.count('  ok     '), out)
         self.assertNotIn('secret', out)
 
     def test_unknown_backend(self):
