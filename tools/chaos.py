@@ -1,0 +1,502 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""A randomized fault campaign against cinder_store on the local stack.
+
+    tools/chaos [--ops N] [--seed S] [--workers W] [--kill-rate P]
+                [--freeze-rate P] [--backends a,b] [--time-limit SECONDS]
+                [--json PATH]
+
+Long-lived worker processes play Glance workers: each loads the stores
+as Glance does and runs what it is sent (add of known, unknown or wrongly
+declared size; get, whole or abandoned after the first chunk; delete).
+The campaign sends ``--ops`` random operations over every backend and,
+at random moments, SIGKILLs the worker running one (``--kill-rate``) or
+freezes cinder-api, cinder-volume, RabbitMQ or the Ceph OSD for a few
+seconds with SIGSTOP (``--freeze-rate``).  Then it runs
+``cinder-store-check --fix`` on every backend, reads back every image it
+believes stored (an add that answered success and no delete since),
+deletes them all, and counts what is left: volumes, attachments, loop
+devices, shared-read and upload records, lock files and temporary Ceph
+configs.  It prints a table and writes JSON.  The exit status is 1 when
+anything unexpected happened or was left.
+
+What is expected: an operation killed mid-way; an error while a service
+was frozen; the refusal of a wrongly declared size.  Anything else is an
+unexpected error.  Attachments whose attacher was killed are abandoned
+after ``--abandoned-age`` seconds (a config file of the campaign sets
+``cinder_store_abandoned_attachment_age``; production keeps its own).
+"""
+
+import argparse
+import collections
+import hashlib
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STACK_DIR = os.environ.get('STACK_DIR') or os.path.join(ROOT, '.stack')
+MiB = 1 << 20
+FREEZABLE = ('cinder-api', 'cinder-volume', 'rabbitmq', 'ceph-osd')
+# An operation still running after this long is killed and counted as hung
+OP_TIMEOUT = 300
+
+
+# -- the worker (a child process) --------------------------------------------
+
+def pattern(size, seed):
+    block = hashlib.sha512(b'%d' % seed).digest() * (MiB // 64)
+    out = io.BytesIO()
+    while out.tell() < size:
+        out.write(block[:size - out.tell()])
+    return out.getvalue()
+
+
+def worker(config_files):
+    """Runs one JSON request per stdin line; answers one JSON line each."""
+    from cinder_store import maintenance
+    from glance_store import multi_backend
+    from oslo_context import context as oslo_context
+    conf = maintenance.load_stores(config_files)
+    ctx = oslo_context.RequestContext(project_id='chaos')
+    print(json.dumps({'ready': os.getpid()}), flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            out = {'ok': True}
+            if req['op'] == 'add':
+                data = pattern(req['size'], req['seed'])
+                uri = multi_backend.add_with_multihash(
+                    conf, req['image'], io.BytesIO(data), req['declared'],
+                    req['backend'], 'sha512', context=ctx)[0]
+                out.update(uri=uri, sha256=hashlib.sha256(data).hexdigest())
+            elif req['op'] == 'get':
+                it, _ = multi_backend.get(req['uri'], req['backend'],
+                                          context=ctx)
+                digest = hashlib.sha256()
+                for chunk in it:
+                    digest.update(chunk)
+                    if req.get('abandon'):
+                        break  # Glance's client went away
+                del it
+                out['sha256'] = digest.hexdigest()
+            elif req['op'] == 'delete':
+                multi_backend.delete(req['uri'], req['backend'], context=ctx)
+        except Exception as e:
+            out = {'ok': False, 'error': '%s: %s' % (type(e).__name__, e),
+                   'not_found': type(e).__name__ == 'NotFound'}
+        print(json.dumps(out), flush=True)
+
+
+class Worker(object):
+    """A worker process, as the campaign sees it."""
+
+    def __init__(self, config_files):
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, '--worker'] + config_files,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stderr=subprocess.DEVNULL, env=dict(os.environ,
+                                                PYTHONWARNINGS='ignore'))
+        ready = self.proc.stdout.readline()
+        if not ready:
+            raise RuntimeError('a worker died while loading the stores')
+
+    def call(self, request):
+        """The worker's answer, or None if it died (or hung: killed)."""
+        hung = threading.Timer(OP_TIMEOUT, self.kill)
+        hung.start()
+        try:
+            self.proc.stdin.write(json.dumps(request) + '\n')
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except BrokenPipeError:
+            line = None
+        finally:
+            hung.cancel()
+        return json.loads(line) if line else None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+# -- the campaign ------------------------------------------------------------
+
+class Campaign(object):
+
+    def __init__(self, args):
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.lock = threading.Lock()
+        self.config_files = [os.path.join(STACK_DIR, 'glance-api.conf'),
+                             self._campaign_conf()]
+        self.backends = args.backends
+        self.stored = {}  # image id -> (backend, uri, sha256)
+        self.believed = {}  # the same, for every add that succeeded
+        self.maybe = {}  # image id -> (backend, uri): a delete was killed
+        self.ids = set()
+        self.counts = collections.Counter()
+        self.unexpected = []
+        self.frozen_until = 0.0
+        self.freezes = []
+        self.remaining = args.ops
+        self.deadline = time.monotonic() + args.time_limit
+
+    def _campaign_conf(self):
+        path = os.path.join(tempfile.mkdtemp(prefix='chaos-'), 'chaos.conf')
+        with open(path, 'w') as f:
+            f.write('[backend_defaults]\n'
+                    'cinder_store_abandoned_attachment_age = %d\n'
+                    % self.args.abandoned_age)
+        return path
+
+    # -- operations ----------------------------------------------------------
+
+    def next_request(self):
+        with self.lock:
+            if self.remaining <= 0 or time.monotonic() > self.deadline:
+                return None
+            self.remaining -= 1
+            stored = list(self.stored.items())
+            roll = self.rng.random()
+            if not stored or roll < 0.4:
+                image = str(uuid.uuid4())
+                self.ids.add(image)
+                size = self.rng.choice((1, MiB + 3, 5 * MiB, 24 * MiB))
+                declared = self.rng.choice(('exact', 'exact', 'zero',
+                                            'wrong'))
+                return {'op': 'add', 'image': image, 'size': size,
+                        'seed': self.rng.randrange(1 << 30),
+                        'backend': self.rng.choice(self.backends),
+                        'declared': {'exact': size, 'zero': 0,
+                                     'wrong': size + 7}[declared],
+                        'kind': 'add-' + declared}
+            image, (backend, uri, digest) = self.rng.choice(stored)
+            if roll < 0.85:
+                abandon = self.rng.random() < 0.3
+                return {'op': 'get', 'image': image, 'uri': uri,
+                        'backend': backend, 'abandon': abandon,
+                        'kind': 'get-abandoned' if abandon else 'get'}
+            del self.stored[image]
+            self.maybe[image] = (backend, uri)
+            return {'op': 'delete', 'image': image, 'uri': uri,
+                    'backend': backend, 'kind': 'delete'}
+
+    def run_slot(self):
+        worker = Worker(self.config_files)
+        try:
+            while True:
+                req = self.next_request()
+                if req is None:
+                    return
+                kill_at = (self.rng.uniform(0.05, 2.0)
+                           if self.rng.random() < self.args.kill_rate
+                           else None)
+                started = time.monotonic()
+                timer = None
+                if kill_at is not None:
+                    timer = threading.Timer(kill_at, worker.kill)
+                    timer.start()
+                answer = worker.call(req)
+                if timer is not None:
+                    timer.cancel()
+                if answer is None:  # killed mid-operation
+                    if time.monotonic() - started >= OP_TIMEOUT:
+                        self.unexpected.append(('hung %ds' % OP_TIMEOUT,
+                                                req))
+                    self.counts['killed'] += 1
+                    self.counts['killed ' + req['kind']] += 1
+                    worker.kill()
+                    worker = Worker(self.config_files)
+                    continue
+                self.record(req, answer, started)
+        finally:
+            worker.kill()
+
+    def record(self, req, answer, started):
+        self.counts[req['kind']] += 1
+        with self.lock:
+            if answer['ok']:
+                if req['op'] == 'add':
+                    if req['kind'] == 'add-wrong':
+                        self.unexpected.append(('accepted a wrong size', req))
+                    self.stored[req['image']] = self.believed[
+                        req['image']] = (req['backend'], answer['uri'],
+                                         answer['sha256'])
+                elif req['op'] == 'get' and not req['abandon']:
+                    if answer['sha256'] != self.stored.get(
+                            req['image'], (None, None, answer['sha256']))[2]:
+                        self.counts['wrong bytes'] += 1
+                        self.unexpected.append(('wrong bytes', req))
+                elif req['op'] == 'delete':
+                    self.maybe.pop(req['image'], None)
+                return
+            self.counts['errors'] += 1
+            if req['op'] == 'delete' and answer['error'].startswith(
+                    'InUseByStore'):
+                # A live reader on this host: Glance answers 409, keeps it
+                self.counts['delete refused while read'] += 1
+                self.maybe.pop(req['image'], None)
+                self.stored[req['image']] = self.believed[req['image']]
+            elif req['kind'] == 'add-wrong':
+                self.counts['refused wrong size'] += 1
+            elif self.frozen_during(started):
+                self.counts['errors while frozen'] += 1
+            elif req['op'] == 'delete' and answer.get('not_found'):
+                self.maybe.pop(req['image'], None)
+            elif req['op'] == 'get' and req['image'] not in self.stored:
+                self.counts['reads racing their delete'] += 1
+            else:
+                self.unexpected.append((answer['error'], req))
+
+    def frozen_during(self, started):
+        return any(start <= time.monotonic() and end >= started
+                   for start, end in self.freezes)
+
+    # -- freezes -------------------------------------------------------------
+
+    def freezer(self, stop):
+        pids = _stack_pids()
+        targets = [n for n in FREEZABLE if n in pids]
+        # about freeze-rate freezes per operation sent
+        while not stop.wait(self.rng.uniform(1.0, 3.0)):
+            if not targets or self.rng.random() > (
+                    self.args.freeze_rate * self.args.workers * 2):
+                continue
+            name = self.rng.choice(targets)
+            length = self.rng.uniform(1.0, 4.0)
+            start = time.monotonic()
+            with self.lock:
+                self.freezes.append((start, start + length + 1.0))
+            self.counts['freezes'] += 1
+            self.counts['freeze ' + name] += 1
+            _signal_group(pids[name], signal.SIGSTOP)
+            try:
+                stop.wait(length)
+            finally:
+                _signal_group(pids[name], signal.SIGCONT)
+
+    # -- the whole run -------------------------------------------------------
+
+    def run(self):
+        t0 = time.monotonic()
+        stop = threading.Event()
+        freezer = threading.Thread(target=self.freezer, args=(stop,),
+                                   daemon=True)
+        freezer.start()
+        slots = [threading.Thread(target=self.run_slot)
+                 for _ in range(self.args.workers)]
+        try:
+            for slot in slots:
+                slot.start()
+            for slot in slots:
+                slot.join()
+        finally:
+            stop.set()
+            freezer.join()
+            for pid in _stack_pids().values():
+                _signal_group(pid, signal.SIGCONT)
+        campaign_s = time.monotonic() - t0
+        time.sleep(self.args.abandoned_age + 1)
+        fixed = self.fix()
+        unreadable, undeletable = self.settle()
+        left = leftovers(self.ids)
+        return self.report(campaign_s, time.monotonic() - t0, fixed,
+                           unreadable, undeletable, left)
+
+    def fix(self):
+        out = []
+        for backend in self.backends:
+            args = [sys.executable, '-m', 'cinder_store.cmd.check',
+                    '--backend', backend, '--fix']
+            for f in self.config_files:
+                args += ['--config-file', f]
+            result = subprocess.run(args, capture_output=True, text=True,
+                                    env=dict(os.environ,
+                                             PYTHONWARNINGS='ignore'))
+            out += [line.strip() for line in result.stdout.splitlines()
+                    if line.strip().startswith(('fixed', 'FAIL', 'warn'))]
+            if result.returncode:
+                self.unexpected.append(('check --fix failed on %s' % backend,
+                                        result.stdout[-2000:]))
+        return out
+
+    def settle(self):
+        """Read back what is believed stored, then delete everything."""
+        worker = Worker(self.config_files)
+        unreadable, undeletable = [], []
+        try:
+            for image, (backend, uri, digest) in sorted(self.stored.items()):
+                answer = worker.call({'op': 'get', 'uri': uri,
+                                      'backend': backend})
+                if not answer or not answer['ok'] or (
+                        answer['sha256'] != digest):
+                    unreadable.append((image, answer))
+            everything = dict(self.maybe)
+            everything.update({i: (b, u) for i, (b, u, _) in
+                               self.stored.items()})
+            for image, (backend, uri) in sorted(everything.items()):
+                answer = worker.call({'op': 'delete', 'uri': uri,
+                                      'backend': backend})
+                if not answer or not (answer['ok'] or
+                                      answer.get('not_found')):
+                    undeletable.append((image, answer))
+        finally:
+            worker.stop()
+        return unreadable, undeletable
+
+    def report(self, campaign_s, total_s, fixed, unreadable, undeletable,
+               left):
+        c = self.counts
+        rows = [
+            ('operations', sum(c[k] for k in c if k.startswith(
+                ('add-', 'get', 'delete'))) + c['killed']),
+            ('kills', c['killed']), ('freezes', c['freezes']),
+            ('errors (all)', c['errors']),
+            ('  refused a wrong declared size', c['refused wrong size']),
+            ('  while a service was frozen', c['errors while frozen']),
+            ('unexpected errors', len(self.unexpected)),
+            ('wrong bytes', c['wrong bytes']),
+            ('images believed stored at the end', len(self.stored)),
+            ('  unreadable (stuck)', len(unreadable)),
+            ('undeletable', len(undeletable)),
+            ('check --fix repairs', len([f for f in fixed
+                                         if f.startswith('fixed')])),
+        ] + [('left: ' + k, len(v)) for k, v in left.items()]
+        print('%-40s %s' % ('chaos (seed %d)' % self.args.seed, 'count'))
+        for name, value in rows:
+            print('%-40s %s' % (name, value))
+        print('campaign %.0f s, with recovery and checks %.0f s'
+              % (campaign_s, total_s))
+        for what, req in self.unexpected[:20]:
+            print('UNEXPECTED: %s: %s' % (what, req))
+        result = {
+            'args': vars(self.args), 'counts': dict(c), 'rows': rows,
+            'unexpected': [[str(w), r] for w, r in self.unexpected],
+            'unreadable': unreadable, 'undeletable': undeletable,
+            'check_fix': fixed, 'left': left, 'campaign_s': campaign_s,
+            'total_s': total_s}
+        bad = (self.unexpected or c['wrong bytes'] or unreadable or
+               undeletable or any(left.values()))
+        return result, 1 if bad else 0
+
+
+# -- what is left ------------------------------------------------------------
+
+def _stack_pids():
+    try:
+        with open(os.path.join(STACK_DIR, 'state.json')) as f:
+            return json.load(f)['pids']
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _signal_group(pid, sig):
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def leftovers(image_ids):
+    """What the campaign's images left after everything was deleted."""
+    from cinder_store import host
+    from cinderclient import client as cinder_client
+    import openstack
+    os.environ.setdefault('OS_CLIENT_CONFIG_FILE',
+                          os.path.join(STACK_DIR, 'clouds.yaml'))
+    cinder = cinder_client.Client('3.54', session=openstack.connect(
+        cloud='stack-admin').session)
+    names = {'image-%s' % i for i in image_ids}
+    deadline = time.monotonic() + 120
+    while True:  # Cinder deletes asynchronously
+        volumes = [v for v in cinder.volumes.list(
+            search_opts={'all_tenants': 1}) if v.name in names]
+        if not volumes or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    lock_dir = os.path.join(STACK_DIR, 'glance', 'lock')
+    files = sorted(os.listdir(lock_dir)) if os.path.isdir(lock_dir) else []
+    return {
+        'volumes': ['%s %s' % (v.id, v.status) for v in volumes],
+        'attachments': [a['attachment_id'] for v in volumes
+                        for a in v.attachments],
+        'records': [n for n in files if n.startswith(
+            ('cinder_store-readers-', 'cinder_store-upload-',
+             'cinder_store-creating-'))],
+        'lock files of deleted volumes': [
+            n for n in files if n.startswith('cinder_store-') and
+            _volume_gone(cinder, n[-36:])],
+        'loop devices': _stale_loop_devices(),
+        'temporary ceph configs': host.leftover_connect_files(),
+    }
+
+
+def _volume_gone(cinder, volume_id):
+    from cinderclient import exceptions
+    from oslo_utils import uuidutils
+    if not uuidutils.is_uuid_like(volume_id):
+        return False
+    try:
+        cinder.volumes.get(volume_id)
+    except exceptions.NotFound:
+        return True
+    return False
+
+
+def _stale_loop_devices():
+    out = subprocess.run(['losetup', '-l', '-n', '-O', 'NAME,BACK-FILE'],
+                         capture_output=True, text=True).stdout
+    return [line.strip() for line in out.splitlines()
+            if '(deleted)' in line]
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == '--worker':
+        worker(sys.argv[2:])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--ops', type=int, default=100)
+    parser.add_argument('--seed', type=int, default=1)
+    parser.add_argument('--workers', type=int, default=3)
+    parser.add_argument('--kill-rate', type=float, default=0.1)
+    parser.add_argument('--freeze-rate', type=float, default=0.03)
+    parser.add_argument('--backends', type=lambda s: s.split(','),
+                        default=['block', 'file', 'multiattach', 'rbd'])
+    parser.add_argument('--time-limit', type=float, default=1800,
+                        help='stop sending operations after this long')
+    parser.add_argument('--abandoned-age', type=int, default=5)
+    parser.add_argument('--json')
+    args = parser.parse_args()
+    result, status = Campaign(args).run()
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=2, default=str)
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
