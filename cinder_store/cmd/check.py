@@ -351,18 +351,22 @@ def _stuck_volumes(backend, fix):
         return [Finding(SKIP, 'stuck volumes', 'listing volumes needs '
                         'service credentials')]
     try:
-        cinder = backend.cinder()
-        name = (backend.volume_type or
-                cinder.default_volume_type().name)
-        stuck = [v for status in STUCK
-                 for v in cinder.volumes_with_status(status)
-                 if v.volume_type == name]
+        cinder, name, stuck = _typed_volumes(backend, STUCK)
     except Exception as e:
         return [_failed('stuck volumes', e)]
     if not stuck:
         return [Finding(OK, 'stuck volumes', 'no volume of type %r left '
                         'attaching or detaching' % name)]
     return [_stuck_volume(backend, cinder, v, fix) for v in stuck]
+
+
+def _typed_volumes(backend, statuses):
+    """(Cinder client, the backend's type name, its volumes in statuses)."""
+    cinder = backend.cinder()
+    name = backend.volume_type or cinder.default_volume_type().name
+    return cinder, name, [v for status in statuses
+                          for v in cinder.volumes_with_status(status)
+                          if v.volume_type == name]
 
 
 @_guarded('stuck volumes')
@@ -402,15 +406,12 @@ def _unheld(backend, fix):
         return [Finding(SKIP, 'unheld', 'listing volumes needs service '
                         'credentials')]
     try:
-        cinder = backend.cinder()
-        name = (backend.volume_type or
-                cinder.default_volume_type().name)
         recorded = (set(backend.shared_reads().recorded_volumes()) |
                     set(backend.uploads.volume_ids()))
         me = host_mod.hostname()
-        candidates = [v for status in ('in-use', 'attaching')
-                      for v in cinder.volumes_with_status(status)
-                      if v.volume_type == name and v.id not in recorded and
+        cinder, name, volumes = _typed_volumes(backend,
+                                               ('in-use', 'attaching'))
+        candidates = [v for v in volumes if v.id not in recorded and
                       any(a.get('host_name') == me
                           for a in v.attachments or ())]
     except Exception as e:
@@ -505,10 +506,7 @@ def _ceph(backend):
     if not backend.has_service_credentials:
         return Finding(SKIP, 'ceph', 'finding a volume needs service '
                        'credentials')
-    cinder = backend.cinder()
-    name = backend.volume_type or cinder.default_volume_type().name
-    volumes = [v for v in cinder.volumes_with_status('available')
-               if v.volume_type == name]
+    cinder, name, volumes = _typed_volumes(backend, ('available',))
     if not volumes:
         return Finding(SKIP, 'ceph', 'no available volume of type %r to '
                        'attach: checked with the first image stored' % name)
