@@ -157,10 +157,9 @@ class Campaign(object):
         self.stored = {}  # image id -> (backend, uri, sha256)
         self.believed = {}  # the same, for every add that succeeded
         self.maybe = {}  # image id -> (backend, uri): a delete was killed
-        self.ids = set()
+        self.adds = {}  # image id -> backend, for every add sent
         self.counts = collections.Counter()
         self.unexpected = []
-        self.frozen_until = 0.0
         self.freezes = []
         self.remaining = args.ops
         self.deadline = time.monotonic() + args.time_limit
@@ -184,13 +183,14 @@ class Campaign(object):
             roll = self.rng.random()
             if not stored or roll < 0.4:
                 image = str(uuid.uuid4())
-                self.ids.add(image)
+                backend = self.rng.choice(self.backends)
+                self.adds[image] = backend
                 size = self.rng.choice((1, MiB + 3, 5 * MiB, 24 * MiB))
                 declared = self.rng.choice(('exact', 'exact', 'zero',
                                             'wrong'))
                 return {'op': 'add', 'image': image, 'size': size,
                         'seed': self.rng.randrange(1 << 30),
-                        'backend': self.rng.choice(self.backends),
+                        'backend': backend,
                         'declared': {'exact': size, 'zero': 0,
                                      'wrong': size + 7}[declared],
                         'kind': 'add-' + declared}
@@ -323,7 +323,7 @@ class Campaign(object):
         time.sleep(self.args.abandoned_age + 1)
         fixed = self.fix()
         unreadable, undeletable = self.settle()
-        left = leftovers(self.ids)
+        left = leftovers(self.adds)
         return self.report(campaign_s, time.monotonic() - t0, fixed,
                            unreadable, undeletable, left)
 
@@ -358,6 +358,12 @@ class Campaign(object):
             everything = dict(self.maybe)
             everything.update({i: (b, u) for i, (b, u, _) in
                                self.stored.items()})
+            # An add that completed as its worker was killed: Glance
+            # never learnt its location either (the image stays
+            # 'saving'); delete it as Glance's image delete would not.
+            for image, uri in self.lost_answers().items():
+                self.counts['adds done as their worker died'] += 1
+                everything[image] = (self.adds[image], uri)
             for image, (backend, uri) in sorted(everything.items()):
                 answer = worker.call({'op': 'delete', 'uri': uri,
                                       'backend': backend})
@@ -367,6 +373,19 @@ class Campaign(object):
         finally:
             worker.stop()
         return unreadable, undeletable
+
+    def lost_answers(self):
+        """image id -> location of killed adds whose volume is complete."""
+        cinder = admin_cinder()
+        answered = set(self.believed) | set(self.maybe)
+        names = {'image-%s' % i: i for i in self.adds if i not in answered}
+        found = {}
+        for volume in cinder.volumes.list(search_opts={'all_tenants': 1}):
+            image = names.get(volume.name)
+            if image and volume.status == 'available':
+                found[image] = 'cinder://%s/%s' % (self.adds[image],
+                                                   volume.id)
+        return found
 
     def report(self, campaign_s, total_s, fixed, unreadable, undeletable,
                left):
@@ -380,6 +399,11 @@ class Campaign(object):
             ('  while a service was frozen', c['errors while frozen']),
             ('unexpected errors', len(self.unexpected)),
             ('wrong bytes', c['wrong bytes']),
+            ('  deletes refused while read (409)',
+             c['delete refused while read']),
+            ('  reads racing their delete', c['reads racing their delete']),
+            ('adds completed as their worker died',
+             c['adds done as their worker died']),
             ('images believed stored at the end', len(self.stored)),
             ('  unreadable (stuck)', len(unreadable)),
             ('undeletable', len(undeletable)),
@@ -421,15 +445,19 @@ def _signal_group(pid, sig):
         pass
 
 
-def leftovers(image_ids):
-    """What the campaign's images left after everything was deleted."""
-    from cinder_store import host
+def admin_cinder():
     from cinderclient import client as cinder_client
     import openstack
     os.environ.setdefault('OS_CLIENT_CONFIG_FILE',
                           os.path.join(STACK_DIR, 'clouds.yaml'))
-    cinder = cinder_client.Client('3.54', session=openstack.connect(
+    return cinder_client.Client('3.54', session=openstack.connect(
         cloud='stack-admin').session)
+
+
+def leftovers(image_ids):
+    """What the campaign's images left after everything was deleted."""
+    from cinder_store import host
+    cinder = admin_cinder()
     names = {'image-%s' % i for i in image_ids}
     deadline = time.monotonic() + 120
     while True:  # Cinder deletes asynchronously
