@@ -35,87 +35,21 @@ error is logged and added to it as a note, never replacing it.
 import contextlib
 import datetime
 import logging
-import os
 from typing import Any
 from typing import Callable
 from typing import Iterable
 
 from glance_store import exceptions
 from os_brick.initiator import utils as brick_utils
-from oslo_concurrency import lockutils
 from oslo_utils import excutils
 from oslo_utils import strutils
 from oslo_utils import timeutils
-from oslo_utils import uuidutils
 
 from cinder_store import client
 from cinder_store import device as device_mod
 from cinder_store import host
 
 LOG = logging.getLogger(__name__)
-LOCK_PREFIX = 'cinder_store-'
-
-
-class HostSettings(object):
-    """How this host attaches volumes, from one backend's options."""
-
-    def __init__(self, root_helper: str, multipath: bool,
-                 enforce_multipath: bool, mount_base: str, lock_path: str,
-                 backend: str | None = None, abandoned_after: int = 600,
-                 rbd: host.RBDClient | None = None):
-        self.root_helper = root_helper
-        self.multipath = multipath
-        self.enforce_multipath = enforce_multipath
-        self.mount_base = mount_base
-        self.lock_path = lock_path
-        # Names this backend in the records it leaves beside the locks,
-        # which several backends may share.
-        self.backend = backend
-        # Seconds after which an attachment Cinder made and nobody
-        # completed is abandoned (see abandoned()).
-        self.abandoned_after = abandoned_after
-        # What a userspace RBD attach needs that Cinder does not send
-        self.rbd = rbd or host.RBDClient()
-
-    def connector(self):
-        return host.connector_properties(
-            self.root_helper, self.multipath, self.enforce_multipath)
-
-    def volume_lock(self, volume_id):
-        """Held around connect, and around count + disconnect + delete."""
-        return self._lock(volume_id)
-
-    def readers_lock(self, volume_id):
-        """Held while joining or leaving a shared read (hostshare)."""
-        return self._lock('read-' + volume_id)
-
-    def _lock(self, name):
-        return lockutils.lock(name, lock_file_prefix=LOCK_PREFIX,
-                              external=True, lock_path=self.lock_path)
-
-    def forget(self, volume_id):
-        """Remove the lock files of a volume that no longer exists."""
-        for name in (volume_id, 'read-' + volume_id):
-            lockutils.remove_external_lock_file(
-                name, lock_file_prefix=LOCK_PREFIX, lock_path=self.lock_path)
-
-    def locked_volumes(self):
-        """Ids of the volumes that have lock files here, sorted.
-
-        The lock directory may be shared by several backends: these are
-        every backend's.
-        """
-        try:
-            names = os.listdir(self.lock_path)
-        except FileNotFoundError:
-            return []
-        ids = set()
-        for name in names:
-            for prefix in (LOCK_PREFIX, LOCK_PREFIX + 'read-'):
-                rest = name[len(prefix):]
-                if name.startswith(prefix) and uuidutils.is_uuid_like(rest):
-                    ids.add(rest)
-        return sorted(ids)
 
 
 def _masked(connection_info):
@@ -144,7 +78,7 @@ class Attachment(object):
     left: no device handle, no host connection, no Cinder attachment.
     """
 
-    def __init__(self, cinder: Any, settings: HostSettings, volume: Any,
+    def __init__(self, cinder: Any, settings: host.HostSettings, volume: Any,
                  writable: bool):
         self.cinder = cinder
         self.settings = settings
@@ -285,7 +219,7 @@ class Attachment(object):
         """Close this process's device handle; leave the attachment up.
 
         For a read-only attachment other processes on this host go on
-        using (:mod:`hostshare`); the last of them detaches it.  A
+        using (:mod:`host_reads`); the last of them detaches it.  A
         userspace connection (RBD) is this process's own, the others made
         theirs: it is disconnected here.
         """
@@ -351,7 +285,7 @@ class Attachment(object):
         return False
 
 
-def connect(settings: HostSettings, volume: Any,
+def connect(settings: host.HostSettings, volume: Any,
             connection_info: dict) -> tuple[Any, dict]:
     """os-brick's connect under the volume's lock: (connector, device info).
 
@@ -382,7 +316,7 @@ def connect(settings: HostSettings, volume: Any,
     return connector, device_info
 
 
-def disconnect(settings: HostSettings, volume: Any, connector: Any,
+def disconnect(settings: host.HostSettings, volume: Any, connector: Any,
                connection_info: dict, device_info: dict | None) -> None:
     """os-brick's disconnect of a connection this process made (forced)."""
     with settings.volume_lock(volume.id):
@@ -403,11 +337,11 @@ class Connection(object):
 
     A userspace transport (RBD through librbd) connects per process: a
     worker reading an attachment another worker on this host made and
-    recorded (:mod:`hostshare`) connects it again with the attachment's
+    recorded (:mod:`host_reads`) connects it again with the attachment's
     connection info from Cinder, and disconnects its own when done.
     """
 
-    def __init__(self, cinder: Any, settings: HostSettings, volume: Any,
+    def __init__(self, cinder: Any, settings: host.HostSettings, volume: Any,
                  attachment_id: str):
         self.settings = settings
         self.volume = volume
@@ -437,7 +371,7 @@ def _host_holds_another(cinder, volume, attachment_id):
     return bool(attachments_here(fresh) - {attachment_id})
 
 
-def reclaim_volume(cinder: Any, settings: HostSettings, volume: Any,
+def reclaim_volume(cinder: Any, settings: host.HostSettings, volume: Any,
                    disconnect: bool = True) -> int:
     """Detach every attachment of a volume we own, delete it, forget it.
 
@@ -494,7 +428,7 @@ def abandoned(cinder: Any, volume_id: str, max_age: float,
     return found
 
 
-def reclaim_abandoned(cinder: Any, settings: HostSettings,
+def reclaim_abandoned(cinder: Any, settings: host.HostSettings,
                       volume: Any) -> list[str]:
     """Delete ``volume``'s abandoned attachments in Cinder; their ids.
 
@@ -521,7 +455,7 @@ def describe(volume: Any, ids: Iterable[str]) -> str:
                      for i in sorted(ids))
 
 
-def detach_leftovers(cinder: Any, settings: HostSettings, volume: Any,
+def detach_leftovers(cinder: Any, settings: host.HostSettings, volume: Any,
                      attachment_ids: Iterable[str]) -> None:
     """Detach attachments this host holds on ``volume``.
 
@@ -534,7 +468,7 @@ def detach_leftovers(cinder: Any, settings: HostSettings, volume: Any,
                     'host', attachment_id, volume.id)
 
 
-def detach_attachment(cinder: Any, settings: HostSettings, volume: Any,
+def detach_attachment(cinder: Any, settings: host.HostSettings, volume: Any,
                       attachment_id: str, device_info: dict | None = None,
                       disconnect: bool = True) -> None:
     """Detach an attachment this process has no :class:`Attachment` for.

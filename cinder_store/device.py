@@ -152,7 +152,7 @@ class FdDevice(Device):
     for, and keeps a multi-GiB image from evicting the Glance host's page
     cache.  Regular files, such as volumes on NFS-style shares, always go
     through the page cache, and so does a block device opened with
-    ``direct=False`` (readers sharing an attachment, :mod:`sharing`).
+    ``direct=False`` (readers sharing an attachment, :mod:`process_reads`).
     """
 
     def __init__(self, path, writable, direct=True):

@@ -10,7 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""This host as os-brick sees it: connector properties and connectors.
+"""This host: how it attaches (settings, locks), as os-brick sees it.
 
 Connector properties and the host IP are computed once per process (they
 start os-brick's privsep daemon and probe every transport, which costs
@@ -30,8 +30,10 @@ from typing import Callable
 
 from glance_store import exceptions
 from os_brick.initiator import connector as brick_connector
+from oslo_concurrency import lockutils
 from oslo_concurrency import processutils
 from oslo_privsep import priv_context
+from oslo_utils import uuidutils
 
 from cinder_store import device
 
@@ -44,6 +46,71 @@ _NFS_TYPES = ('nfs', 'glusterfs', 'vzstorage', 'quobyte')
 
 _lock = threading.Lock()
 _cache: dict[tuple, dict] = {}
+
+
+LOCK_PREFIX = 'cinder_store-'
+
+
+class HostSettings(object):
+    """How this host attaches volumes, from one backend's options."""
+
+    def __init__(self, root_helper: str, multipath: bool,
+                 enforce_multipath: bool, mount_base: str, lock_path: str,
+                 backend: str | None = None, abandoned_after: int = 600,
+                 rbd: "RBDClient | None" = None):
+        self.root_helper = root_helper
+        self.multipath = multipath
+        self.enforce_multipath = enforce_multipath
+        self.mount_base = mount_base
+        self.lock_path = lock_path
+        # Names this backend in the records it leaves beside the locks,
+        # which several backends may share.
+        self.backend = backend
+        # Seconds after which an attachment Cinder made and nobody
+        # completed is abandoned (see abandoned()).
+        self.abandoned_after = abandoned_after
+        # What a userspace RBD attach needs that Cinder does not send
+        self.rbd = rbd or RBDClient()
+
+    def connector(self):
+        return connector_properties(
+            self.root_helper, self.multipath, self.enforce_multipath)
+
+    def volume_lock(self, volume_id):
+        """Held around connect, and around count + disconnect + delete."""
+        return self._lock(volume_id)
+
+    def readers_lock(self, volume_id):
+        """Held while joining or leaving a shared read (host_reads)."""
+        return self._lock('read-' + volume_id)
+
+    def _lock(self, name):
+        return lockutils.lock(name, lock_file_prefix=LOCK_PREFIX,
+                              external=True, lock_path=self.lock_path)
+
+    def forget(self, volume_id):
+        """Remove the lock files of a volume that no longer exists."""
+        for name in (volume_id, 'read-' + volume_id):
+            lockutils.remove_external_lock_file(
+                name, lock_file_prefix=LOCK_PREFIX, lock_path=self.lock_path)
+
+    def locked_volumes(self):
+        """Ids of the volumes that have lock files here, sorted.
+
+        The lock directory may be shared by several backends: these are
+        every backend's.
+        """
+        try:
+            names = os.listdir(self.lock_path)
+        except FileNotFoundError:
+            return []
+        ids = set()
+        for name in names:
+            for prefix in (LOCK_PREFIX, LOCK_PREFIX + 'read-'):
+                rest = name[len(prefix):]
+                if name.startswith(prefix) and uuidutils.is_uuid_like(rest):
+                    ids.add(rest)
+        return sorted(ids)
 
 
 def root_helper(rootwrap_config: str) -> str:

@@ -25,9 +25,9 @@ from typing import Sequence
 from glance_store import multi_backend
 from oslo_config import cfg
 
-from cinder_store import attachment
-from cinder_store import hostshare
-from cinder_store import uploads
+from cinder_store import host as host_mod
+from cinder_store import host_reads
+from cinder_store import upload_records
 
 
 def load_stores(config_file: str | Sequence[str],
@@ -97,8 +97,8 @@ class Maintenance(object):
         return self._store.view.cinder_store_rootwrap_config
 
     @property
-    def host(self) -> attachment.HostSettings:
-        """The :class:`attachment.HostSettings` this backend attaches with."""
+    def host(self) -> host_mod.HostSettings:
+        """The :class:`host.HostSettings` this backend attaches with."""
         return self._store._host
 
     @property
@@ -106,13 +106,13 @@ class Maintenance(object):
         return self._store._host.lock_path
 
     @property
-    def uploads(self) -> uploads.Uploads:
-        """The upload records of this host (:class:`uploads.Uploads`)."""
+    def uploads(self) -> upload_records.Uploads:
+        """This host's upload records (:class:`upload_records.Uploads`)."""
         return self._store._uploads
 
-    def shared_reads(self) -> hostshare.HostReaders:
-        """This host's shared-read records (:class:`hostshare.HostReaders`)."""
-        return hostshare.HostReaders(self._store._host)
+    def shared_reads(self) -> host_reads.HostReaders:
+        """This host's shared reads (:class:`host_reads.HostReaders`)."""
+        return host_reads.HostReaders(self._store._host)
 
     def connector(self) -> dict[str, Any]:
         """os-brick's connector properties of this host.

@@ -14,10 +14,11 @@
 
 Glance workers on one host leave notes for each other (and for
 ``cinder-store-check``) in the lock directory: which shared read
-attachment exists (:mod:`hostshare`), which upload is in progress
-(:mod:`uploads`).  A note names its writers by :func:`process_id` and the
-host's :func:`boot_id`, so a note left by a process that died, or before a
-reboot, is recognised as stale.  Notes never hold credentials.
+attachment exists (:mod:`host_reads`), which upload is in progress
+(:mod:`upload_records`).  A note names its writers by
+:func:`process_id` and the host's :func:`boot_id`, so a note left by a
+process that died, or before a reboot, is recognised as stale.  Notes
+never hold credentials.
 """
 
 import json

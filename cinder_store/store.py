@@ -14,8 +14,10 @@
 
 This class only wires the pieces together: options (:mod:`opts`),
 identity (:mod:`auth`), Cinder calls (:mod:`client`), the attachment
-lifecycle (:mod:`attachment`), byte moving (:mod:`dataio`) and volume
-growth (:mod:`growth`).
+lifecycle (:mod:`attachment`), byte moving (:mod:`dataio`), the write
+path that grows the volume (:mod:`upload`), shared reads in this process
+(:mod:`process_reads`, across processes :mod:`host_reads`) and the crash
+records of uploads (:mod:`upload_records`).
 """
 
 import logging
@@ -34,13 +36,13 @@ from cinder_store import attachment
 from cinder_store import auth
 from cinder_store import client
 from cinder_store import dataio
-from cinder_store import growth
 from cinder_store import host
 from cinder_store import location
 from cinder_store import maintenance
 from cinder_store import opts
-from cinder_store import sharing
-from cinder_store import uploads
+from cinder_store import process_reads
+from cinder_store import upload
+from cinder_store import upload_records
 
 LOG = logging.getLogger(__name__)
 
@@ -134,7 +136,7 @@ class Store(driver.Store):
             view.cinder_store_state_transition_timeout)
         helper = host.root_helper(view.cinder_store_rootwrap_config)
         host.route_privsep(helper)
-        self._host = attachment.HostSettings(
+        self._host = host.HostSettings(
             helper,
             view.cinder_store_use_multipath,
             view.cinder_store_enforce_multipath,
@@ -143,8 +145,8 @@ class Store(driver.Store):
             abandoned_after=view.cinder_store_abandoned_attachment_age,
             rbd=host.RBDClient(view.cinder_store_rbd_keyring,
                                view.cinder_store_rbd_client_timeout))
-        self._readers = sharing.ReadAttachments(self._host)
-        self._uploads = uploads.Uploads(self._host)
+        self._readers = process_reads.ReadAttachments(self._host)
+        self._uploads = upload_records.Uploads(self._host)
         self.warm_up = threading.Thread(
             target=self._probe_host, name='cinder_store-probe', daemon=True)
         self.warm_up.start()
@@ -226,7 +228,7 @@ class Store(driver.Store):
             volume = cinder.wait_for_status(volume, 'creating', 'available')
             writer = dataio.ImageWriter(image_file, image_size, hashing_algo,
                                         verifier)
-            growth.write_image(cinder, self._host, volume, writer,
+            upload.write_image(cinder, self._host, volume, writer,
                                self.view.cinder_store_extend_online)
             if not image_size:
                 cinder.set_metadata(volume.id,
@@ -250,7 +252,7 @@ class Store(driver.Store):
     def _create_volume(self, cinder, image_id, image_size, context, token):
         metadata = {'glance_image_id': image_id,
                     'image_size': str(image_size),
-                    uploads.TOKEN_KEY: token}
+                    upload_records.TOKEN_KEY: token}
         owner = getattr(context, 'project_id', None)
         if owner:
             metadata['image_owner'] = owner
@@ -292,7 +294,7 @@ class Store(driver.Store):
         ``length`` is what the iterator yields.  An offset past the end of
         the image raises ``exceptions.Invalid``.  Concurrent readers of one
         image in this process share one read-only attachment
-        (:mod:`sharing`); the iterator releases its hold when exhausted,
+        (:mod:`process_reads`); the iterator releases its hold when exhausted,
         closed or dropped.
         """
         volume_id = location.store_location.volume_id

@@ -56,10 +56,10 @@ from oslo_utils import timeutils
 
 from cinder_store import attachment
 from cinder_store import host as host_mod
-from cinder_store import hostshare
+from cinder_store import host_reads
 from cinder_store import records
 from cinder_store import store as store_mod
-from cinder_store import uploads
+from cinder_store import upload_records
 
 OK, WARN, FAIL, FIXED, SKIP = 'ok', 'warn', 'FAIL', 'fixed', 'skip'
 
@@ -246,7 +246,7 @@ def _shared_read(readers, cinder, volume_id, fix):
                        'alone' % volume_id)
     unsure = (not record.get('attachment') and
               getattr(volume, 'multiattach', False) and
-              [a for a in hostshare.being_made(cinder, volume_id)
+              [a for a in host_reads.being_made(cinder, volume_id)
                if a not in detached])
     if unsure:
         return Finding(WARN, 'shared reads', 'volume %s: removed the stale '
@@ -313,7 +313,8 @@ def _creation(recorded, cinder, token, fix):
             record.get('image'), record.get('holder')),
         lambda: 'for image %s, cut short: %s; --fix deletes any volume '
                 'carrying metadata %s=%s' % (
-                    record.get('image'), reason, uploads.TOKEN_KEY, token),
+                    record.get('image'), reason, upload_records.TOKEN_KEY,
+                    token),
         lambda: recorded.reclaim_creation(cinder, token))
 
 
@@ -332,7 +333,7 @@ def _upload_finding(subject, record, reason, fix, live, orphaned, reclaim):
         return Finding(WARN, 'uploads', '%s: %s' % (subject, orphaned()))
     try:
         done = reclaim()
-    except uploads.NotOrphaned as e:
+    except upload_records.NotOrphaned as e:
         return Finding(OK, 'uploads', str(e))
     return Finding(FIXED, 'uploads', '%s: %s' % (subject, done))
 

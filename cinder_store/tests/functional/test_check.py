@@ -17,10 +17,10 @@ import os
 
 from glance_store import multi_backend
 
-from cinder_store import hostshare
+from cinder_store import host_reads
 from cinder_store import records
 from cinder_store.tests.functional import base
-from cinder_store import uploads
+from cinder_store import upload_records
 
 
 class CheckCommandTest(base.FunctionalTestCase):
@@ -118,7 +118,7 @@ class CheckCommandTest(base.FunctionalTestCase):
         api = store._cinder.bind(None)
         volume = api.wait_for_status(api.create_volume(
             1, 'image-%s' % image_id, {'glance_image_id': image_id,
-                                       uploads.TOKEN_KEY: token},
+                                       upload_records.TOKEN_KEY: token},
             store.view.cinder_store_volume_type), 'creating', 'available')
 
         self.warn_then_fix(
@@ -136,4 +136,4 @@ class CheckCommandTest(base.FunctionalTestCase):
         self.kill_when_ready('reader', uri, self.backend, '1')
         store = multi_backend.get_store_from_store_identifier(self.backend)
         records = os.listdir(store._host.lock_path)
-        self.assertTrue(any(n.startswith(hostshare.PREFIX) for n in records))
+        self.assertTrue(any(n.startswith(host_reads.PREFIX) for n in records))

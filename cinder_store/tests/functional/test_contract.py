@@ -30,7 +30,7 @@ from glance_store import location
 from glance_store import multi_backend
 from oslo_utils import timeutils
 
-from cinder_store import hostshare
+from cinder_store import host_reads
 from cinder_store.tests.functional import base
 
 
@@ -339,7 +339,7 @@ class TestMultiattach(StoreContract, FaultContract, base.FunctionalTestCase):
             self.assertRaisesRegex(exceptions.BackendException, 'to reserve',
                                    self.read, uri, self.backend)
         self.assertNotIn(uri.rsplit('/', 1)[1],
-                         hostshare.HostReaders(self.host).recorded_volumes())
+                         host_reads.HostReaders(self.host).recorded_volumes())
         # Nothing names the attachment now; once old enough, the next
         # reader refused for the volume's status deletes it and reads.
         self.wait_abandoned(uri)

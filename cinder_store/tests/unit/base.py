@@ -25,7 +25,6 @@ from oslo_config import cfg
 from oslo_utils import timeutils
 from oslotest import base
 
-from cinder_store import attachment
 from cinder_store import auth
 from cinder_store import client
 from cinder_store import host
@@ -33,7 +32,7 @@ from cinder_store import opts
 from cinder_store import records
 from cinder_store import store
 from cinder_store.tests.unit import fakes
-from cinder_store import uploads
+from cinder_store import upload_records
 
 # A holder beyond pid_max: never a running process.
 DEAD = '%s:999999999:1' % records.pid_namespace()
@@ -141,8 +140,8 @@ class CinderTestCase(TestCase):
         return volume
 
     def settings(self):
-        return attachment.HostSettings('', False, False, self.tmp + '/mnt',
-                                       self.tmp + '/locks')
+        return host.HostSettings('', False, False, self.tmp + '/mnt',
+                                 self.tmp + '/locks')
 
     def assertNothingLeft(self, volumes=0):
         self.assertEqual({}, self.cinder.attachments)
@@ -189,7 +188,7 @@ class StoreTestCase(CinderTestCase):
         stale = [n for n in names if not any(v in n for v in live)]
         self.assertEqual([], stale, 'lock files of deleted volumes')
         self.assertEqual([], [n for n in names
-                              if n.startswith(uploads.PREFIX)],
+                              if n.startswith(upload_records.PREFIX)],
                          'records of finished uploads')
 
     def location(self, volume_id, backend='fast'):

@@ -16,7 +16,7 @@ from glance_store import location as gs_location
 from glance_store import multi_backend
 from oslo_config import cfg
 
-from cinder_store import hostshare
+from cinder_store import host_reads
 from cinder_store import maintenance
 from cinder_store.tests.unit import base
 
@@ -35,7 +35,7 @@ class TestMaintenance(base.StoreTestCase):
         self.assertEqual(self.tmp + '/locks', view.lock_path)
         self.assertEqual(view.lock_path, view.host.lock_path)
         self.assertEqual('/etc/glance/rootwrap.conf', view.rootwrap_config)
-        self.assertIsInstance(view.shared_reads(), hostshare.HostReaders)
+        self.assertIsInstance(view.shared_reads(), host_reads.HostReaders)
         self.assertEqual('testhost', view.connector()['host'])
 
     def test_its_cinder_client_and_records_are_the_stores(self):

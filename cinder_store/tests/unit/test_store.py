@@ -25,12 +25,12 @@ from oslo_config import cfg
 from oslo_utils import units
 
 from cinder_store import host
-from cinder_store import hostshare
+from cinder_store import host_reads
 from cinder_store import records
 from cinder_store import store
 from cinder_store.tests.unit import base
 from cinder_store.tests.unit import fakes
-from cinder_store import uploads
+from cinder_store import upload_records
 
 
 class Context(object):
@@ -216,7 +216,7 @@ class TestAdd(base.StoreTestCase):
         def create(volumes, size, name=None, metadata=None,
                    volume_type=None):
             (token,) = self.store._uploads.creation_tokens()
-            seen.append((token, metadata[uploads.TOKEN_KEY]))
+            seen.append((token, metadata[upload_records.TOKEN_KEY]))
             return real_create(volumes, size, name, metadata, volume_type)
 
         with mock.patch.object(fakes._Volumes, 'create', create):
@@ -229,7 +229,7 @@ class TestAdd(base.StoreTestCase):
     def test_a_failed_create_stays_the_error_when_recording_it_fails(self):
         self.cinder.fail('volumes.create',
                          cinder_exc.ClientException(500, 'boom'))
-        with mock.patch.object(uploads.Uploads, 'creation_failed',
+        with mock.patch.object(upload_records.Uploads, 'creation_failed',
                                side_effect=OSError(28, 'no space')):
             self.assertRaisesRegex(exceptions.BackendException, 'boom',
                                    self.add, b'abc')
@@ -252,7 +252,7 @@ class TestAdd(base.StoreTestCase):
         self.assertIn('read timed out', reason)
         (volume_id,) = self.cinder.volumes  # made, unknown to us
         api = self.store._cinder.bind(None)
-        self.assertRaisesRegex(uploads.NotOrphaned, 'still creating',
+        self.assertRaisesRegex(upload_records.NotOrphaned, 'still creating',
                                self.store._uploads.reclaim_creation, api,
                                token)
         api.wait_for_status(api.get_volume(volume_id), 'creating',
@@ -530,7 +530,7 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         # Cinder lists only attached attachments with the volume.
         self.cinder.volumes[volume_id].attachments = []
         path = os.path.join(self.store._host.lock_path,
-                            hostshare.PREFIX + volume_id + '.json')
+                            host_reads.PREFIX + volume_id + '.json')
         with open(path, 'w') as f:
             json.dump({'boot': records.boot_id(), 'host': 'testhost',
                        'attachment': None, 'holders': [base.DEAD]}, f)
@@ -559,7 +559,7 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
 
     def reader_record(self, volume_id):
         return os.path.join(self.store._host.lock_path,
-                            hostshare.PREFIX + volume_id + '.json')
+                            host_reads.PREFIX + volume_id + '.json')
 
     def test_delete_detaches_leftover_attachment_of_this_host(self):
         url, _, _, _, _ = self.add(b'12345')

@@ -20,10 +20,10 @@ from oslo_config import cfg
 from cinder_store import attachment
 from cinder_store.cmd import check
 from cinder_store import host
-from cinder_store import hostshare
+from cinder_store import host_reads
 from cinder_store import records
 from cinder_store.tests.unit import base
-from cinder_store import uploads
+from cinder_store import upload_records
 
 DEAD = base.DEAD
 FILTERS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..',
@@ -200,7 +200,7 @@ class TestCheckStore(base.StoreTestCase):
         """A download whose worker died: its record names a dead holder."""
         volume, it = self.reading()
         rewrite(os.path.join(self.store._host.lock_path,
-                             hostshare.PREFIX + volume.id + '.json'),
+                             host_reads.PREFIX + volume.id + '.json'),
                 holders=[DEAD])
         it._holder[0] = None  # the dead worker will not detach
         return volume
@@ -231,7 +231,7 @@ class TestCheckStore(base.StoreTestCase):
         (leaked,) = self.cinder.attachments
         self.cinder.attachments[leaked]['status'] = 'attaching'
         rewrite(os.path.join(self.store._host.lock_path,
-                             hostshare.PREFIX + volume.id + '.json'),
+                             host_reads.PREFIX + volume.id + '.json'),
                 attachment=None, drop=['device_info'])
         return volume, leaked
 
@@ -388,7 +388,7 @@ class TestCheckStore(base.StoreTestCase):
     def test_another_hosts_shared_read_is_reported_and_left(self):
         volume = self.stale_reader()
         rewrite(os.path.join(self.store._host.lock_path,
-                             hostshare.PREFIX + volume.id + '.json'),
+                             host_reads.PREFIX + volume.id + '.json'),
                 host='otherhost')
         found = self.findings(fix=True)['shared reads']
         self.assertEqual(check.WARN, found.status)
@@ -397,7 +397,7 @@ class TestCheckStore(base.StoreTestCase):
 
     def test_a_failing_record_fails_alone(self):
         self.stale_reader()
-        with mock.patch.object(hostshare.HostReaders, 'inspect',
+        with mock.patch.object(host_reads.HostReaders, 'inspect',
                                side_effect=OSError('lock busy')):
             found = self.findings()['shared reads']
         self.assertEqual(check.FAIL, found.status)
@@ -460,7 +460,8 @@ class TestCheckStore(base.StoreTestCase):
         """A worker killed inside the create call: Cinder made the volume."""
         token = self.store._uploads.creating('img-1')
         api = self.store._cinder.bind(None)
-        metadata = {'glance_image_id': 'img-1', uploads.TOKEN_KEY: token}
+        metadata = {'glance_image_id': 'img-1',
+                    upload_records.TOKEN_KEY: token}
         api.wait_for_status(api.create_volume(1, 'image-img-1', metadata,
                                               None), 'creating', 'available')
         rewrite(self.store._uploads.creations.path(token), holder=holder)

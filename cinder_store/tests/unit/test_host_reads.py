@@ -19,7 +19,7 @@ from glance_store import exceptions
 
 from cinder_store import attachment
 from cinder_store import host
-from cinder_store import hostshare
+from cinder_store import host_reads
 from cinder_store import records
 from cinder_store.tests.unit import base
 from cinder_store.tests.unit import fakes
@@ -36,7 +36,7 @@ class TestHostReaders(base.CinderTestCase):
         self.volume = self.available_volume(self.api)
         settings = self.settings()
         os.makedirs(settings.lock_path, exist_ok=True)
-        self.readers = hostshare.HostReaders(settings)
+        self.readers = host_reads.HostReaders(settings)
         self.record_path = os.path.join(
             settings.lock_path,
             'cinder_store-readers-%s.json' % self.volume.id)
@@ -178,7 +178,7 @@ class TestHostReaders(base.CinderTestCase):
     def test_record_whose_attachment_cinder_lost_is_replaced(self):
         leftover = self.leftover(holders=[self.other])
         self.api.attachment_delete(leftover.id)  # e.g. an admin's detach
-        with mock.patch.object(hostshare.LOG, 'warning') as warn:
+        with mock.patch.object(host_reads.LOG, 'warning') as warn:
             handle = self.readers.join(self.api, self.volume)
         # Gone from Cinder is detached: nothing failed, nothing to warn of
         self.assertFalse(warn.called)
@@ -192,7 +192,7 @@ class TestHostReaders(base.CinderTestCase):
         os.makedirs(os.path.dirname(self.record_path), exist_ok=True)
         with open(self.record_path, 'w') as f:
             json.dump(foreign, f)
-        with mock.patch.object(hostshare.LOG, 'warning') as warn:
+        with mock.patch.object(host_reads.LOG, 'warning') as warn:
             handle = self.readers.join(self.api, self.volume)
         self.assertIn('otherhost', str(warn.call_args))
         self.assertEqual(self.cinder.device_path(self.volume.id),
@@ -229,7 +229,7 @@ class TestHostReaders(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_failed_record_write_detaches(self):
-        with mock.patch.object(hostshare.HostReaders, '_save',
+        with mock.patch.object(host_reads.HostReaders, '_save',
                                side_effect=OSError(28, 'no space')):
             self.assertRaises(OSError, self.readers.join, self.api,
                               self.volume)
@@ -269,14 +269,14 @@ class TestHostReaders(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_failed_naming_of_the_attachment_unwinds_it(self):
-        real_save = hostshare.HostReaders._save
+        real_save = host_reads.HostReaders._save
 
         def save(readers, volume_id, record):
             if record['attachment']:
                 raise OSError(28, 'no space')
             real_save(readers, volume_id, record)
 
-        with mock.patch.object(hostshare.HostReaders, '_save', save):
+        with mock.patch.object(host_reads.HostReaders, '_save', save):
             self.assertRaises(OSError, self.readers.join, self.api,
                               self.volume)
         self.assertFalse(os.path.exists(self.record_path))
@@ -321,7 +321,7 @@ class TestHostReaders(base.CinderTestCase):
         # Cinder names no host for them: they may be another host's.
         volume = self.multiattach_volume()
         leaked = self.killed_while_cinder_attaches(volume)
-        with mock.patch.object(hostshare.LOG, 'warning') as warn:
+        with mock.patch.object(host_reads.LOG, 'warning') as warn:
             self.assertEqual([], self.readers.repair(self.api, volume))
         self.assertIn(volume.id, str(warn.call_args))
         self.assertEqual([leaked], list(self.cinder.attachments))
@@ -343,8 +343,8 @@ class TestHostReaders(base.CinderTestCase):
         with open(self.record_path) as f:
             self.assertEqual({'userspace': True},
                              json.load(f)['device_info'])
-        joiner = hostshare.HostReaders(self.settings()).join(self.api,
-                                                             self.volume)
+        joiner = host_reads.HostReaders(self.settings()).join(
+            self.api, self.volume)
         self.assertEqual(owner.id, joiner.id)
         self.assertEqual(2, len(self.brick.handles))
         self.assertIsNot(owner.device_path, joiner.device_path)

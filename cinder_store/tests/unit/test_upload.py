@@ -10,8 +10,8 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-from cinder_store import growth
 from cinder_store.tests.unit import base
+from cinder_store import upload
 
 
 class TestGrowth(base.TestCase):
@@ -19,5 +19,5 @@ class TestGrowth(base.TestCase):
     def test_doubles_then_caps_step(self):
         sizes = [1]
         while sizes[-1] < 100:
-            sizes.append(growth.next_size_gb(sizes[-1]))
+            sizes.append(upload.next_size_gb(sizes[-1]))
         self.assertEqual([1, 2, 4, 8, 16, 32, 48, 64, 80, 96, 112], sizes)

@@ -19,7 +19,7 @@ from glance_store import exceptions
 
 from cinder_store import attachment
 from cinder_store import device
-from cinder_store import sharing
+from cinder_store import process_reads
 from cinder_store.tests.unit import base
 
 
@@ -35,7 +35,7 @@ class TestReadAttachments(base.CinderTestCase):
         self.volume = self.available_volume(self.api)
         with open(self.cinder.device_path(self.volume.id), 'r+b') as f:
             f.write(b'0123456789')
-        self.readers = sharing.ReadAttachments(self.settings())
+        self.readers = process_reads.ReadAttachments(self.settings())
 
     def test_readers_of_one_volume_share_one_attachment(self):
         first = self.readers.acquire(self.api, self.volume)
@@ -67,8 +67,8 @@ class TestReadAttachments(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_readers_arriving_during_the_attach_all_use_the_cache(self):
-        self.useFixture(fixtures.MockPatch('cinder_store.sharing._Shared',
-                                           _Watched))
+        self.useFixture(fixtures.MockPatch(
+            'cinder_store.process_reads._Shared', _Watched))
         real_open = attachment.Attachment.open
         leases = []
         joiner = threading.Thread(target=lambda: leases.append(
@@ -115,7 +115,7 @@ class TestReadAttachments(base.CinderTestCase):
                 waiting.set()
                 return super(WatchedFuture, self).result(timeout)
         self.useFixture(fixtures.MockPatch(
-            'cinder_store.sharing.futures.Future', WatchedFuture))
+            'cinder_store.process_reads.futures.Future', WatchedFuture))
         got = []
         other = threading.Thread(target=lambda: got.append(
             self.readers.lookup(self.volume.id, fetch)))
@@ -169,8 +169,8 @@ class TestReadAttachments(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_reader_waiting_on_a_failed_attach_gets_a_clear_error(self):
-        self.useFixture(fixtures.MockPatch('cinder_store.sharing._Shared',
-                                           _Watched))
+        self.useFixture(fixtures.MockPatch(
+            'cinder_store.process_reads._Shared', _Watched))
         joiner_errors = []
 
         def second_reader():
@@ -221,7 +221,7 @@ class TestReadAttachments(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
 
-class _Watched(sharing._Shared):
+class _Watched(process_reads._Shared):
     """Tells a test when a reader starts waiting for the attach."""
 
     def __init__(self, volume):

@@ -17,9 +17,10 @@ from cinderclient import exceptions as cinder_exc
 from glance_store import exceptions
 
 from cinder_store import attachment
+from cinder_store import host
 from cinder_store import records
 from cinder_store.tests.unit import base
-from cinder_store import uploads
+from cinder_store import upload_records
 
 DEAD = base.DEAD
 
@@ -31,7 +32,7 @@ class TestUploads(base.CinderTestCase):
         super(TestUploads, self).setUp()
         self.api = self.bound()
         self.settings = self.settings()
-        self.uploads = uploads.Uploads(self.settings)
+        self.uploads = upload_records.Uploads(self.settings)
         self.volume = self.api.wait_for_status(
             self.api.create_volume(1, 'image-img-1',
                                    {'glance_image_id': 'img-1'}, None),
@@ -55,12 +56,12 @@ class TestUploads(base.CinderTestCase):
         self.assertEqual('testhost', record['host'])
         self.assertIsNone(reason)
         self.assertEqual([self.volume.id], self.uploads.volume_ids())
-        self.assertRaises(uploads.NotOrphaned, self.uploads.reclaim,
+        self.assertRaises(upload_records.NotOrphaned, self.uploads.reclaim,
                           self.api, self.volume.id)
         self.assertEqual(1, len(self.cinder.volumes))
 
     def uploads_of(self, backend):
-        return uploads.Uploads(attachment.HostSettings(
+        return upload_records.Uploads(host.HostSettings(
             '', False, False, self.tmp + '/mnt', self.settings.lock_path,
             backend=backend))
 
@@ -113,13 +114,14 @@ class TestUploads(base.CinderTestCase):
     def test_another_hosts_record_is_never_acted_on(self):
         self.rewrite(host='otherhost', holder=DEAD, failed='x')
         self.assertIsNone(self.uploads.inspect(self.volume.id)[1])
-        self.assertRaises(uploads.NotOrphaned, self.uploads.reclaim,
+        self.assertRaises(upload_records.NotOrphaned, self.uploads.reclaim,
                           self.api, self.volume.id)
         self.assertEqual(1, len(self.cinder.volumes))
 
     def test_a_volume_now_carrying_another_image_is_left_alone(self):
         self.rewrite(holder=DEAD, image='img-2')
-        self.assertRaisesRegex(uploads.NotOrphaned, 'carries image img-1',
+        self.assertRaisesRegex(upload_records.NotOrphaned,
+                               'carries image img-1',
                                self.uploads.reclaim, self.api,
                                self.volume.id)
         self.assertEqual(1, len(self.cinder.volumes))
@@ -155,14 +157,14 @@ class TestCreations(base.CinderTestCase):
         super(TestCreations, self).setUp()
         self.api = self.bound()
         self.settings = self.settings()
-        self.uploads = uploads.Uploads(self.settings)
+        self.uploads = upload_records.Uploads(self.settings)
         self.token = self.uploads.creating('img-1')
 
     def made(self, status='available'):
         """The volume Cinder made for the call it never answered."""
         volume = self.api.create_volume(
             1, 'image-img-1', {'glance_image_id': 'img-1',
-                               uploads.TOKEN_KEY: self.token}, None)
+                               upload_records.TOKEN_KEY: self.token}, None)
         self.cinder.volumes[volume.id].status = status
         return volume
 
@@ -178,7 +180,8 @@ class TestCreations(base.CinderTestCase):
         self.assertIsNone(reason)
         self.assertEqual([self.token], self.uploads.creation_tokens())
         self.made()
-        self.assertRaises(uploads.NotOrphaned, self.uploads.reclaim_creation,
+        self.assertRaises(upload_records.NotOrphaned,
+                          self.uploads.reclaim_creation,
                           self.api, self.token)
         self.assertEqual(1, len(self.cinder.volumes))
 
@@ -195,7 +198,7 @@ class TestCreations(base.CinderTestCase):
         self.assertEqual([], self.uploads.creation_tokens())
 
     def test_an_unanswered_create_is_orphaned_at_once(self):
-        with mock.patch.object(uploads.LOG, 'warning') as warn:
+        with mock.patch.object(upload_records.LOG, 'warning') as warn:
             self.uploads.creation_failed(self.token, 'img-1',
                                          RuntimeError('read timed out'))
         self.assertIn('may have made it anyway', warn.call_args[0][0])
@@ -225,7 +228,7 @@ class TestCreations(base.CinderTestCase):
     def test_a_volume_still_being_created_is_waited_for(self):
         self.made(status='creating')
         self.cut_short()
-        self.assertRaisesRegex(uploads.NotOrphaned, 'still creating',
+        self.assertRaisesRegex(upload_records.NotOrphaned, 'still creating',
                                self.uploads.reclaim_creation, self.api,
                                self.token)
         self.assertEqual([self.token], self.uploads.creation_tokens())

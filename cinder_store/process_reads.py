@@ -18,7 +18,7 @@ attach per download and, on a volume that is not multiattach, fail:
 Cinder allows one attachment.  Here the first reader of a volume attaches
 it, later readers in the same process join that attachment with their own
 device handle, and the last one to leave detaches it.  Between processes
-(Glance workers) the same is done by :mod:`hostshare`: a process's first
+(Glance workers) the same is done by :mod:`host_reads`: a process's first
 reader joins the host's attachment if another worker holds one.
 
 A reader that is alone on the attachment when it starts reads with O_DIRECT
@@ -38,7 +38,7 @@ import threading
 from glance_store import exceptions
 
 from cinder_store import device as device_mod
-from cinder_store import hostshare
+from cinder_store import host_reads
 
 LOG = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class ReadAttachments(object):
 
     def __init__(self, settings):
         self._settings = settings
-        self._host = hostshare.HostReaders(settings)
+        self._host = host_reads.HostReaders(settings)
         self._lock = threading.Lock()
         self._volumes = {}
         self._lookups = {}
@@ -188,7 +188,7 @@ class ReadAttachments(object):
     def repair(self, cinder, volume):
         """Detach what a dead reader on this host left of ``volume``.
 
-        See :meth:`hostshare.HostReaders.repair`.
+        See :meth:`host_reads.HostReaders.repair`.
         """
         return self._host.repair(cinder, volume)
 
