@@ -107,17 +107,20 @@ def worker(config_files):
 
 
 class Worker(object):
-    """A worker process, as the campaign sees it."""
+    """A worker process, as the campaign sees it (stderr to ``log``)."""
 
-    def __init__(self, config_files):
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, '--worker'] + config_files,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            stderr=subprocess.DEVNULL, env=dict(os.environ,
-                                                PYTHONWARNINGS='ignore'))
+    def __init__(self, config_files, log):
+        with open(log, 'ab') as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, '--worker'] + config_files,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                stderr=err, env=dict(os.environ, PYTHONWARNINGS='ignore'))
         ready = self.proc.stdout.readline()
         if not ready:
-            raise RuntimeError('a worker died while loading the stores')
+            self.proc.wait()
+            raise RuntimeError('a worker died while loading the stores '
+                               '(exit %s); see %s' % (self.proc.returncode,
+                                                      log))
 
     def call(self, request):
         """The worker's answer, or None if it died (or hung: killed)."""
@@ -151,6 +154,8 @@ class Campaign(object):
         self.args = args
         self.rng = random.Random(args.seed)
         self.lock = threading.Lock()
+        self.workdir = tempfile.mkdtemp(prefix='chaos-')
+        self.worker_log = os.path.join(self.workdir, 'workers.log')
         self.config_files = [os.path.join(STACK_DIR, 'glance-api.conf'),
                              self._campaign_conf()]
         self.backends = args.backends
@@ -164,8 +169,18 @@ class Campaign(object):
         self.remaining = args.ops
         self.deadline = time.monotonic() + args.time_limit
 
+    def new_worker(self):
+        """A fresh worker; a start that fails (a frozen service) is retried."""
+        for attempt in range(3):
+            try:
+                return Worker(self.config_files, self.worker_log)
+            except RuntimeError as e:
+                error = e
+                time.sleep(2)
+        raise error
+
     def _campaign_conf(self):
-        path = os.path.join(tempfile.mkdtemp(prefix='chaos-'), 'chaos.conf')
+        path = os.path.join(self.workdir, 'chaos.conf')
         with open(path, 'w') as f:
             f.write('[backend_defaults]\n'
                     'cinder_store_abandoned_attachment_age = %d\n'
@@ -206,7 +221,14 @@ class Campaign(object):
                     'backend': backend, 'kind': 'delete'}
 
     def run_slot(self):
-        worker = Worker(self.config_files)
+        try:
+            self._run_slot()
+        except Exception as e:
+            with self.lock:
+                self.unexpected.append(('a worker slot stopped: %s' % e, {}))
+
+    def _run_slot(self):
+        worker = self.new_worker()
         try:
             while True:
                 req = self.next_request()
@@ -230,7 +252,7 @@ class Campaign(object):
                     self.counts['killed'] += 1
                     self.counts['killed ' + req['kind']] += 1
                     worker.kill()
-                    worker = Worker(self.config_files)
+                    worker = self.new_worker()
                     continue
                 self.record(req, answer, started)
         finally:
@@ -307,7 +329,7 @@ class Campaign(object):
         freezer = threading.Thread(target=self.freezer, args=(stop,),
                                    daemon=True)
         freezer.start()
-        slots = [threading.Thread(target=self.run_slot)
+        slots = [threading.Thread(target=self.run_slot, daemon=True)
                  for _ in range(self.args.workers)]
         try:
             for slot in slots:
@@ -346,7 +368,7 @@ class Campaign(object):
 
     def settle(self):
         """Read back what is believed stored, then delete everything."""
-        worker = Worker(self.config_files)
+        worker = self.new_worker()
         unreadable, undeletable = [], []
         try:
             for image, (backend, uri, digest) in sorted(self.stored.items()):
@@ -413,8 +435,8 @@ class Campaign(object):
         print('%-40s %s' % ('chaos (seed %d)' % self.args.seed, 'count'))
         for name, value in rows:
             print('%-40s %s' % (name, value))
-        print('campaign %.0f s, with recovery and checks %.0f s'
-              % (campaign_s, total_s))
+        print('campaign %.0f s, with recovery and checks %.0f s; worker '
+              'errors in %s' % (campaign_s, total_s, self.worker_log))
         for what, req in self.unexpected[:20]:
             print('UNEXPECTED: %s: %s' % (what, req))
         result = {
@@ -519,6 +541,8 @@ def main():
     parser.add_argument('--abandoned-age', type=int, default=5)
     parser.add_argument('--json')
     args = parser.parse_args()
+    # A stop by SIGTERM must not leave a service frozen (finally: SIGCONT)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result, status = Campaign(args).run()
     if args.json:
         with open(args.json, 'w') as f:
