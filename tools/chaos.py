@@ -234,7 +234,9 @@ class Campaign(object):
                 req = self.next_request()
                 if req is None:
                     return
-                kill_at = (self.rng.uniform(0.05, 2.0)
+                # Most operations take 0.1-3 s: a kill within the first
+                # second lands inside most of them, at any step.
+                kill_at = (self.rng.uniform(0.02, 1.0)
                            if self.rng.random() < self.args.kill_rate
                            else None)
                 started = time.monotonic()
