@@ -360,7 +360,12 @@ class Store(driver.Store):
                 reclaimed = attachment.reclaim_abandoned(cinder, self._host,
                                                          volume)
                 self._refuse_pending(cinder, volume_id)
-                if not (repaired or reclaimed):
+                # Nothing attached now: a read that held it when Cinder
+                # refused has ended since (seen in a fault campaign); the
+                # delete below is tried once more, and a refusal for
+                # another reason (snapshots...) comes back.
+                if not (repaired or reclaimed or volume.status ==
+                        'available'):
                     raise refused
             cinder.delete_volume(volume_id)
         # Cinder deletes it now: nothing will attach it again.

@@ -503,10 +503,20 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         url, _, _, _, _ = self.add(b'12345')
         volume_id = url.rsplit('/', 1)[1]
         self.cinder.fail('volumes.delete', cinder_exc.BadRequest(
-            400, 'Volume status must be available'))
+            400, 'Volume status must be available'), times=2)
         self.assertRaisesRegex(exceptions.BackendException, 'must be',
                                self.store.delete, self.location(volume_id))
         self.assertEqual(1, len(self.cinder.volumes))
+
+    def test_delete_refused_while_a_read_that_ended_held_it(self):
+        # Refused for the attachment of a read that ended before the
+        # delete looked at the volume: nothing is attached, try again.
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        self.cinder.fail('volumes.delete', cinder_exc.BadRequest(
+            400, 'Volume status must be available'))
+        self.store.delete(self.location(volume_id))
+        self.assertNothingLeft()
 
     def test_delete_without_host_names_detaches_the_recorded_reader(self):
         url, _, _, _, _ = self.add(b'12345')
