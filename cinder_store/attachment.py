@@ -73,9 +73,12 @@ class Attachment(object):
     """One host-side attachment of one volume.
 
     Use as a context manager, or call :meth:`open` then :meth:`close`.
-    After ``open()`` returns, ``device`` is a :class:`device.Device`;
-    after ``close()`` returns or raises, nothing this object created is
-    left: no device handle, no host connection, no Cinder attachment.
+    After ``open()`` returns, ``device`` is a :class:`device.Device`.
+    After ``close()`` or a failed ``open()``, nothing this object created
+    is left (no device handle, no host connection, no Cinder attachment),
+    unless the host connection could not be disconnected: then its Cinder
+    attachment stays to name it (:func:`detach_attachment`), ``stranded``
+    is true, and whoever records the attachment must go on naming it.
     """
 
     def __init__(self, cinder: Any, settings: host.HostSettings, volume: Any,
@@ -89,6 +92,7 @@ class Attachment(object):
         self.connector: Any = None
         self.device: device_mod.Device | None = None
         self._device_info: dict | None = None
+        self.stranded = False
         # (what, how) of each step done, undone in reverse
         self._undo: list[tuple[str, Callable[[], Any]]] = []
 
@@ -192,8 +196,8 @@ class Attachment(object):
         For a write, a failed fsync or disconnect raises: the bytes may not
         be on the volume.  For a read the bytes were already delivered, so
         a failed detach is logged (at ERROR) and not raised.  Returns
-        whether every step succeeded: False means the attachment may still
-        be up, and whoever records it must go on naming it.
+        whether every step succeeded: False means the attachment is still
+        up (``stranded``).
         """
         try:
             if self.writable and self.device is not None:
@@ -209,11 +213,12 @@ class Attachment(object):
             except Exception as error:
                 LOG.error('Detach of volume %s: %s failed: %s',
                           self.volume.id, name, error)
+                self._note_stranded(name)
                 if first is None:
                     first = error
         if first is not None and self.writable:
             raise first
-        return first is None
+        return not self.stranded
 
     def hand_over(self) -> None:
         """Close this process's device handle; leave the attachment up.
@@ -240,34 +245,21 @@ class Attachment(object):
         try:
             step()
         except Exception as cleanup_error:
+            self._note_stranded(name)
             note = ('while unwinding attachment %s of volume %s, %s failed '
                     'too: %r' % (self.id, self.volume.id, name,
                                  cleanup_error))
             LOG.error(note)
             error.add_note(note)
 
-    def _detach(self):
-        # One lock over "count, disconnect, delete": the next worker that
-        # counts this host's attachments sees an accurate list.
-        with self.settings.volume_lock(self.volume.id):
-            try:
-                if self._host_shares_connection():
-                    LOG.debug('Volume %s: this host holds another '
-                              'attachment; keeping the connection',
-                              self.volume.id)
-                else:
-                    _disconnect(self.volume, self.connector,
-                                self.connection_info, self._device_info)
-            except Exception as error:
-                # force=True removed the devices even if the flush failed;
-                # the Cinder attachment must go too.
-                self._undo_noting(error, 'attachment delete',
-                                  self._delete_attachment)
-                raise
-            self._delete_attachment()
+    def _note_stranded(self, failed_step):
+        if failed_step in ('detach', 'attachment delete'):
+            self.stranded = True
 
-    def _host_shares_connection(self):
-        return _host_holds_another(self.cinder, self.volume, self.id)
+    def _detach(self):
+        detach_attachment(self.cinder, self.settings, self.volume, self.id,
+                          self._device_info, connector=self.connector,
+                          connection_info=self.connection_info)
 
     def _delete_attachment(self):
         self.cinder.attachment_delete(self.id)
@@ -372,23 +364,30 @@ def _host_holds_another(cinder, volume, attachment_id):
 
 
 def reclaim_volume(cinder: Any, settings: host.HostSettings, volume: Any,
+                   attachment_ids: Iterable[str] | None = None,
                    disconnect: bool = True) -> int:
-    """Detach every attachment of a volume we own, delete it, forget it.
+    """Detach a volume's attachments, delete it, forget its locks.
 
-    The one way cinder_store gets rid of an image-volume no image names:
-    a failed upload's, an orphaned upload's (cinder-store-check --fix).
-    Reservations Cinder kept after a failed attach go too.  With
-    ``disconnect=False`` (after a reboot: a recorded device path may name
-    another volume's device now) attachments are only deleted in Cinder.
-    Returns how many attachments it detached.
+    The one way cinder_store gets rid of an image-volume: a failed
+    upload's unwind, an orphaned upload's reclaim (cinder-store-check
+    --fix), and an image delete that Cinder first refused for the
+    attachments this host left (``attachment_ids``; by default every
+    attachment Cinder lists, reservations left by a failed attach
+    included).  With ``disconnect=False`` (after a reboot: a recorded
+    device path may name another volume's device now) attachments are only
+    deleted in Cinder.  A detach that fails raises before the delete: the
+    volume and the attachment stay, named, for the next try.  Returns how
+    many attachments it detached.
     """
-    found = cinder.attachments_of(volume.id)
-    for att in found:
-        detach_attachment(cinder, settings, volume, att.id,
+    if attachment_ids is None:
+        attachment_ids = [att.id for att in cinder.attachments_of(volume.id)]
+    attachment_ids = list(attachment_ids)
+    for attachment_id in attachment_ids:
+        detach_attachment(cinder, settings, volume, attachment_id,
                           disconnect=disconnect)
     cinder.delete_volume(volume.id)
     settings.forget(volume.id)
-    return len(found)
+    return len(attachment_ids)
 
 
 def attachments_here(volume: Any, recorded: str | None = None) -> set[str]:
@@ -455,25 +454,19 @@ def describe(volume: Any, ids: Iterable[str]) -> str:
                      for i in sorted(ids))
 
 
-def detach_leftovers(cinder: Any, settings: host.HostSettings, volume: Any,
-                     attachment_ids: Iterable[str]) -> None:
-    """Detach attachments this host holds on ``volume``.
-
-    Used before deleting an image-volume: a worker that died mid-transfer
-    may have left one, and Cinder refuses to delete an attached volume.
-    """
-    for attachment_id in attachment_ids:
-        detach_attachment(cinder, settings, volume, attachment_id)
-        LOG.warning('Deleted leftover attachment %s of volume %s on this '
-                    'host', attachment_id, volume.id)
-
-
 def detach_attachment(cinder: Any, settings: host.HostSettings, volume: Any,
                       attachment_id: str, device_info: dict | None = None,
-                      disconnect: bool = True) -> None:
-    """Detach an attachment this process has no :class:`Attachment` for.
+                      disconnect: bool = True, connector: Any = None,
+                      connection_info: dict | None = None) -> None:
+    """The one detach: disconnect this host, then delete in Cinder.
 
-    Its connection info comes from Cinder.  ``disconnect=False`` only
+    For an :class:`Attachment` of this process (which passes its
+    ``connector`` and ``connection_info``) and for one adopted from a
+    record or found in Cinder (connection info looked up) alike.  If the
+    disconnect fails the error is raised and the Cinder attachment stays:
+    it still names this host's connection, so the next reader, the image
+    delete or ``cinder-store-check --fix`` can detach it again; deleting it
+    would leave a host device nothing names.  ``disconnect=False`` only
     deletes it in Cinder: after a reboot the host connection is gone.  The
     connection also stays while this host holds another attachment of a
     multiattach volume.  An attachment Cinder no longer has is detached
@@ -481,15 +474,17 @@ def detach_attachment(cinder: Any, settings: host.HostSettings, volume: Any,
     """
     with settings.volume_lock(volume.id):
         try:
-            info = cinder.attachment_show(attachment_id).connection_info
+            if connection_info is None:
+                connection_info = cinder.attachment_show(
+                    attachment_id).connection_info
+            if (disconnect and connection_info and
+                    connection_info.get('driver_volume_type') and
+                    not _host_holds_another(cinder, volume, attachment_id)):
+                connector = connector or host.make_connector(
+                    connection_info, settings.root_helper,
+                    settings.multipath, settings.mount_base)
+                _disconnect(volume, connector, connection_info, device_info)
+            cinder.attachment_delete(attachment_id)
         except exceptions.NotFound:
             LOG.debug('Attachment %s of volume %s is gone already',
                       attachment_id, volume.id)
-            return
-        if (disconnect and info and info.get('driver_volume_type') and
-                not _host_holds_another(cinder, volume, attachment_id)):
-            connector = host.make_connector(
-                info, settings.root_helper, settings.multipath,
-                settings.mount_base)
-            _disconnect(volume, connector, info, device_info)
-        cinder.attachment_delete(attachment_id)

@@ -233,12 +233,13 @@ class HostReaders(object):
         def named(att):
             self._save(volume.id, dict(record, attachment=att.id))
 
+        att = attachment_mod.Attachment(cinder, self.settings, volume,
+                                        writable=False)
         try:
-            att = attachment_mod.Attachment(cinder, self.settings, volume,
-                                            writable=False).open(named)
+            att.open(named)
         except BaseException:
             with excutils.save_and_reraise_exception():
-                self._remove(volume.id)
+                self._forget_failed(volume.id, record, att)
         try:
             self._save(volume.id, dict(record, attachment=att.id,
                                        device_info=recordable(
@@ -247,6 +248,15 @@ class HostReaders(object):
             with excutils.save_and_reraise_exception():
                 att.close()
         return _Owned(self, att)
+
+    def _forget_failed(self, volume_id, record, att):
+        if att.stranded:
+            # Its host connection would not go: held by nobody, the record
+            # names it for the next reader, the delete or the check.
+            self._save(volume_id, dict(record, attachment=att.id,
+                                       holders=[]))
+        else:
+            self._remove(volume_id)
 
     # -- leaving -------------------------------------------------------------
 

@@ -351,25 +351,35 @@ class Store(driver.Store):
                 self._host.forget(volume_id)
         except exceptions.BackendException as refused:
             volume = _existing(cinder, volume_id)
-            repaired = self._readers.repair(cinder, volume)
-            if repaired:
-                volume = _existing(cinder, volume_id)
-            if volume.attachments:
-                self._detach_here(cinder, volume)
-            else:
-                reclaimed = attachment.reclaim_abandoned(cinder, self._host,
-                                                         volume)
-                self._refuse_pending(cinder, volume_id)
-                # Nothing attached now: a read that held it when Cinder
-                # refused has ended since (seen in a fault campaign); the
-                # delete below is tried once more, and a refusal for
-                # another reason (snapshots...) comes back.
-                if not (repaired or reclaimed or volume.status ==
-                        'available'):
-                    raise refused
-            cinder.delete_volume(volume_id)
+            attachment.reclaim_volume(
+                cinder, self._host, volume,
+                self._left_here(cinder, volume, refused))
+            return
         # Cinder deletes it now: nothing will attach it again.
         self._host.forget(volume_id)
+
+    def _left_here(self, cinder, volume, refused):
+        """What this host left attached to a volume Cinder would not delete.
+
+        They are detached before the delete is tried again.  Raises
+        ``InUseByStore`` if it is attached elsewhere, being attached, or
+        read here by a live process; ``refused`` if nothing attached
+        explains the refusal.
+        """
+        repaired = self._readers.repair(cinder, volume)
+        if repaired:
+            volume = _existing(cinder, volume.id)
+        if volume.attachments:
+            return self._detachable_here(volume)
+        reclaimed = attachment.reclaim_abandoned(cinder, self._host, volume)
+        self._refuse_pending(cinder, volume.id)
+        # Nothing attached now: a read that held it when Cinder refused
+        # has ended since (seen in a fault campaign); the delete is tried
+        # once more, and a refusal for another reason (snapshots...) comes
+        # back.
+        if not (repaired or reclaimed or volume.status == 'available'):
+            raise refused
+        return []
 
     def _refuse_live_reads(self, volume_id):
         # A record left after repair is held by live processes of this
@@ -394,7 +404,7 @@ class Store(driver.Store):
                 message='volume %s is being attached: %s' % (
                     volume_id, ', '.join(pending)))
 
-    def _detach_here(self, cinder, volume):
+    def _detachable_here(self, volume):
         here = attachment.attachments_here(
             volume, self._readers.recorded_attachment(volume.id))
         elsewhere = {a['attachment_id'] for a in volume.attachments} - here
@@ -404,7 +414,9 @@ class Store(driver.Store):
                     volume.id, attachment.describe(volume, elsewhere)))
         self._refuse_live_reads(volume.id)
         self._readers.discard(volume.id)
-        attachment.detach_leftovers(cinder, self._host, volume, here)
+        LOG.warning('Volume %s: detaching the attachments this host left '
+                    '(%s) to delete it', volume.id, ', '.join(sorted(here)))
+        return sorted(here)
 
     def is_image_associated_with_store(self, context, volume_id):
         """Does this legacy ``cinder://<volume>`` belong to this backend?

@@ -121,19 +121,62 @@ class TestAttachment(base.CinderTestCase):
         self.assertLess(order.index('fsync'),
                         order.index('disconnect_volume'))
 
-    def test_read_close_tolerates_detach_error(self):
+    def test_read_close_tolerates_detach_error_and_keeps_naming_it(self):
         self.brick.fail('disconnect_volume', Boom('disconnect'))
         att = self.attach(writable=False).open()
         with mock.patch.object(attachment.LOG, 'error') as log:
-            att.close()
+            self.assertFalse(att.close())
         self.assertTrue(log.called)
-        self.assertEqual({}, self.cinder.attachments)
+        self.assertTrue(att.stranded)
+        # Cinder's attachment still names the host connection: a later
+        # detach of it (record, delete, check) disconnects and deletes.
+        self.assertEqual([att.id], list(self.cinder.attachments))
+        attachment.detach_attachment(self.api, self.settings(),
+                                     self.volume, att.id)
+        self.assertNothingLeft(volumes=1)
 
-    def test_write_close_raises_detach_error_but_deletes_attachment(self):
+    def test_write_close_raises_detach_error_and_keeps_naming_it(self):
         self.brick.fail('disconnect_volume', Boom('disconnect'))
         att = self.attach().open()
         self.assertRaisesRegex(Boom, 'disconnect', att.close)
-        self.assertEqual({}, self.cinder.attachments)
+        self.assertTrue(att.stranded)
+        self.assertEqual([att.id], list(self.cinder.attachments))
+
+    def test_failed_unwind_of_a_connected_attach_keeps_naming_it(self):
+        self.cinder.fail('attachments.complete', Boom('complete'))
+        self.brick.fail('disconnect_volume', Boom('disconnect'))
+        att = self.attach()
+        error = self.assertRaises(Boom, att.open)
+        self.assertEqual('complete', str(error))
+        self.assertIn('detach', ' '.join(error.__notes__))
+        self.assertTrue(att.stranded)
+        self.assertEqual([att.id], list(self.cinder.attachments))
+
+    def test_adopted_and_own_attachments_detach_alike(self):
+        # The one detach routine: an attachment made here and one adopted
+        # by id make the same calls, in the same order (the adopted one
+        # first looks its connection up and makes a connector).
+        lookups = ('attachments.show', 'factory')
+
+        def detach_calls(detach):
+            brick, cinder = len(self.brick.calls), len(self.cinder.calls)
+            detach()
+            return [c for c in (self.brick.calls[brick:] +
+                                self.cinder.calls[cinder:])
+                    if c not in lookups]
+
+        own = self.attach(writable=False).open()
+        self.assertEqual(
+            ['disconnect_volume', 'attachments.delete'],
+            detach_calls(own.close))
+        adopted = self.attach(writable=False).open()
+        adopted.hand_over()
+        self.assertEqual(
+            ['disconnect_volume', 'attachments.delete'],
+            detach_calls(lambda: attachment.detach_attachment(
+                self.api, self.settings(), self.volume, adopted.id,
+                adopted.device_info)))
+        self.assertNothingLeft(volumes=1)
 
     def test_encrypted_volume_refused_before_connect(self):
         self.cinder.volumes[self.volume.id].encrypted = True
@@ -258,7 +301,7 @@ class TestMultiattach(base.CinderTestCase):
 
 class TestLeftovers(base.CinderTestCase):
 
-    def test_detach_leftovers_only_for_this_host(self):
+    def test_reclaim_detaches_the_attachments_named_then_deletes(self):
         api = self.bound()
         vol = self.available_volume(api)
         attachment.Attachment(api, self.settings(), vol, False).open()
@@ -266,9 +309,24 @@ class TestLeftovers(base.CinderTestCase):
         fresh.attachments.append({'attachment_id': 'y', 'host_name': 'b'})
         here = attachment.attachments_here(fresh)
         self.assertNotIn('y', here)
-        attachment.detach_leftovers(api, self.settings(), fresh, here)
+        self.assertEqual(1, attachment.reclaim_volume(
+            api, self.settings(), fresh, here))
         self.assertEqual({}, self.cinder.attachments)
+        self.assertEqual({}, self.cinder.volumes)
         self.assertEqual(1, self.brick.calls.count('disconnect_volume'))
+
+    def test_reclaim_whose_detach_fails_keeps_the_volume(self):
+        api = self.bound()
+        vol = self.available_volume(api)
+        att = attachment.Attachment(api, self.settings(), vol, True).open()
+        att.hand_over()
+        self.brick.fail('disconnect_volume', OSError('device busy'))
+        self.assertRaises(OSError, attachment.reclaim_volume, api,
+                          self.settings(), vol)
+        self.assertEqual([att.id], list(self.cinder.attachments))
+        self.assertEqual([vol.id], list(self.cinder.volumes))
+        attachment.reclaim_volume(api, self.settings(), vol)
+        self.assertNothingLeft()
 
     def test_without_host_names_only_the_recorded_attachment_is_here(self):
         # A Cinder that leaves host_name empty for the attachment API

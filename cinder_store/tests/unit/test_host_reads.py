@@ -141,6 +141,23 @@ class TestHostReaders(base.CinderTestCase):
         self.assertFalse(os.path.exists(self.record_path))
         self.assertNothingLeft(volumes=1)
 
+    def test_failed_attach_that_cannot_disconnect_keeps_naming_it(self):
+        self.cinder.fail('attachments.complete', OSError('complete'))
+        self.brick.fail('disconnect_volume', OSError('device busy'))
+        self.assertRaises(OSError, self.readers.join, self.api, self.volume)
+        (left,) = self.cinder.attachments
+        self.assertEqual(left, self.record()['attachment'])
+        self.assertEqual([], self.record()['holders'])
+        self.assertEqual([left], self.readers.repair(self.api, self.volume))
+        self.assertFalse(os.path.exists(self.record_path))
+        self.assertNothingLeft(volumes=1)
+
+    def test_failed_attach_that_unwound_leaves_no_record(self):
+        self.cinder.fail('attachments.complete', OSError('complete'))
+        self.assertRaises(OSError, self.readers.join, self.api, self.volume)
+        self.assertFalse(os.path.exists(self.record_path))
+        self.assertNothingLeft(volumes=1)
+
     def leftover(self, **record):
         """A recorded attachment this process no longer holds."""
         handle = self.readers.join(self.api, self.volume)
