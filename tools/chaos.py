@@ -13,8 +13,8 @@
 """A randomized fault campaign against cinder_store on the local stack.
 
     tools/chaos [--ops N] [--seed S] [--workers W] [--kill-rate P]
-                [--freeze-rate P] [--backends a,b] [--time-limit SECONDS]
-                [--json PATH]
+                [--freeze-rate P] [--fault-rate P] [--backends a,b]
+                [--time-limit SECONDS] [--json PATH]
 
 Long-lived worker processes play Glance workers: each loads the stores
 as Glance does and runs what it is sent (add of known, unknown or wrongly
@@ -22,7 +22,8 @@ declared size; get, whole or abandoned after the first chunk; delete).
 The campaign sends ``--ops`` random operations over every backend and,
 at random moments, SIGKILLs the worker running one (``--kill-rate``) or
 freezes cinder-api, cinder-volume, RabbitMQ or the Ceph OSD for a few
-seconds with SIGSTOP (``--freeze-rate``).  Then it runs
+seconds with SIGSTOP (``--freeze-rate``), or has the stack's volume driver
+fail an add's volume create or attach (``--fault-rate``).  Then it runs
 ``cinder-store-check --fix`` on every backend, reads back every image it
 believes stored (an add that answered success and no delete since),
 deletes them all, and counts what is left: volumes, attachments, loop
@@ -31,7 +32,8 @@ configs.  It prints a table and writes JSON.  The exit status is 1 when
 anything unexpected happened or was left.
 
 What is expected: an operation killed mid-way; an error while a service
-was frozen; the refusal of a wrongly declared size.  Anything else is an
+was frozen; the refusal of a wrongly declared size; an add failed by an
+injected driver fault.  Anything else is an
 unexpected error.  Attachments whose attacher was killed are abandoned
 after ``--abandoned-age`` seconds (a config file of the campaign sets
 ``cinder_store_abandoned_attachment_age``; production keeps its own).
@@ -39,6 +41,7 @@ after ``--abandoned-age`` seconds (a config file of the campaign sets
 
 import argparse
 import collections
+import configparser
 import hashlib
 import io
 import json
@@ -58,6 +61,9 @@ MiB = 1 << 20
 FREEZABLE = ('cinder-api', 'cinder-volume', 'rabbitmq', 'ceph-osd')
 # An operation still running after this long is killed and counted as hung
 OP_TIMEOUT = 300
+# (driver operation, how many times it fails): Cinder tries a create three
+# times before it gives up.
+FAULTS = (('create_volume', 10), ('initialize_connection', 1))
 
 
 # -- the worker (a child process) --------------------------------------------
@@ -166,6 +172,7 @@ class Campaign(object):
         self.counts = collections.Counter()
         self.unexpected = []
         self.freezes = []
+        self.fault_files = []
         self.remaining = args.ops
         self.deadline = time.monotonic() + args.time_limit
 
@@ -203,12 +210,14 @@ class Campaign(object):
                 size = self.rng.choice((1, MiB + 3, 5 * MiB, 24 * MiB))
                 declared = self.rng.choice(('exact', 'exact', 'zero',
                                             'wrong'))
-                return {'op': 'add', 'image': image, 'size': size,
-                        'seed': self.rng.randrange(1 << 30),
-                        'backend': backend,
-                        'declared': {'exact': size, 'zero': 0,
-                                     'wrong': size + 7}[declared],
-                        'kind': 'add-' + declared}
+                req = {'op': 'add', 'image': image, 'size': size,
+                       'seed': self.rng.randrange(1 << 30),
+                       'backend': backend,
+                       'declared': {'exact': size, 'zero': 0,
+                                    'wrong': size + 7}[declared],
+                       'kind': 'add-' + declared}
+                self.maybe_inject(req)
+                return req
             image, (backend, uri, digest) = self.rng.choice(stored)
             if roll < 0.85:
                 abandon = self.rng.random() < 0.3
@@ -219,6 +228,26 @@ class Campaign(object):
             self.maybe[image] = (backend, uri)
             return {'op': 'delete', 'image': image, 'uri': uri,
                     'backend': backend, 'kind': 'delete'}
+
+    def maybe_inject(self, req):
+        """Now and then, make the volume driver fail this add's volume.
+
+        Only the stack's loop-file driver takes injected faults (files in
+        its volume directory, keyed on the image id); a failed create is
+        rescheduled by Cinder, so it fails every attempt.
+        """
+        directory = _fault_dir(req['backend'])
+        if directory is None or self.rng.random() >= self.args.fault_rate:
+            return
+        operation, times = self.rng.choice(FAULTS)
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory,
+                            '%s@image-%s' % (operation, req['image']))
+        with open(path, 'w') as f:
+            f.write(str(times))
+        self.fault_files.append(path)
+        req['fault'] = operation
+        self.counts['driver faults injected'] += 1
 
     def run_slot(self):
         try:
@@ -285,6 +314,8 @@ class Campaign(object):
                 self.counts['delete refused while read'] += 1
                 self.maybe.pop(req['image'], None)
                 self.stored[req['image']] = self.believed[req['image']]
+            elif req.get('fault'):
+                self.counts['failed by an injected fault'] += 1
             elif req['kind'] == 'add-wrong':
                 self.counts['refused wrong size'] += 1
             elif self.frozen_during(started):
@@ -344,6 +375,9 @@ class Campaign(object):
             for pid in _stack_pids().values():
                 _signal_group(pid, signal.SIGCONT)
         campaign_s = time.monotonic() - t0
+        for path in self.fault_files:
+            if os.path.exists(path):
+                os.unlink(path)
         time.sleep(self.args.abandoned_age + 1)
         fixed = self.fix()
         unreadable, undeletable = self.settle()
@@ -418,8 +452,11 @@ class Campaign(object):
             ('operations', sum(c[k] for k in c if k.startswith(
                 ('add-', 'get', 'delete'))) + c['killed']),
             ('kills', c['killed']), ('freezes', c['freezes']),
+            ('driver faults injected', c['driver faults injected']),
             ('errors (all)', c['errors']),
             ('  refused a wrong declared size', c['refused wrong size']),
+            ('  failed by an injected driver fault',
+             c['failed by an injected fault']),
             ('  while a service was frozen', c['errors while frozen']),
             ('unexpected errors', len(self.unexpected)),
             ('wrong bytes', c['wrong bytes']),
@@ -453,6 +490,15 @@ class Campaign(object):
 
 
 # -- what is left ------------------------------------------------------------
+
+def _fault_dir(backend):
+    """The loop-file driver's fault directory for ``backend``, or None."""
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(os.path.join(STACK_DIR, 'cinder', 'cinder.conf'))
+    if not conf.has_option(backend, 'loopfile_volume_dir'):
+        return None
+    return os.path.join(conf.get(backend, 'loopfile_volume_dir'), 'faults')
+
 
 def _stack_pids():
     try:
@@ -536,6 +582,8 @@ def main():
     parser.add_argument('--workers', type=int, default=3)
     parser.add_argument('--kill-rate', type=float, default=0.1)
     parser.add_argument('--freeze-rate', type=float, default=0.03)
+    parser.add_argument('--fault-rate', type=float, default=0.05,
+                        help='share of adds whose volume the driver fails')
     parser.add_argument('--backends', type=lambda s: s.split(','),
                         default=['block', 'file', 'multiattach', 'rbd'])
     parser.add_argument('--time-limit', type=float, default=1800,
