@@ -99,11 +99,11 @@ class Maintenance(object):
     @property
     def host(self) -> host_mod.HostSettings:
         """The :class:`host.HostSettings` this backend attaches with."""
-        return self._store._host
+        return self._store._settings
 
     @property
     def lock_path(self) -> str:
-        return self._store._host.lock_path
+        return self._store._settings.lock_path
 
     @property
     def uploads(self) -> upload_records.Uploads:
@@ -112,7 +112,7 @@ class Maintenance(object):
 
     def shared_reads(self) -> host_reads.HostReaders:
         """This host's shared reads (:class:`host_reads.HostReaders`)."""
-        return host_reads.HostReaders(self._store._host)
+        return host_reads.HostReaders(self._store._settings)
 
     def connector(self) -> dict[str, Any]:
         """os-brick's connector properties of this host.
@@ -121,4 +121,4 @@ class Maintenance(object):
         """
         if self._store.warm_up is not None:
             self._store.warm_up.join()
-        return self._store._host.connector()
+        return self._store._settings.connector()

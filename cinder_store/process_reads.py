@@ -86,7 +86,7 @@ class ReadAttachments(object):
 
     def __init__(self, settings):
         self._settings = settings
-        self._host = host_reads.HostReaders(settings)
+        self._host_readers = host_reads.HostReaders(settings)
         self._lock = threading.Lock()
         self._volumes = {}
         self._lookups = {}
@@ -144,7 +144,7 @@ class ReadAttachments(object):
     def _open(self, shared, cinder, volume):
         """Attach for everyone waiting on ``shared``; they wake either way."""
         try:
-            shared.attachment = self._host.join(cinder, volume)
+            shared.attachment = self._host_readers.join(cinder, volume)
         except BaseException as error:
             shared.error = error
             self._forget(shared, volume.id)
@@ -183,14 +183,14 @@ class ReadAttachments(object):
 
     def recorded_attachment(self, volume_id):
         """The read attachment this host recorded for ``volume_id``."""
-        return self._host.recorded_attachment(volume_id)
+        return self._host_readers.recorded_attachment(volume_id)
 
     def repair(self, cinder, volume):
         """Detach what a dead reader on this host left of ``volume``.
 
         See :meth:`host_reads.HostReaders.repair`.
         """
-        return self._host.repair(cinder, volume)
+        return self._host_readers.repair(cinder, volume)
 
     def discard(self, volume_id):
         """Forget this host's record of ``volume_id``'s read attachment.
@@ -198,7 +198,7 @@ class ReadAttachments(object):
         Before its attachments are detached to delete it: later readers
         must not join an attachment that is going away.
         """
-        self._host.discard(volume_id)
+        self._host_readers.discard(volume_id)
 
     def __len__(self):
         with self._lock:

@@ -86,7 +86,7 @@ class Store(driver.Store):
         self._url_prefix = ('cinder://%s/' % backend if backend
                             else 'cinder://')
         self._cinder = None
-        self._host = None
+        self._settings = None
         self._readers = None
         self._uploads = None
         self.warm_up = None
@@ -136,7 +136,7 @@ class Store(driver.Store):
             view.cinder_store_state_transition_timeout)
         helper = host.root_helper(view.cinder_store_rootwrap_config)
         host.route_privsep(helper)
-        self._host = host.HostSettings(
+        self._settings = host.HostSettings(
             helper,
             view.cinder_store_use_multipath,
             view.cinder_store_enforce_multipath,
@@ -145,8 +145,8 @@ class Store(driver.Store):
             abandoned_after=view.cinder_store_abandoned_attachment_age,
             rbd=host.RBDClient(view.cinder_store_rbd_keyring,
                                view.cinder_store_rbd_client_timeout))
-        self._readers = process_reads.ReadAttachments(self._host)
-        self._uploads = upload_records.Uploads(self._host)
+        self._readers = process_reads.ReadAttachments(self._settings)
+        self._uploads = upload_records.Uploads(self._settings)
         self.warm_up = threading.Thread(
             target=self._probe_host, name='cinder_store-probe', daemon=True)
         self.warm_up.start()
@@ -156,7 +156,7 @@ class Store(driver.Store):
         # ~0.6 s here; done beside Glance's start-up, not in the first
         # upload.  The result is cached per process (host module).
         try:
-            self._host.connector()
+            self._settings.connector()
         except Exception as e:
             LOG.warning('Probing this host for its connector properties '
                         'failed; the first attach will retry: %s', e)
@@ -172,7 +172,7 @@ class Store(driver.Store):
                          if self._uploads.inspect_creation(t)[1]]
         except Exception as e:
             LOG.warning('Could not read the upload records in %s: %s',
-                        self._host.lock_path, e)
+                        self._settings.lock_path, e)
             return
         if orphans:
             LOG.warning('Backend %s has %d orphaned upload volume(s) on '
@@ -228,7 +228,7 @@ class Store(driver.Store):
             volume = cinder.wait_for_status(volume, 'creating', 'available')
             writer = dataio.ImageWriter(image_file, image_size, hashing_algo,
                                         verifier)
-            upload.write_image(cinder, self._host, volume, writer,
+            upload.write_image(cinder, self._settings, volume, writer,
                                self.view.cinder_store_extend_online)
             if not image_size:
                 cinder.set_metadata(volume.id,
@@ -262,7 +262,7 @@ class Store(driver.Store):
 
     def _delete_failed_volume(self, cinder, volume, image_id, error):
         try:
-            attachment.reclaim_volume(cinder, self._host, volume)
+            attachment.reclaim_volume(cinder, self._settings, volume)
         except Exception as e:
             LOG.error('Could not delete volume %s of a failed upload: %s; '
                       'cinder-store-check --fix deletes it later',
@@ -348,15 +348,15 @@ class Store(driver.Store):
             # Already gone (deleted in Cinder, or an earlier delete that
             # Glance did not see finish): its locks must not outlive it.
             with excutils.save_and_reraise_exception():
-                self._host.forget(volume_id)
+                self._settings.forget(volume_id)
         except exceptions.BackendException as refused:
             volume = _existing(cinder, volume_id)
             attachment.reclaim_volume(
-                cinder, self._host, volume,
+                cinder, self._settings, volume,
                 self._left_here(cinder, volume, refused))
             return
         # Cinder deletes it now: nothing will attach it again.
-        self._host.forget(volume_id)
+        self._settings.forget(volume_id)
 
     def _left_here(self, cinder, volume, refused):
         """What this host left attached to a volume Cinder would not delete.
@@ -371,7 +371,8 @@ class Store(driver.Store):
             volume = _existing(cinder, volume.id)
         if volume.attachments:
             return self._detachable_here(volume)
-        reclaimed = attachment.reclaim_abandoned(cinder, self._host, volume)
+        reclaimed = attachment.reclaim_abandoned(cinder, self._settings,
+                                                 volume)
         self._refuse_pending(cinder, volume.id)
         # Nothing attached now: a read that held it when Cinder refused
         # has ended since (seen in a fault campaign); the delete is tried

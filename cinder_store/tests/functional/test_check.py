@@ -107,15 +107,15 @@ class CheckCommandTest(base.FunctionalTestCase):
         backend = self.backend_for('multiattach')
         store = multi_backend.get_store_from_store_identifier(backend)
         image_id = self.new_image_id()
-        token = store._uploads.creating(image_id)
-        path = store._uploads.creations.path(token)
+        token = store.maintenance().uploads.creating(image_id)
+        path = store.maintenance().uploads.creations.path(token)
         self.addCleanup(lambda: os.path.exists(path) and os.unlink(path))
         with open(path) as f:
             record = dict(json.load(f), holder='%s:999999999:1'
                           % records.pid_namespace())
         with open(path, 'w') as f:
             json.dump(record, f)
-        api = store._cinder.bind(None)
+        api = store.maintenance().cinder()
         volume = api.wait_for_status(api.create_volume(
             1, 'image-%s' % image_id, {'glance_image_id': image_id,
                                        upload_records.TOKEN_KEY: token},
@@ -135,5 +135,5 @@ class CheckCommandTest(base.FunctionalTestCase):
     def _kill_reader_mid_download(self, uri):
         self.kill_when_ready('reader', uri, self.backend, '1')
         store = multi_backend.get_store_from_store_identifier(self.backend)
-        records = os.listdir(store._host.lock_path)
+        records = os.listdir(store.maintenance().lock_path)
         self.assertTrue(any(n.startswith(host_reads.PREFIX) for n in records))

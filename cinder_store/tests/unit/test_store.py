@@ -536,10 +536,10 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         volume_id = url.rsplit('/', 1)[1]
         api = self.store._cinder.bind(None)
         leaked = api.attachment_create(volume_id,
-                                       self.store._host.connector(), 'ro')
+                                       self.store._settings.connector(), 'ro')
         # Cinder lists only attached attachments with the volume.
         self.cinder.volumes[volume_id].attachments = []
-        path = os.path.join(self.store._host.lock_path,
+        path = os.path.join(self.store._settings.lock_path,
                             host_reads.PREFIX + volume_id + '.json')
         with open(path, 'w') as f:
             json.dump({'boot': records.boot_id(), 'host': 'testhost',
@@ -560,7 +560,7 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         volume_id = url.rsplit('/', 1)[1]
         loc = self.location(volume_id)
         b''.join(self.store.get(loc)[0])  # takes the read lock too
-        lock_dir = self.store._host.lock_path
+        lock_dir = self.store._settings.lock_path
         self.assertIn('cinder_store-read-' + volume_id, os.listdir(lock_dir))
         del self.cinder.volumes[volume_id]  # deleted behind Glance's back
         self.assertRaises(exceptions.NotFound, self.store.delete, loc)
@@ -568,7 +568,7 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
                               if volume_id in n])
 
     def reader_record(self, volume_id):
-        return os.path.join(self.store._host.lock_path,
+        return os.path.join(self.store._settings.lock_path,
                             host_reads.PREFIX + volume_id + '.json')
 
     def test_delete_detaches_leftover_attachment_of_this_host(self):
@@ -664,7 +664,7 @@ class TestConfigure(base.StoreTestCase):
         self.conf.set_override('lock_path', self.tmp,
                                group='oslo_concurrency')
         self.store.configure()
-        self.assertEqual(self.tmp, self.store._host.lock_path)
+        self.assertEqual(self.tmp, self.store._settings.lock_path)
 
     def test_unknown_volume_type_warns_and_keeps_writes(self):
         self.conf.set_override('cinder_store_volume_type', 'nope',

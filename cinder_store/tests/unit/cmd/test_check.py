@@ -70,8 +70,8 @@ class TestCheckStore(base.StoreTestCase):
         self.assertIn('in memory', found.message)
 
     def test_lock_path_not_writable(self):
-        self.store._host.lock_path = os.path.join(self.tmp, 'file')
-        open(self.store._host.lock_path, 'w').close()
+        self.store._settings.lock_path = os.path.join(self.tmp, 'file')
+        open(self.store.maintenance().lock_path, 'w').close()
         self.assertEqual(check.FAIL, self.findings()['lock path'].status)
 
     def test_host_probe_failure(self):
@@ -199,7 +199,7 @@ class TestCheckStore(base.StoreTestCase):
     def stale_reader(self):
         """A download whose worker died: its record names a dead holder."""
         volume, it = self.reading()
-        rewrite(os.path.join(self.store._host.lock_path,
+        rewrite(os.path.join(self.store.maintenance().lock_path,
                              host_reads.PREFIX + volume.id + '.json'),
                 holders=[DEAD])
         it._holder[0] = None  # the dead worker will not detach
@@ -230,7 +230,7 @@ class TestCheckStore(base.StoreTestCase):
         volume = self.stale_reader()
         (leaked,) = self.cinder.attachments
         self.cinder.attachments[leaked]['status'] = 'attaching'
-        rewrite(os.path.join(self.store._host.lock_path,
+        rewrite(os.path.join(self.store.maintenance().lock_path,
                              host_reads.PREFIX + volume.id + '.json'),
                 attachment=None, drop=['device_info'])
         return volume, leaked
@@ -265,7 +265,7 @@ class TestCheckStore(base.StoreTestCase):
         found = self.findings(fix=True)['shared reads']
         self.assertEqual(check.FIXED, found.status)
         self.assertIn('is gone', found.message)
-        self.assertEqual([], os.listdir(self.store._host.lock_path))
+        self.assertEqual([], os.listdir(self.store.maintenance().lock_path))
 
     def gone_volume_locks(self):
         """Lock files of a volume deleted in Cinder behind our back."""
@@ -277,7 +277,7 @@ class TestCheckStore(base.StoreTestCase):
         return volume_id
 
     def locks_of(self, volume_id):
-        return [n for n in os.listdir(self.store._host.lock_path)
+        return [n for n in os.listdir(self.store.maintenance().lock_path)
                 if volume_id in n]
 
     def test_lock_files_of_a_deleted_volume_are_reported_and_left(self):
@@ -387,7 +387,7 @@ class TestCheckStore(base.StoreTestCase):
 
     def test_another_hosts_shared_read_is_reported_and_left(self):
         volume = self.stale_reader()
-        rewrite(os.path.join(self.store._host.lock_path,
+        rewrite(os.path.join(self.store.maintenance().lock_path,
                              host_reads.PREFIX + volume.id + '.json'),
                 host='otherhost')
         found = self.findings(fix=True)['shared reads']
@@ -418,7 +418,7 @@ class TestCheckStore(base.StoreTestCase):
         volume = api.wait_for_status(
             api.create_volume(1, 'image-img-1', {'glance_image_id': 'img-1'},
                               None), 'creating', 'available')
-        attachment.Attachment(api, self.store._host, volume,
+        attachment.Attachment(api, self.store.maintenance().host, volume,
                               writable=True).open()
         self.store._uploads.begin(volume.id, 'img-1')
         rewrite(self.store._uploads.files.path(volume.id), holder=DEAD)
