@@ -37,6 +37,7 @@ own, without sharing.
 """
 
 import logging
+from typing import Any
 
 from oslo_utils import excutils
 
@@ -57,7 +58,7 @@ class HostReaders(object):
     ``close()`` (leave; the last process to leave detaches).
     """
 
-    def __init__(self, settings):
+    def __init__(self, settings: host.HostSettings):
         self.settings = settings
         self.files = records.RecordFiles(settings.lock_path, PREFIX,
                                          'reader')
@@ -73,7 +74,7 @@ class HostReaders(object):
 
     # -- joining -------------------------------------------------------------
 
-    def join(self, cinder, volume):
+    def join(self, cinder: Any, volume: Any) -> '_Owned | _Joined':
         with self.settings.readers_lock(volume.id):
             record = self._load(volume.id)
             if records.foreign(record):
@@ -132,11 +133,12 @@ class HostReaders(object):
 
     # -- inspection, for cinder-store-check ----------------------------------
 
-    def recorded_volumes(self):
+    def recorded_volumes(self) -> list[str]:
         """Ids of the volumes this backend has reader records for here."""
         return self.files.volume_ids(self.settings.backend)
 
-    def inspect(self, cinder, volume_id):
+    def inspect(self, cinder: Any, volume_id: str
+                ) -> tuple[records.Record | None, str | None]:
         """``(record, reason)``: reason is None while the record is live.
 
         Read-only; ``record`` is None when there is none (or unreadable).
@@ -148,7 +150,7 @@ class HostReaders(object):
                 return record, None
             return record, self._why_stale(cinder, volume_id, record)
 
-    def repair(self, cinder, volume):
+    def repair(self, cinder: Any, volume: Any) -> list[str] | None:
         """Undo a stale record as the next reader would.
 
         Its attachments are detached (not disconnected after a reboot) and
@@ -163,7 +165,8 @@ class HostReaders(object):
                 return None
             return self._drop_stale(cinder, volume, record)
 
-    def leftovers(self, cinder, volume, record):
+    def leftovers(self, cinder: Any, volume: Any,
+                  record: records.Record) -> list[str]:
         """Ids of the attachments a stale ``record`` leaves.
 
         A record written while Cinder was making the attachment names
@@ -260,7 +263,7 @@ class HostReaders(object):
 
     # -- leaving -------------------------------------------------------------
 
-    def leave(self, handle):
+    def leave(self, handle: '_Owned | _Joined') -> None:
         """Drop this process; detach if no other live process holds it."""
         volume_id = handle.volume.id
         with self.settings.readers_lock(volume_id):
@@ -288,7 +291,7 @@ class HostReaders(object):
                 # cinder-store-check --fix detaches it.
                 self._save(volume_id, dict(record, holders=[]))
 
-    def recorded_attachment(self, volume_id):
+    def recorded_attachment(self, volume_id: str) -> str | None:
         """The attachment id this host recorded for ``volume_id``, or None."""
         with self.settings.readers_lock(volume_id):
             record = self._load(volume_id)
@@ -296,13 +299,13 @@ class HostReaders(object):
             return None
         return record.get('attachment')
 
-    def discard(self, volume_id):
+    def discard(self, volume_id: str) -> None:
         """Forget the record of a volume whose attachments are going."""
         with self.settings.readers_lock(volume_id):
             self._remove(volume_id)
 
 
-def recordable(device_info):
+def recordable(device_info: dict | None) -> dict | None:
     """os-brick's device info as a record may hold it.
 
     A userspace connection's is a file object of this process: recorded
@@ -314,7 +317,7 @@ def recordable(device_info):
     return device_info
 
 
-def being_made(cinder, volume_id):
+def being_made(cinder: Any, volume_id: str) -> list[str]:
     """Ids of the volume's attachments Cinder has not yet seen completed."""
     return [a.id for a in cinder.attachments_of(volume_id)
             if getattr(a, 'status', None) in ('reserved', 'attaching')]

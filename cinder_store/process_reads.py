@@ -34,10 +34,13 @@ same way: its reads are positional and thread-safe (:mod:`device`).
 from concurrent import futures
 import logging
 import threading
+from typing import Any
+from typing import Callable
 
 from glance_store import exceptions
 
 from cinder_store import device as device_mod
+from cinder_store import host
 from cinder_store import host_reads
 
 LOG = logging.getLogger(__name__)
@@ -84,14 +87,14 @@ class ReadAttachments(object):
     lease closes, also when readers fail or give up.
     """
 
-    def __init__(self, settings):
+    def __init__(self, settings: host.HostSettings):
         self._settings = settings
         self._host_readers = host_reads.HostReaders(settings)
         self._lock = threading.Lock()
-        self._volumes = {}
-        self._lookups = {}
+        self._volumes: dict[str, _Shared] = {}
+        self._lookups: dict[str, futures.Future] = {}
 
-    def lookup(self, volume_id, fetch):
+    def lookup(self, volume_id: str, fetch: Callable[[], Any]) -> Any:
         """``fetch()``'s volume, fetched once for concurrent readers.
 
         A volume this process has attached (or is attaching) for reading
@@ -104,12 +107,11 @@ class ReadAttachments(object):
             shared = self._volumes.get(volume_id)
             if shared is not None and shared.error is None:
                 return shared.volume
-            pending = self._lookups.get(volume_id)
-            mine = pending is None
-            if mine:
+            waiting = self._lookups.get(volume_id)
+            if waiting is None:
                 pending = self._lookups[volume_id] = futures.Future()
-        if not mine:
-            return pending.result()
+        if waiting is not None:
+            return waiting.result()
         try:
             pending.set_result(fetch())
         except BaseException as error:
@@ -119,13 +121,14 @@ class ReadAttachments(object):
                 del self._lookups[volume_id]
         return pending.result()
 
-    def acquire(self, cinder, volume):
+    def acquire(self, cinder: Any, volume: Any) -> Lease:
         with self._lock:
-            shared = self._volumes.get(volume.id)
-            opener = shared is None
-            if opener:
+            found = self._volumes.get(volume.id)
+            opener = found is None
+            if found is None:
                 shared = self._volumes[volume.id] = _Shared(volume)
             else:
+                shared = found
                 shared.users += 1
         if opener:
             self._open(shared, cinder, volume)
@@ -166,7 +169,7 @@ class ReadAttachments(object):
         LOG.debug('Reading volume %s through shared attachment %s',
                   volume.id, shared.attachment.id)
 
-    def release(self, shared, cinder):
+    def release(self, shared: _Shared, cinder: Any) -> None:
         """Drop one user; the last one detaches, with its own credentials.
 
         The last reader's request is the most recent, so its token is the
@@ -181,18 +184,18 @@ class ReadAttachments(object):
         shared.attachment.cinder = cinder
         shared.attachment.close()
 
-    def recorded_attachment(self, volume_id):
+    def recorded_attachment(self, volume_id: str) -> str | None:
         """The read attachment this host recorded for ``volume_id``."""
         return self._host_readers.recorded_attachment(volume_id)
 
-    def repair(self, cinder, volume):
+    def repair(self, cinder: Any, volume: Any) -> list[str] | None:
         """Detach what a dead reader on this host left of ``volume``.
 
         See :meth:`host_reads.HostReaders.repair`.
         """
         return self._host_readers.repair(cinder, volume)
 
-    def discard(self, volume_id):
+    def discard(self, volume_id: str) -> None:
         """Forget this host's record of ``volume_id``'s read attachment.
 
         Before its attachments are detached to delete it: later readers

@@ -24,18 +24,22 @@ never hold credentials.
 import json
 import logging
 import os
+from typing import Any
 
 from cinder_store import host
 
 LOG = logging.getLogger(__name__)
 
+#: A record as stored: JSON, read back as a dict.
+Record = dict[str, Any]
 
-def _read(path):
+
+def _read(path: str) -> str:
     with open(path) as f:
         return f.read()
 
 
-def boot_id():
+def boot_id() -> str:
     """This boot of this host: records from before a reboot are stale."""
     try:
         return _read('/proc/sys/kernel/random/boot_id').strip()
@@ -43,13 +47,13 @@ def boot_id():
         return 'unknown'
 
 
-def this_boot(record):
+def this_boot(record: Record) -> bool:
     """Was ``record`` written since this host booted?  Unknown is no."""
     current = boot_id()
     return current != 'unknown' and record.get('boot') == current
 
 
-def foreign(record):
+def foreign(record: Record | None) -> bool:
     """Was ``record`` written on another host?
 
     That happens with a lock directory shared between hosts by mistake.  A
@@ -60,14 +64,14 @@ def foreign(record):
             record['host'] != host.hostname())
 
 
-def pid_namespace():
+def pid_namespace() -> str:
     try:
         return os.readlink('/proc/self/ns/pid').split('[')[-1].rstrip(']')
     except OSError:
         return '0'
 
 
-def process_id(pid=None):
+def process_id(pid: int | None = None) -> str | None:
     """``<pid namespace>:<pid>:<start time>``: unique on this host's boot."""
     pid = os.getpid() if pid is None else pid
     try:
@@ -79,7 +83,7 @@ def process_id(pid=None):
                          stat.rsplit(')', 1)[1].split()[19])
 
 
-def alive(holder):
+def alive(holder: str) -> bool:
     """Is the process ``holder`` names still running?
 
     A holder in another pid namespace (another container sharing the lock
@@ -97,15 +101,15 @@ class RecordFiles(object):
     Callers serialise access with their own per-volume lock.
     """
 
-    def __init__(self, directory, prefix, kind):
+    def __init__(self, directory: str, prefix: str, kind: str):
         self.directory = directory
         self.prefix = prefix
         self.kind = kind
 
-    def path(self, volume_id):
+    def path(self, volume_id: str) -> str:
         return os.path.join(self.directory, self.prefix + volume_id + '.json')
 
-    def load(self, volume_id):
+    def load(self, volume_id: str) -> Record | None:
         """The record, or None if there is none or it cannot be read."""
         try:
             return json.loads(_read(self.path(volume_id)))
@@ -116,7 +120,7 @@ class RecordFiles(object):
                         self.kind, volume_id, e)
             return None
 
-    def save(self, volume_id, record):
+    def save(self, volume_id: str, record: Record) -> None:
         # Made on demand, like oslo.concurrency makes it for its locks.
         os.makedirs(self.directory, exist_ok=True)
         path = self.path(volume_id)
@@ -126,13 +130,13 @@ class RecordFiles(object):
             json.dump(record, f)
         os.replace(tmp, path)
 
-    def remove(self, volume_id):
+    def remove(self, volume_id: str) -> None:
         try:
             os.unlink(self.path(volume_id))
         except FileNotFoundError:
             pass
 
-    def volume_ids(self, backend=None):
+    def volume_ids(self, backend: str | None = None) -> list[str]:
         """Ids of the volumes that have a record, sorted.
 
         With ``backend``, only records of that backend, of none named, or

@@ -38,6 +38,7 @@ host (a lock directory shared by mistake) is never acted on.
 """
 
 import logging
+from typing import Any
 import uuid
 
 from glance_store import exceptions
@@ -53,11 +54,14 @@ PREFIX = 'cinder_store-upload-'
 CREATING_PREFIX = 'cinder_store-creating-'
 TOKEN_KEY = 'cinder_store_upload'
 
+#: ``(record, why it is orphaned)``: None, None when there is no record.
+Inspected = tuple[records.Record | None, str | None]
+
 
 class Uploads(object):
     """This host's upload records; see the module docs."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: host.HostSettings):
         self.settings = settings
         self.files = records.RecordFiles(settings.lock_path, PREFIX,
                                          'upload')
@@ -65,7 +69,7 @@ class Uploads(object):
                                              CREATING_PREFIX,
                                              'volume creation')
 
-    def creating(self, image_id):
+    def creating(self, image_id: str) -> str:
         """Record a volume create about to be asked for; return its token.
 
         The caller puts ``{TOKEN_KEY: token}`` in the volume's metadata.
@@ -74,11 +78,12 @@ class Uploads(object):
         self.creations.save(token, dict(self._record(image_id), token=token))
         return token
 
-    def created(self, token):
+    def created(self, token: str) -> None:
         """The created volume has its own record now."""
         self.creations.remove(token)
 
-    def creation_failed(self, token, image_id, error):
+    def creation_failed(self, token: str, image_id: str,
+                        error: BaseException) -> None:
         """The create call raised ``error``.
 
         If Cinder refused it, nothing was made and the record goes;
@@ -96,23 +101,23 @@ class Uploads(object):
             self._record(image_id), token=token,
             failed=str(error) or type(error).__name__))
 
-    def creation_tokens(self):
+    def creation_tokens(self) -> list[str]:
         """Tokens of this backend's creation records on this host."""
         return self.creations.volume_ids(self.settings.backend)
 
-    def inspect_creation(self, token):
+    def inspect_creation(self, token: str) -> Inspected:
         """``(record, reason)``, as :meth:`inspect` does for a creation."""
         record = self.creations.load(token)
         return record, (None if record is None else why_orphaned(record))
 
-    def reclaim_creation(self, cinder, token):
+    def reclaim_creation(self, cinder: Any, token: str) -> str:
         """Delete the volumes an orphaned creation record's call made.
 
         Returns what was done, for a person.  Raises :class:`NotOrphaned`
         while the record is live or a volume is still being created.
         """
         record, reason = self.inspect_creation(token)
-        if reason is None:
+        if record is None or reason is None:
             raise NotOrphaned('volume creation %s' % token)
         found = [v for v in cinder.volumes_tagged(TOKEN_KEY, token)
                  if v.status != 'deleting']
@@ -129,21 +134,22 @@ class Uploads(object):
         return 'deleted volume(s) %s of image %s (%s)' % (
             ', '.join(v.id for v in found), record.get('image'), reason)
 
-    def begin(self, volume_id, image_id):
+    def begin(self, volume_id: str, image_id: str) -> None:
         """Record that this process is writing ``image_id`` to the volume."""
         self.files.save(volume_id, self._record(image_id))
 
-    def end(self, volume_id):
+    def end(self, volume_id: str) -> None:
         """Forget the upload: its image is stored or its volume deleted."""
         self.files.remove(volume_id)
 
-    def abandon(self, volume_id, image_id, error):
+    def abandon(self, volume_id: str, image_id: str,
+                error: BaseException) -> None:
         """The upload failed and its volume could not be deleted."""
         self.files.save(volume_id, dict(
             self._record(image_id),
             failed=str(error) or type(error).__name__))
 
-    def volume_ids(self):
+    def volume_ids(self) -> list[str]:
         """Volumes of this backend's upload records on this host."""
         return self.files.volume_ids(self.settings.backend)
 
@@ -152,7 +158,7 @@ class Uploads(object):
                 'backend': self.settings.backend, 'image': image_id,
                 'holder': records.process_id()}
 
-    def inspect(self, volume_id):
+    def inspect(self, volume_id: str) -> Inspected:
         """``(record, reason)``; reason is None unless it is orphaned.
 
         ``record`` is None when there is none (or it is unreadable).
@@ -160,7 +166,7 @@ class Uploads(object):
         record = self.files.load(volume_id)
         return record, (None if record is None else why_orphaned(record))
 
-    def reclaim(self, cinder, volume_id):
+    def reclaim(self, cinder: Any, volume_id: str) -> str:
         """Detach and delete an orphaned upload's volume.
 
         Returns what was done, for a person; raises
@@ -170,7 +176,7 @@ class Uploads(object):
         """
         record, reason = self.inspect(volume_id)
         subject = 'volume %s' % volume_id
-        if reason is None:
+        if record is None or reason is None:
             raise NotOrphaned(subject)
         try:
             volume = cinder.get_volume(volume_id)
@@ -199,12 +205,12 @@ class Uploads(object):
 class NotOrphaned(Exception):
     """The upload's record is live, or its volume is not its any more."""
 
-    def __init__(self, subject, why='its upload is in progress'):
+    def __init__(self, subject: str, why: str = 'its upload is in progress'):
         super(NotOrphaned, self).__init__(
             '%s left alone: %s' % (subject, why))
 
 
-def why_orphaned(record):
+def why_orphaned(record: records.Record) -> str | None:
     """None while the upload may still be running, else why not."""
     if records.foreign(record):
         return None  # nothing here can tell
