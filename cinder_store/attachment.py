@@ -406,7 +406,7 @@ def attachments_here(volume: Any, recorded: str | None = None) -> set[str]:
 
 def abandoned(cinder: Any, volume_id: str, max_age: float,
               now: datetime.datetime | None = None) -> list[str]:
-    """Ids of ``volume_id``'s abandoned attachments (one Cinder call).
+    """Ids of ``volume_id``'s abandoned attachments.
 
     Abandoned: Cinder finished making it (status ``attaching``, with
     ``attached_at``) more than ``max_age`` seconds ago and nobody completed
@@ -414,17 +414,35 @@ def abandoned(cinder: Any, volume_id: str, max_age: float,
     reservation of a volume left in ``attaching`` by one.  An attacher
     alive completes or deletes its attachment within seconds of
     ``attached_at``, so one as old as ``max_age`` is nobody's.
+
+    Also a reservation (status ``reserved``) Cinder kept when the backend
+    failed to make the connection and whose attacher died before it could
+    delete it: Cinder gives it no time, but then leaves the volume
+    ``reserved``, so a volume in that status, unchanged for ``max_age``
+    (its ``updated_at``), holds only abandoned reservations.  One Cinder
+    call, two when there are reservations.
     """
     now = now or timeutils.utcnow()
-    found = []
+    found, reserved = [], []
     for att in cinder.attachments_of(volume_id, detailed=True):
+        status = getattr(att, 'status', None)
         made = getattr(att, 'attached_at', None)
-        if getattr(att, 'status', None) != 'attaching' or not made:
-            continue
-        age = now - timeutils.normalize_time(timeutils.parse_isotime(made))
-        if age.total_seconds() > max_age:
+        if status == 'attaching' and made and _older(made, now, max_age):
             found.append(att.id)
+        elif status == 'reserved':
+            reserved.append(att.id)
+    if reserved:
+        volume = cinder.get_volume(volume_id)
+        changed = getattr(volume, 'updated_at', None)
+        if (volume.status == 'reserved' and changed and
+                _older(changed, now, max_age)):
+            found += reserved
     return found
+
+
+def _older(timestamp: str, now: datetime.datetime, max_age: float) -> bool:
+    made = timeutils.normalize_time(timeutils.parse_isotime(timestamp))
+    return (now - made).total_seconds() > max_age
 
 
 def reclaim_abandoned(cinder: Any, settings: host.HostSettings,

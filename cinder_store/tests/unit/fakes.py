@@ -59,6 +59,7 @@ class Volume(object):
         self.service_uuid = 'svc'
         self.attachments = []
         self.readonly = False
+        self.updated_at = None
 
 
 class _Type(object):
@@ -194,14 +195,17 @@ class _Attachments(object):
             self.c.attachments[str(uuid.uuid4())] = {
                 'volume_id': volume_id, 'mode': mode, 'status': 'reserved',
                 'connector': connector, 'connection_info': None}
+            vol.status = 'reserved'
+            vol.updated_at = timeutils.utcnow().isoformat()
             self.c.calls.append('attachments.create')
             raise
         self.c.hit('attachments.create')
-        if self.c.refuse_while_attaching and vol.status == 'attaching':
+        if vol.status == 'reserved' or (self.c.refuse_while_attaching and
+                                        vol.status == 'attaching'):
             raise cinder_exc.BadRequest(
                 400, 'Invalid volume: Volume status must be available or '
                      'in-use or downloading to reserve, but the current '
-                     'status is attaching.')
+                     'status is %s.' % vol.status)
         if vol.attachments and not vol.multiattach:
             raise cinder_exc.BadRequest(
                 400, 'Invalid volume: Volume status must be available or '

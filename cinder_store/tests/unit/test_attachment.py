@@ -10,6 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import datetime
 import errno
 import logging
 from unittest import mock
@@ -18,6 +19,7 @@ from cinderclient import exceptions as cinder_exc
 import ddt
 import fixtures
 from glance_store import exceptions
+from oslo_utils import timeutils
 
 from cinder_store import attachment
 from cinder_store.tests.unit import base
@@ -253,6 +255,42 @@ class TestAbandoned(base.CinderTestCase):
                                   False).open)
         self.assertEqual([young], list(self.cinder.attachments))
         self.assertNotIn('attachments.delete', self.cinder.calls)
+
+    def dead_reserver(self, seconds_ago):
+        """What an attacher killed right after the backend failed leaves.
+
+        Cinder keeps the reservation and the volume 'reserved'; on a
+        multiattach volume a live attacher leaves it too (another host's
+        reservation may be in progress), so only its age tells.
+        """
+        self.cinder.fail('attachments.create.initialize',
+                         cinder_exc.ClientException(500, 'backend failed'))
+        self.assertRaises(exceptions.BackendException,
+                          attachment.Attachment(self.api, self.settings(),
+                                                self.volume, False).open)
+        vol = self.cinder.volumes[self.volume.id]
+        vol.updated_at = (timeutils.utcnow() - datetime.timedelta(
+            seconds=seconds_ago)).isoformat()
+        (left,) = self.cinder.attachments
+        return left
+
+    def test_an_old_reservation_of_a_volume_left_reserved_is_abandoned(self):
+        left = self.dead_reserver(601)
+        self.assertEqual([left], attachment.abandoned(self.api,
+                                                      self.volume.id, 600))
+
+    def test_a_young_reservation_is_not(self):
+        self.dead_reserver(30)
+        self.assertEqual([], attachment.abandoned(self.api, self.volume.id,
+                                                  600))
+
+    def test_a_reader_refused_by_an_abandoned_reservation_deletes_it(self):
+        left = self.dead_reserver(601)
+        att = attachment.Attachment(self.api, self.settings(), self.volume,
+                                    False).open()
+        self.assertNotIn(left, self.cinder.attachments)
+        att.close()
+        self.assertNothingLeft(volumes=1)
 
 
 class TestSharedTargets(base.CinderTestCase):
