@@ -449,8 +449,7 @@ class Campaign(object):
                left):
         c = self.counts
         rows = [
-            ('operations', sum(c[k] for k in c if k.startswith(
-                ('add-', 'get', 'delete'))) + c['killed']),
+            ('operations', self.args.ops - self.remaining),
             ('kills', c['killed']), ('freezes', c['freezes']),
             ('driver faults injected', c['driver faults injected']),
             ('errors (all)', c['errors']),
