@@ -490,6 +490,8 @@ def detach_attachment(cinder: Any, settings: host.HostSettings, volume: Any,
     multiattach volume.  An attachment Cinder no longer has is detached
     already (its holder got there first): nothing to do, no error.
     """
+    # One lock over "count, disconnect, delete": the next worker that
+    # counts this host's attachments of the volume sees an accurate list.
     with settings.volume_lock(volume.id):
         try:
             if connection_info is None:

@@ -357,6 +357,36 @@ class TestMultiattach(StoreContract, FaultContract, base.FunctionalTestCase):
         self.delete(uri, self.backend)
         # assert_nothing_leaked: the volume and its loop device are gone
 
+    def test_reservation_a_failed_attach_left_does_not_block(self):
+        # The backend fails the connection: Cinder keeps the reservation
+        # and the volume 'reserved', refusing every new one.  On a
+        # multiattach volume the reader cannot tell it from another host's
+        # reservation in progress and leaves it; only its age tells.
+        data = base.pattern_bytes(base.MiB, seed=34)
+        image_id = self.new_image_id()
+        uri = self.add(self.backend, data, image_id=image_id)[0]
+        self.addCleanup(self.delete, uri, self.backend)
+        volume_id = uri.rsplit('/', 1)[1]
+        self.inject('initialize_connection', image_id)
+        with mock.patch.object(self.host, 'abandoned_after', 600):
+            self.assertRaises(exceptions.BackendException, self.read, uri,
+                              self.backend)
+            self.assertEqual('reserved',
+                             self.cinder.volumes.get(volume_id).status)
+            self.assertRaisesRegex(exceptions.BackendException, 'reserve',
+                                   self.read, uri, self.backend)
+
+        def reserved_long_enough():
+            volume = self.cinder.volumes.get(volume_id)
+            changed = timeutils.normalize_time(
+                timeutils.parse_isotime(volume.updated_at))
+            age = (timeutils.utcnow() - changed).total_seconds()
+            return volume.status == 'reserved' and age > ABANDONED_AFTER
+        self.wait_for(reserved_long_enough, 'the volume left reserved')
+        self.assertEqual((hashlib.sha256(data).hexdigest(), len(data)),
+                         self.read(uri, self.backend))
+        self.assertEqual([], self.attachments(volume_id))
+
     def test_concurrent_readers_from_several_processes(self):
         data = base.pattern_bytes(32 * base.MiB, seed=5)
         uri = self.add(self.backend, data)[0]
