@@ -371,15 +371,13 @@ class Store(driver.Store):
             volume = _existing(cinder, volume.id)
         if volume.attachments:
             return self._detachable_here(volume)
-        reclaimed = attachment.reclaim_abandoned(cinder, self._settings,
-                                                 volume)
+        attachment.reclaim_abandoned(cinder, self._settings, volume)
         self._refuse_pending(cinder, volume.id)
-        # Nothing attached now: a read that held it when Cinder refused
-        # has ended since (seen in a fault campaign); the delete is tried
-        # once more, and a refusal for another reason (snapshots...) comes
-        # back.
-        if not (repaired or reclaimed or volume.status == 'available'):
-            raise refused
+        # Nothing attached or being attached now: a read that held the
+        # volume when Cinder refused (attached, or still attaching when the
+        # volume was fetched) has ended since, as fault campaigns saw.  The
+        # delete is tried once more; a refusal for another reason
+        # (snapshots...) comes back from it.
         return []
 
     def _refuse_live_reads(self, volume_id):

@@ -508,6 +508,23 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
                                self.store.delete, self.location(volume_id))
         self.assertEqual(1, len(self.cinder.volumes))
 
+    def test_delete_refused_while_a_read_attaching_then_ended(self):
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        self.cinder.fail('volumes.delete', cinder_exc.BadRequest(
+            400, 'Volume status must be available'))
+        # Fetched while the read was still attaching; over by the time the
+        # attachments are listed.
+        self.cinder.volumes[volume_id].status = 'reserved'
+
+        def read_ends(cinder, settings, volume):
+            self.cinder.volumes[volume_id].status = 'available'
+            return []
+        with mock.patch.object(store.attachment, 'reclaim_abandoned',
+                               side_effect=read_ends):
+            self.store.delete(self.location(volume_id))
+        self.assertEqual(0, len(self.cinder.volumes))
+
     def test_delete_refused_while_a_read_that_ended_held_it(self):
         # Refused for the attachment of a read that ended before the
         # delete looked at the volume: nothing is attached, try again.
