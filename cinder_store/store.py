@@ -349,22 +349,22 @@ class Store(driver.Store):
             # Glance did not see finish): its locks must not outlive it.
             with excutils.save_and_reraise_exception():
                 self._settings.forget(volume_id)
-        except exceptions.BackendException as refused:
+        except exceptions.BackendException:
             volume = _existing(cinder, volume_id)
             attachment.reclaim_volume(
                 cinder, self._settings, volume,
-                self._left_here(cinder, volume, refused))
+                self._left_here(cinder, volume))
             return
         # Cinder deletes it now: nothing will attach it again.
         self._settings.forget(volume_id)
 
-    def _left_here(self, cinder, volume, refused):
+    def _left_here(self, cinder, volume):
         """What this host left attached to a volume Cinder would not delete.
 
         They are detached before the delete is tried again.  Raises
         ``InUseByStore`` if it is attached elsewhere, being attached, or
-        read here by a live process; ``refused`` if nothing attached
-        explains the refusal.
+        read here by a live process.  A refusal for another reason comes
+        back from the delete tried again.
         """
         repaired = self._readers.repair(cinder, volume)
         if repaired:
