@@ -33,7 +33,6 @@ error is logged and added to it as a note, never replacing it.
 """
 
 import contextlib
-import datetime
 import logging
 from typing import Any
 from typing import Callable
@@ -43,11 +42,11 @@ from glance_store import exceptions
 from os_brick.initiator import utils as brick_utils
 from oslo_utils import excutils
 from oslo_utils import strutils
-from oslo_utils import timeutils
 
 from cinder_store import client
 from cinder_store import device as device_mod
 from cinder_store import host
+from cinder_store.recovery import rules
 
 LOG = logging.getLogger(__name__)
 
@@ -360,7 +359,7 @@ def _host_holds_another(cinder, volume, attachment_id):
     if not getattr(volume, 'multiattach', False):
         return False
     fresh = cinder.get_volume(volume.id)
-    return bool(attachments_here(fresh) - {attachment_id})
+    return bool(rules.attachments_here(fresh) - {attachment_id})
 
 
 def reclaim_volume(cinder: Any, settings: host.HostSettings, volume: Any,
@@ -386,74 +385,21 @@ def reclaim_volume(cinder: Any, settings: host.HostSettings, volume: Any,
         detach_attachment(cinder, settings, volume, attachment_id,
                           disconnect=disconnect)
     cinder.delete_volume(volume.id)
-    settings.forget(volume.id)
+    settings.remove_locks(volume.id)
     return len(attachment_ids)
-
-
-def attachments_here(volume: Any, recorded: str | None = None) -> set[str]:
-    """Ids of the attachments of ``volume`` on this host.
-
-    Cinder names each attachment's host (``host_name``).  An attachment
-    whose host Cinder leaves empty (a Cinder from before it filled the
-    field for the attachment API) is this host's only if it is
-    ``recorded``, the attachment this host's shared reads recorded.
-    """
-    me = host.hostname()
-    return {a['attachment_id'] for a in (volume.attachments or [])
-            if a.get('host_name') == me or
-            (not a.get('host_name') and a['attachment_id'] == recorded)}
-
-
-def abandoned(cinder: Any, volume_id: str, max_age: float,
-              now: datetime.datetime | None = None) -> list[str]:
-    """Ids of ``volume_id``'s abandoned attachments.
-
-    Abandoned: Cinder finished making it (status ``attaching``, with
-    ``attached_at``) more than ``max_age`` seconds ago and nobody completed
-    it, so its attacher died, on whichever host.  Cinder refuses every new
-    reservation of a volume left in ``attaching`` by one.  An attacher
-    alive completes or deletes its attachment within seconds of
-    ``attached_at``, so one as old as ``max_age`` is nobody's.
-
-    Also a reservation (status ``reserved``) Cinder kept when the backend
-    failed to make the connection and whose attacher died before it could
-    delete it: Cinder gives it no time, but then leaves the volume
-    ``reserved``, so a volume in that status, unchanged for ``max_age``
-    (its ``updated_at``), holds only abandoned reservations.  One Cinder
-    call, two when there are reservations.
-    """
-    now = now or timeutils.utcnow()
-    found, reserved = [], []
-    for att in cinder.attachments_of(volume_id, detailed=True):
-        status = getattr(att, 'status', None)
-        made = getattr(att, 'attached_at', None)
-        if status == 'attaching' and made and _older(made, now, max_age):
-            found.append(att.id)
-        elif status == 'reserved':
-            reserved.append(att.id)
-    if reserved:
-        volume = cinder.get_volume(volume_id)
-        changed = getattr(volume, 'updated_at', None)
-        if (volume.status == 'reserved' and changed and
-                _older(changed, now, max_age)):
-            found += reserved
-    return found
-
-
-def _older(timestamp: str, now: datetime.datetime, max_age: float) -> bool:
-    made = timeutils.normalize_time(timeutils.parse_isotime(timestamp))
-    return (now - made).total_seconds() > max_age
 
 
 def reclaim_abandoned(cinder: Any, settings: host.HostSettings,
                       volume: Any) -> list[str]:
     """Delete ``volume``'s abandoned attachments in Cinder; their ids.
 
+    Which are abandoned is :func:`recovery.rules.abandoned_attachments`.
     Only in Cinder: whichever host made one never completed it, and this
     host cannot tell whether it was itself (Cinder names no host for an
     attachment not yet attached).
     """
-    ids = abandoned(cinder, volume.id, settings.abandoned_after)
+    ids = rules.abandoned_attachments(cinder, volume.id,
+                                      settings.abandoned_after)
     for attachment_id in ids:
         LOG.warning('Deleting attachment %s of volume %s: Cinder made it '
                     'over %ss ago and nobody completed it (its attacher '
@@ -462,14 +408,6 @@ def reclaim_abandoned(cinder: Any, settings: host.HostSettings,
         detach_attachment(cinder, settings, volume, attachment_id,
                           disconnect=False)
     return ids
-
-
-def describe(volume: Any, ids: Iterable[str]) -> str:
-    """``"<id> (host <name>), ..."`` for the attachments ``ids``."""
-    hosts = {a['attachment_id']: a.get('host_name') or 'not reported'
-             for a in (volume.attachments or [])}
-    return ', '.join('%s (host %s)' % (i, hosts.get(i, 'not reported'))
-                     for i in sorted(ids))
 
 
 def detach_attachment(cinder: Any, settings: host.HostSettings, volume: Any,

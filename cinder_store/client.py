@@ -144,6 +144,19 @@ def _retrying(predicate, attempts, multiplier=0.2, max_wait=2):
         reraise=True)
 
 
+#: Volume statuses on the way out: such a volume is gone for a reader.
+GONE = ('deleting', 'error_deleting')
+
+
+def existing_volume(cinder, volume_id):
+    """The volume, or NotFound if it is gone or on its way out."""
+    volume = cinder.get_volume(volume_id)
+    if volume.status in GONE:
+        raise exceptions.NotFound(
+            message='volume %s is %s' % (volume_id, volume.status))
+    return volume
+
+
 def gib(size_bytes):
     """Whole GiB needed to hold ``size_bytes`` (at least 1)."""
     return max(1, -(-size_bytes // units.Gi))

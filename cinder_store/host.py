@@ -17,6 +17,7 @@ start os-brick's privsep daemon and probe every transport, which costs
 hundreds of milliseconds) and are never mutated by callers.
 """
 
+import configparser
 import copy
 import logging
 import os
@@ -88,7 +89,7 @@ class HostSettings(object):
         return lockutils.lock(name, lock_file_prefix=LOCK_PREFIX,
                               external=True, lock_path=self.lock_path)
 
-    def forget(self, volume_id):
+    def remove_locks(self, volume_id):
         """Remove the lock files of a volume that no longer exists."""
         for name in (volume_id, 'read-' + volume_id):
             lockutils.remove_external_lock_file(
@@ -361,3 +362,62 @@ def take_ownership(path: Any, writable: bool,
     previous = os.stat(path).st_uid
     _chown(helper, os.getuid(), path)
     return lambda: _chown(helper, previous, path)
+
+
+def filesystem_type(path: str) -> str | None:
+    """The type of the filesystem ``path`` is on, from /proc/mounts."""
+    path = os.path.realpath(path)
+    best, kind = '', None
+    with open('/proc/mounts') as mounts:
+        for line in mounts:
+            mount_point, fs_type = line.split()[1:3]
+            inside = (path == mount_point or
+                      path.startswith(mount_point.rstrip('/') + '/'))
+            if inside and len(mount_point) > len(best):
+                best, kind = mount_point, fs_type
+    return kind
+
+
+def rootwrap_filter_dirs(rootwrap_config: str) -> list[str] | None:
+    """The ``filters_path`` directories of a rootwrap.conf; None if absent."""
+    parser = configparser.RawConfigParser()
+    if not parser.read(rootwrap_config):
+        return None
+    dirs = parser.get('DEFAULT', 'filters_path', fallback='').split(',')
+    return [d.strip() for d in dirs if d.strip()]
+
+
+def chown_filter(directories: list[str]) -> str | None:
+    """The first rootwrap filter file in ``directories`` admitting chown.
+
+    Device hand-over (:func:`take_ownership`) runs ``chown`` through it.
+    """
+    for directory in directories:
+        for name in sorted(os.listdir(directory)):
+            if _admits_chown(os.path.join(directory, name)):
+                return name
+    return None
+
+
+def _admits_chown(path):
+    filters = configparser.RawConfigParser()
+    try:
+        filters.read(path)
+        return any(value.split(',')[1].strip() == 'chown'
+                   for _, value in filters.items('Filters'))
+    except (configparser.Error, IndexError, UnicodeDecodeError):
+        return False
+
+
+def keyring_clients(path: str) -> list[str] | None:
+    """Ceph client names of a keyring file; None if it holds no key.
+
+    Raises ``OSError`` when the file cannot be read.
+    """
+    with open(path) as f:
+        text = f.read()
+    clients = [line.strip()[1:-1] for line in text.splitlines()
+               if line.strip().startswith('[client.')]
+    if not clients or 'key' not in text:
+        return None
+    return clients

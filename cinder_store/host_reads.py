@@ -44,6 +44,8 @@ from oslo_utils import excutils
 from cinder_store import attachment as attachment_mod
 from cinder_store import host
 from cinder_store import records
+from cinder_store.recovery import repairs
+from cinder_store.recovery import rules
 
 LOG = logging.getLogger(__name__)
 
@@ -63,20 +65,11 @@ class HostReaders(object):
         self.files = records.RecordFiles(settings.lock_path, PREFIX,
                                          'reader')
 
-    def _load(self, volume_id):
-        return self.files.load(volume_id)
-
-    def _save(self, volume_id, record):
-        self.files.save(volume_id, record)
-
-    def _remove(self, volume_id):
-        self.files.remove(volume_id)
-
     # -- joining -------------------------------------------------------------
 
     def join(self, cinder: Any, volume: Any) -> '_Owned | _Joined':
         with self.settings.readers_lock(volume.id):
-            record = self._load(volume.id)
+            record = self.files.load(volume.id)
             if records.foreign(record):
                 return self._attach_unshared(cinder, volume, record)
             if record is not None:
@@ -86,7 +79,7 @@ class HostReaders(object):
                         h for h in record['holders'] if records.alive(h)
                     ] + [records.process_id()]
                     try:
-                        self._save(volume.id, record)
+                        self.files.save(volume.id, record)
                     except BaseException:
                         with excutils.save_and_reraise_exception():
                             joined.let_go()
@@ -98,38 +91,11 @@ class HostReaders(object):
             return self._attach(cinder, volume)
 
     def _usable(self, cinder, volume, record):
-        reason = self._why_stale(cinder, volume.id, record)
+        reason = rules.why_reader_record_stale(cinder, volume.id, record)
         if reason:
             LOG.info('Reader record of volume %s is stale: %s', volume.id,
                      reason)
         return reason is None
-
-    @staticmethod
-    def _why_stale(cinder, volume_id, record):
-        """None if ``record`` may be joined, else why not (for a person)."""
-        if not records.this_boot(record):
-            return 'written before this host last booted'
-        if 'device_info' not in record:
-            # Its writer held the lock we hold now until it had written
-            # the whole record, or died.
-            return 'its process (%s) stopped while %s' % (
-                ', '.join(record.get('holders', ())) or 'unknown',
-                'attaching' if record.get('attachment') else
-                'Cinder was making its attachment')
-        if not any(records.alive(h) for h in record.get('holders', ())):
-            return 'no live process holds it (holders: %s)' % (
-                ', '.join(record.get('holders', ())) or 'none')
-        try:
-            att = cinder.attachment_show(record['attachment'])
-        except Exception as e:
-            return 'its attachment %s is gone: %s' % (record['attachment'], e)
-        if getattr(att, 'volume_id', None) != volume_id:
-            return 'attachment %s belongs to volume %s' % (
-                record['attachment'], getattr(att, 'volume_id', None))
-        if getattr(att, 'status', None) != 'attached':
-            return 'attachment %s is %s, not attached' % (
-                record['attachment'], getattr(att, 'status', None))
-        return None
 
     # -- inspection, for cinder-store-check ----------------------------------
 
@@ -145,10 +111,11 @@ class HostReaders(object):
         A record written on another host counts as live.
         """
         with self.settings.readers_lock(volume_id):
-            record = self._load(volume_id)
+            record = self.files.load(volume_id)
             if record is None or records.foreign(record):
                 return record, None
-            return record, self._why_stale(cinder, volume_id, record)
+            return record, rules.why_reader_record_stale(
+                cinder, volume_id, record)
 
     def repair(self, cinder: Any, volume: Any) -> list[str] | None:
         """Undo a stale record as the next reader would.
@@ -159,59 +126,30 @@ class HostReaders(object):
         another host's).
         """
         with self.settings.readers_lock(volume.id):
-            record = self._load(volume.id)
+            record = self.files.load(volume.id)
             if (record is None or records.foreign(record) or
                     self._usable(cinder, volume, record)):
                 return None
             return self._drop_stale(cinder, volume, record)
 
-    def leftovers(self, cinder: Any, volume: Any,
-                  record: records.Record) -> list[str]:
-        """Ids of the attachments a stale ``record`` leaves.
-
-        A record written while Cinder was making the attachment names
-        none.  Cinder names no host for an attachment not yet attached, so
-        on a volume that is not multiattach (where nothing else can be
-        attaching while that one exists) those being made are taken as
-        its; on a multiattach volume only the abandoned ones are (see
-        :func:`attachment.abandoned`): one being made more recently may be
-        another host's attach in progress (one Cinder call).
-        """
-        if record.get('attachment'):
-            return [record['attachment']]
-        if not getattr(volume, 'multiattach', False):
-            return being_made(cinder, volume.id)
-        found = attachment_mod.abandoned(cinder, volume.id,
-                                         self.settings.abandoned_after)
-        if not found:
-            LOG.warning('A reader of multiattach volume %s died while Cinder '
-                        'was making its attachment; it is left until it is '
-                        '%ss old and counts as abandoned', volume.id,
-                        self.settings.abandoned_after)
-        return found
-
     def _drop_stale(self, cinder, volume, record):
-        # Its holders died or the host rebooted: the attachment is a
-        # leftover.  After a reboot the device is gone already and its
-        # path may name another volume's device now: do not disconnect.
-        self._remove(volume.id)
-        same_boot = records.this_boot(record)
+        """Detach what a stale record left, then remove the record.
+
+        Returns the ids detached.  A detach that fails raises and the
+        record stays, held by nobody, naming the attachment for the next
+        reader, the image delete or ``cinder-store-check --fix``.
+        """
         try:
-            leftovers = self.leftovers(cinder, volume, record)
-        except Exception as e:
-            LOG.warning('Could not list what the stale reader record of '
-                        'volume %s left: %s', volume.id, e)
-            return []
-        for attachment_id in leftovers:
-            try:
-                attachment_mod.detach_attachment(
-                    cinder, self.settings, volume, attachment_id,
-                    record.get('device_info') if same_boot else None,
-                    disconnect=same_boot)
-            except Exception as e:
-                LOG.warning('Could not detach leftover attachment %s of '
-                            'volume %s: %s', attachment_id, volume.id, e)
-        return leftovers
+            detached = repairs.detach_stale_reader(cinder, self.settings,
+                                                   volume, record)
+        except BaseException:
+            with excutils.save_and_reraise_exception():
+                LOG.warning('Could not detach what the stale reader record '
+                            'of volume %s left; keeping the record',
+                            volume.id)
+                self.files.save(volume.id, dict(record, holders=[]))
+        self.files.remove(volume.id)
+        return detached
 
     def _attach_unshared(self, cinder, volume, record):
         # Its holders' pids and device path mean nothing here; touching it
@@ -231,10 +169,10 @@ class HostReaders(object):
         record = {'boot': records.boot_id(), 'host': host.hostname(),
                   'backend': self.settings.backend, 'attachment': None,
                   'holders': [records.process_id()]}
-        self._save(volume.id, record)
+        self.files.save(volume.id, record)
 
         def named(att):
-            self._save(volume.id, dict(record, attachment=att.id))
+            self.files.save(volume.id, dict(record, attachment=att.id))
 
         att = attachment_mod.Attachment(cinder, self.settings, volume,
                                         writable=False)
@@ -244,9 +182,9 @@ class HostReaders(object):
             with excutils.save_and_reraise_exception():
                 self._forget_failed(volume.id, record, att)
         try:
-            self._save(volume.id, dict(record, attachment=att.id,
-                                       device_info=recordable(
-                                           att.device_info)))
+            self.files.save(volume.id, dict(
+                record, attachment=att.id,
+                device_info=recordable(att.device_info)))
         except BaseException:
             with excutils.save_and_reraise_exception():
                 att.close()
@@ -256,10 +194,10 @@ class HostReaders(object):
         if att.stranded:
             # Its host connection would not go: held by nobody, the record
             # names it for the next reader, the delete or the check.
-            self._save(volume_id, dict(record, attachment=att.id,
-                                       holders=[]))
+            self.files.save(volume_id, dict(record, attachment=att.id,
+                                            holders=[]))
         else:
-            self._remove(volume_id)
+            self.files.remove(volume_id)
 
     # -- leaving -------------------------------------------------------------
 
@@ -267,7 +205,7 @@ class HostReaders(object):
         """Drop this process; detach if no other live process holds it."""
         volume_id = handle.volume.id
         with self.settings.readers_lock(volume_id):
-            record = self._load(volume_id)
+            record = self.files.load(volume_id)
             if record is None or record['attachment'] != handle.id:
                 handle.detach()  # not (or no longer) recorded: ours alone
                 return
@@ -279,22 +217,22 @@ class HostReaders(object):
             holders = [h for h in holders if records.alive(h)]
             if holders:
                 record['holders'] = holders
-                self._save(volume_id, record)
+                self.files.save(volume_id, record)
                 handle.let_go()
                 return
             # Detach first, under the lock that keeps readers from joining:
             # if it fails the record must go on naming the attachment.
             if handle.detach():
-                self._remove(volume_id)
+                self.files.remove(volume_id)
             else:
                 # Held by nobody now: the next reader, the image delete or
                 # cinder-store-check --fix detaches it.
-                self._save(volume_id, dict(record, holders=[]))
+                self.files.save(volume_id, dict(record, holders=[]))
 
     def recorded_attachment(self, volume_id: str) -> str | None:
         """The attachment id this host recorded for ``volume_id``, or None."""
         with self.settings.readers_lock(volume_id):
-            record = self._load(volume_id)
+            record = self.files.load(volume_id)
         if record is None or records.foreign(record):
             return None
         return record.get('attachment')
@@ -302,7 +240,7 @@ class HostReaders(object):
     def discard(self, volume_id: str) -> None:
         """Forget the record of a volume whose attachments are going."""
         with self.settings.readers_lock(volume_id):
-            self._remove(volume_id)
+            self.files.remove(volume_id)
 
 
 def recordable(device_info: dict | None) -> dict | None:
@@ -315,12 +253,6 @@ def recordable(device_info: dict | None) -> dict | None:
     if host.is_userspace(device_info):
         return {'userspace': True}
     return device_info
-
-
-def being_made(cinder: Any, volume_id: str) -> list[str]:
-    """Ids of the volume's attachments Cinder has not yet seen completed."""
-    return [a.id for a in cinder.attachments_of(volume_id)
-            if getattr(a, 'status', None) in ('reserved', 'attaching')]
 
 
 class _Owned(object):

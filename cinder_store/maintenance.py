@@ -18,6 +18,7 @@ through the store's private attributes, so the store's insides can change
 without breaking them.
 """
 
+import threading
 from typing import Any
 from typing import Iterable
 from typing import Sequence
@@ -25,8 +26,11 @@ from typing import Sequence
 from glance_store import multi_backend
 from oslo_config import cfg
 
-from cinder_store import host as host_mod
+from cinder_store import client
+from cinder_store import glance
+from cinder_store import host
 from cinder_store import host_reads
+from cinder_store import opts
 from cinder_store import upload_records
 
 
@@ -61,15 +65,28 @@ def load_stores(config_file: str | Sequence[str],
 
 
 class Maintenance(object):
-    """One configured (``Store.configure()``-d) backend, for tools."""
+    """One configured (``Store.configure()``-d) backend, for tools.
 
-    def __init__(self, store):
-        self._store = store
+    Made by :meth:`store.Store.maintenance`, which hands it the store's
+    parts; it holds no reference to the store itself.
+    """
 
-    @property
-    def backend(self) -> str | None:
-        """The backend id (``[<backend-id>]``), None for single-store."""
-        return self._store.backend_group
+    def __init__(self, backend: str | None, backend_conf: opts.BackendConf,
+                 cinder: client.Cinder, settings: host.HostSettings,
+                 uploads: upload_records.Uploads,
+                 shared_reads: host_reads.HostReaders,
+                 probe: threading.Thread | None = None):
+        #: The backend id (``[<backend-id>]``), None for single-store.
+        self.backend = backend
+        #: The :class:`host.HostSettings` this backend attaches with.
+        self.settings = settings
+        #: This host's upload records (:class:`upload_records.Uploads`).
+        self.uploads = uploads
+        #: This host's shared reads (:class:`host_reads.HostReaders`).
+        self.shared_reads = shared_reads
+        self._conf = backend_conf
+        self._cinder = cinder
+        self._probe = probe
 
     @property
     def has_service_credentials(self) -> bool:
@@ -78,47 +95,42 @@ class Maintenance(object):
         Without them Cinder is reached only with each request's token, and
         a tool has none.
         """
-        return self._store._cinder.credentials.has_service_credentials
+        return self._cinder.credentials.has_service_credentials
 
-    def cinder(self, context: Any = None) -> Any:
+    def cinder(self, context: Any = None) -> client.BoundCinder:
         """The backend's Cinder client (the service user's without context).
 
         Errors are glance_store exceptions, as :mod:`client` maps them.
         """
-        return self._store._cinder.bind(context)
+        return self._cinder.bind(context)
+
+    def glance(self) -> glance.GlanceImages:
+        """Glance's images as the backend's service user sees them."""
+        return glance.GlanceImages(self._cinder.credentials)
 
     @property
     def volume_type(self) -> str | None:
         """``cinder_store_volume_type``; None means Cinder's default."""
-        return self._store.view.cinder_store_volume_type
+        return self._conf.cinder_store_volume_type
 
     @property
     def rootwrap_config(self) -> str:
-        return self._store.view.cinder_store_rootwrap_config
+        return self._conf.cinder_store_rootwrap_config
 
     @property
-    def host(self) -> host_mod.HostSettings:
-        """The :class:`host.HostSettings` this backend attaches with."""
-        return self._store._settings
+    def unknown_image_volume_age(self) -> int:
+        """``cinder_store_unknown_image_volume_age``, in seconds."""
+        return self._conf.cinder_store_unknown_image_volume_age
 
     @property
     def lock_path(self) -> str:
-        return self._store._settings.lock_path
-
-    @property
-    def uploads(self) -> upload_records.Uploads:
-        """This host's upload records (:class:`upload_records.Uploads`)."""
-        return self._store._uploads
-
-    def shared_reads(self) -> host_reads.HostReaders:
-        """This host's shared reads (:class:`host_reads.HostReaders`)."""
-        return host_reads.HostReaders(self._store._settings)
+        return self.settings.lock_path
 
     def connector(self) -> dict[str, Any]:
         """os-brick's connector properties of this host.
 
         Waits for the probe ``configure()`` started; raises what it raises.
         """
-        if self._store.warm_up is not None:
-            self._store.warm_up.join()
-        return self._store._settings.connector()
+        if self._probe is not None:
+            self._probe.join()
+        return self.settings.connector()

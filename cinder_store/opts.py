@@ -92,6 +92,15 @@ OPTIONS = [
                     'reader, the image delete and cinder-store-check --fix '
                     'delete it. Keep it well above the longest attach '
                     '(os-brick connect) a host may take.'),
+    cfg.IntOpt('cinder_store_unknown_image_volume_age',
+               default=3600, min=1,
+               help='Seconds an available image-volume must stay untouched '
+                    '(its updated_at) before cinder-store-check counts it '
+                    'as one Glance will never know, when its image is gone '
+                    'from Glance, deleted, killed, still queued or saving, '
+                    'or stored elsewhere; --fix then deletes it. An upload '
+                    'in progress keeps its volume attached, so it is never '
+                    'idle this long; the default leaves a wide margin.'),
     cfg.StrOpt('cinder_store_rbd_keyring',
                help='Ceph client keyring file for volumes Cinder attaches '
                     'through RBD (os-brick in userspace, librbd: no kernel '

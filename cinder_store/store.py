@@ -37,10 +37,12 @@ from cinder_store import auth
 from cinder_store import client
 from cinder_store import dataio
 from cinder_store import host
+from cinder_store import host_reads
 from cinder_store import location
 from cinder_store import maintenance
 from cinder_store import opts
 from cinder_store import process_reads
+from cinder_store.recovery import repairs
 from cinder_store import upload
 from cinder_store import upload_records
 
@@ -48,18 +50,6 @@ LOG = logging.getLogger(__name__)
 
 # glance_store looks the location class up as <Store.__module__>.StoreLocation
 StoreLocation = location.StoreLocation
-
-
-_GONE = ('deleting', 'error_deleting')
-
-
-def _existing(cinder, volume_id):
-    """The volume, or NotFound if it is gone or on its way out."""
-    volume = cinder.get_volume(volume_id)
-    if volume.status in _GONE:
-        raise exceptions.NotFound(
-            message='volume %s is %s' % (volume_id, volume.status))
-    return volume
 
 
 def _image_size(volume):
@@ -87,6 +77,7 @@ class Store(driver.Store):
                             else 'cinder://')
         self._cinder = None
         self._settings = None
+        self._host_readers = None
         self._readers = None
         self._uploads = None
         self.warm_up = None
@@ -96,7 +87,9 @@ class Store(driver.Store):
 
         See :class:`maintenance.Maintenance`; only once configured.
         """
-        return maintenance.Maintenance(self)
+        return maintenance.Maintenance(
+            self.backend_group, self.view, self._cinder, self._settings,
+            self._uploads, self._host_readers, self.warm_up)
 
     def get_schemes(self):
         # The entry-point name must be a scheme too: glance_store finds a
@@ -145,7 +138,8 @@ class Store(driver.Store):
             abandoned_after=view.cinder_store_abandoned_attachment_age,
             rbd=host.RBDClient(view.cinder_store_rbd_keyring,
                                view.cinder_store_rbd_client_timeout))
-        self._readers = process_reads.ReadAttachments(self._settings)
+        self._host_readers = host_reads.HostReaders(self._settings)
+        self._readers = process_reads.ReadAttachments(self._host_readers)
         self._uploads = upload_records.Uploads(self._settings)
         self.warm_up = threading.Thread(
             target=self._probe_host, name='cinder_store-probe', daemon=True)
@@ -316,29 +310,29 @@ class Store(driver.Store):
     def _lookup(self, cinder, volume_id):
         if not self._cinder.credentials.has_service_credentials:
             # The user's token: each reader's own GET is its access check.
-            return _existing(cinder, volume_id)
+            return client.existing_volume(cinder, volume_id)
         # One identity for all: a boot storm's readers share one GET.
         return self._readers.lookup(volume_id,
-                                    lambda: _existing(cinder, volume_id))
+                                    lambda: client.existing_volume(
+                                        cinder, volume_id))
 
     def get_size(self, location, context=None):
         volume_id = location.store_location.volume_id
-        return _image_size(_existing(self._cinder.bind(context), volume_id))
+        cinder = self._cinder.bind(context)
+        return _image_size(client.existing_volume(cinder, volume_id))
 
     @capabilities.check
     def delete(self, location, context=None):
         """Delete the image-volume, detaching it from this host first.
 
-        One Cinder call when nothing is attached; if Cinder refuses, the
-        attachments this host left (a worker that died mid-transfer, or
-        while Cinder was making its attachment) are detached and the delete
-        is retried; so are attachments abandoned while Cinder was making
-        them (see ``attachment.abandoned``).  A volume still attached on
-        another host, or read by a
-        live process of this host, raises ``exceptions.InUseByStore``
-        (Glance answers 409) naming the attachments, and nothing is
-        detached.  A volume already gone
-        raises ``exceptions.NotFound`` and leaves no lock file behind.
+        One Cinder call when nothing is attached; if Cinder refuses,
+        :func:`recovery.repairs.delete_refused_volume` detaches what this
+        host left and abandoned attachments, and tries again.  A volume
+        still attached on another host, being attached, or read by a live
+        process of this host, raises ``exceptions.InUseByStore`` (Glance
+        answers 409) naming the attachments, and nothing is detached.  A
+        volume already gone raises ``exceptions.NotFound`` and leaves no
+        lock file behind.
         """
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
@@ -348,74 +342,13 @@ class Store(driver.Store):
             # Already gone (deleted in Cinder, or an earlier delete that
             # Glance did not see finish): its locks must not outlive it.
             with excutils.save_and_reraise_exception():
-                self._settings.forget(volume_id)
+                self._settings.remove_locks(volume_id)
         except exceptions.BackendException:
-            volume = _existing(cinder, volume_id)
-            attachment.reclaim_volume(
-                cinder, self._settings, volume,
-                self._left_here(cinder, volume))
+            repairs.delete_refused_volume(cinder, self._settings,
+                                          self._host_readers, volume_id)
             return
         # Cinder deletes it now: nothing will attach it again.
-        self._settings.forget(volume_id)
-
-    def _left_here(self, cinder, volume):
-        """What this host left attached to a volume Cinder would not delete.
-
-        They are detached before the delete is tried again.  Raises
-        ``InUseByStore`` if it is attached elsewhere, being attached, or
-        read here by a live process.  A refusal for another reason comes
-        back from the delete tried again.
-        """
-        repaired = self._readers.repair(cinder, volume)
-        if repaired:
-            volume = _existing(cinder, volume.id)
-        if volume.attachments:
-            return self._detachable_here(volume)
-        attachment.reclaim_abandoned(cinder, self._settings, volume)
-        self._refuse_pending(cinder, volume.id)
-        # Nothing attached or being attached now: a read that held the
-        # volume when Cinder refused (attached, or still attaching when the
-        # volume was fetched) has ended since, as fault campaigns saw.  The
-        # delete is tried once more; a refusal for another reason
-        # (snapshots...) comes back from it.
-        return []
-
-    def _refuse_live_reads(self, volume_id):
-        # A record left after repair is held by live processes of this
-        # host (a download, Glance's hashing of a new location): never
-        # pull the device from under them.
-        reading = self._readers.recorded_attachment(volume_id)
-        if reading:
-            raise exceptions.InUseByStore(
-                message='volume %s is being read on this host through '
-                        'attachment %s; delete the image once its downloads '
-                        'end' % (volume_id, reading))
-
-    @staticmethod
-    def _refuse_pending(cinder, volume_id):
-        # Cinder lists only attached attachments with the volume; one
-        # being made (another host attaching right now) shows up here.
-        # Abandoned ones were reclaimed just before.
-        pending = sorted('%s (%s)' % (a.id, getattr(a, 'status', '?'))
-                         for a in cinder.attachments_of(volume_id))
-        if pending:
-            raise exceptions.InUseByStore(
-                message='volume %s is being attached: %s' % (
-                    volume_id, ', '.join(pending)))
-
-    def _detachable_here(self, volume):
-        here = attachment.attachments_here(
-            volume, self._readers.recorded_attachment(volume.id))
-        elsewhere = {a['attachment_id'] for a in volume.attachments} - here
-        if elsewhere:
-            raise exceptions.InUseByStore(
-                message='volume %s is attached elsewhere: %s' % (
-                    volume.id, attachment.describe(volume, elsewhere)))
-        self._refuse_live_reads(volume.id)
-        self._readers.discard(volume.id)
-        LOG.warning('Volume %s: detaching the attachments this host left '
-                    '(%s) to delete it', volume.id, ', '.join(sorted(here)))
-        return sorted(here)
+        self._settings.remove_locks(volume_id)
 
     def is_image_associated_with_store(self, context, volume_id):
         """Does this legacy ``cinder://<volume>`` belong to this backend?

@@ -30,23 +30,20 @@ records a random token that the create call puts in the volume's metadata
 written, or when Cinder refused the call (a 4xx: nothing was made), and
 marked failed otherwise.
 
-A record is *orphaned* when it is marked failed, was written before this
-host last booted, or its process is gone.  ``cinder-store-check --fix``
-then detaches the volume's attachments and deletes it (for a creation
-record: every volume carrying its token).  A record written on another
-host (a lock directory shared by mistake) is never acted on.
+When a record is *orphaned* is :func:`recovery.rules.why_upload_orphaned`;
+``cinder-store-check --fix`` then detaches the volume's attachments and
+deletes it (for a creation record: every volume carrying its token),
+through :mod:`recovery.repairs`.  A record written on another host (a
+lock directory shared by mistake) is never acted on.
 """
 
 import logging
-from typing import Any
 import uuid
 
-from glance_store import exceptions
-
-from cinder_store import attachment
 from cinder_store import client
 from cinder_store import host
 from cinder_store import records
+from cinder_store.recovery import rules
 
 LOG = logging.getLogger(__name__)
 
@@ -107,32 +104,7 @@ class Uploads(object):
 
     def inspect_creation(self, token: str) -> Inspected:
         """``(record, reason)``, as :meth:`inspect` does for a creation."""
-        record = self.creations.load(token)
-        return record, (None if record is None else why_orphaned(record))
-
-    def reclaim_creation(self, cinder: Any, token: str) -> str:
-        """Delete the volumes an orphaned creation record's call made.
-
-        Returns what was done, for a person.  Raises :class:`NotOrphaned`
-        while the record is live or a volume is still being created.
-        """
-        record, reason = self.inspect_creation(token)
-        if record is None or reason is None:
-            raise NotOrphaned('volume creation %s' % token)
-        found = [v for v in cinder.volumes_tagged(TOKEN_KEY, token)
-                 if v.status != 'deleting']
-        if any(v.status == 'creating' for v in found):
-            raise NotOrphaned('volume creation %s' % token,
-                              'Cinder is still creating its volume')
-        for volume in found:
-            attachment.reclaim_volume(cinder, self.settings, volume,
-                                      disconnect=records.this_boot(record))
-        self.creations.remove(token)
-        if not found:
-            return ('no volume was made for image %s (%s): removed the '
-                    'record' % (record.get('image'), reason))
-        return 'deleted volume(s) %s of image %s (%s)' % (
-            ', '.join(v.id for v in found), record.get('image'), reason)
+        return _inspected(self.creations.load(token))
 
     def begin(self, volume_id: str, image_id: str) -> None:
         """Record that this process is writing ``image_id`` to the volume."""
@@ -163,63 +135,10 @@ class Uploads(object):
 
         ``record`` is None when there is none (or it is unreadable).
         """
-        record = self.files.load(volume_id)
-        return record, (None if record is None else why_orphaned(record))
-
-    def reclaim(self, cinder: Any, volume_id: str) -> str:
-        """Detach and delete an orphaned upload's volume.
-
-        Returns what was done, for a person; raises
-        :class:`exceptions.BackendException` if Cinder refuses, leaving
-        the record for a later try.  A record that is not orphaned (any
-        more) is left alone: :class:`NotOrphaned`.
-        """
-        record, reason = self.inspect(volume_id)
-        subject = 'volume %s' % volume_id
-        if record is None or reason is None:
-            raise NotOrphaned(subject)
-        try:
-            volume = cinder.get_volume(volume_id)
-        except exceptions.NotFound:
-            self._forget(volume_id)
-            return 'volume is gone: removed its record and locks'
-        image = (getattr(volume, 'metadata', None) or {}).get(
-            'glance_image_id')
-        if image != record.get('image'):
-            raise NotOrphaned(subject, 'it now carries image %s, not %s'
-                              % (image, record.get('image')))
-        # After a reboot the device is gone and its path may now name
-        # another volume's device: delete in Cinder, do not disconnect.
-        detached = attachment.reclaim_volume(
-            cinder, self.settings, volume,
-            disconnect=records.this_boot(record))
-        self.files.remove(volume_id)
-        return ('deleted the volume of image %s (%s) after detaching %d '
-                'attachment(s)' % (record.get('image'), reason, detached))
-
-    def _forget(self, volume_id):
-        self.files.remove(volume_id)
-        self.settings.forget(volume_id)
+        return _inspected(self.files.load(volume_id))
 
 
-class NotOrphaned(Exception):
-    """The upload's record is live, or its volume is not its any more."""
-
-    def __init__(self, subject: str, why: str = 'its upload is in progress'):
-        super(NotOrphaned, self).__init__(
-            '%s left alone: %s' % (subject, why))
-
-
-def why_orphaned(record: records.Record) -> str | None:
-    """None while the upload may still be running, else why not."""
-    if records.foreign(record):
-        return None  # nothing here can tell
-    if record.get('failed'):
-        return ('its upload failed and deleting the volume failed too: %s'
-                % record['failed'])
-    if not records.this_boot(record):
-        return 'written before this host last booted'
-    holder = record.get('holder')
-    if not holder or not records.alive(holder):
-        return 'its process %s is gone' % holder
-    return None
+def _inspected(record: records.Record | None) -> Inspected:
+    if record is None:
+        return None, None
+    return record, rules.why_upload_orphaned(record)

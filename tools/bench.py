@@ -42,6 +42,7 @@ from keystoneauth1 import session as ks_session
 from oslo_context import context as oslo_context
 
 from cinder_store import attachment
+from cinder_store import host
 from cinder_store import maintenance
 
 MiB = 1 << 20
@@ -215,13 +216,13 @@ class Bench(object):
                                       {}, backend.volume_type)
         try:
             volume = cinder.wait_for_status(volume, 'creating', 'available')
-            with attachment.Attachment(cinder, backend.host, volume,
+            with attachment.Attachment(cinder, backend.settings, volume,
                                        True) as att:
                 write_s, _ = timed(lambda: self._raw_write(att.device, size))
             if not read:
                 return size / write_s, None
             drop_caches()
-            with attachment.Attachment(cinder, backend.host, volume,
+            with attachment.Attachment(cinder, backend.settings, volume,
                                        False) as att:
                 read_s, _ = timed(lambda: self._raw_read(att.device, size))
         finally:
@@ -452,15 +453,13 @@ def raw_librbd(size, read=True):
 
 def placement():
     if OURS == 'rbd':
-        from cinder_store.cmd import check
         osd = os.path.join(STACK_DIR, 'ceph', 'osd')
         return 'Ceph RBD, one BlueStore OSD on a file in %s (%s)' % (
-            osd, check.filesystem(osd) or '?')
+            osd, host.filesystem_type(osd) or '?')
     path = os.environ.get('STACK_VOLUMES_DIR') or os.path.join(
         STACK_DIR, 'volumes')
-    from cinder_store.cmd import check
     path = os.path.realpath(path)
-    fstype = check.filesystem(path) or '?'
+    fstype = host.filesystem_type(path) or '?'
     return '%s (%s)' % (path, 'memory' if fstype == 'tmpfs' else fstype)
 
 

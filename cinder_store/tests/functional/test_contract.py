@@ -309,7 +309,7 @@ class TestMultiattach(StoreContract, FaultContract, base.FunctionalTestCase):
         # multiattach volume a dead reader's is told from another host's
         # attach in progress by its age.  Seconds here, not minutes.
         store = multi_backend.get_store_from_store_identifier(self.backend)
-        self.host = store.maintenance().host
+        self.host = store.maintenance().settings
         self.useFixture(fixtures.MockPatchObject(
             self.host, 'abandoned_after', ABANDONED_AFTER))
 
@@ -422,7 +422,7 @@ class TestUpstreamImages(base.FunctionalTestCase):
             self.backend)
         # The in-tree driver deletes this volume; our lock files for it
         # are ours to remove (after a migration, deletes go through us).
-        self.addCleanup(store.maintenance().host.forget, volume_id)
+        self.addCleanup(store.maintenance().settings.remove_locks, volume_id)
         self.addCleanup(self.delete, uri, self.upstream)
         for form in (uri, 'cinder://%s' % volume_id):
             loc = location.Location('cinder',

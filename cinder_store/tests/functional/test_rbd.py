@@ -39,7 +39,7 @@ class TestRBD(test_contract.StoreContract,
 
     def keyring(self):
         store = multi_backend.get_store_from_store_identifier(self.backend)
-        return store.maintenance().host.rbd.keyring
+        return store.maintenance().settings.rbd.keyring
 
     def test_reader_killed_mid_download_does_not_block_the_next(self):
         data = base.pattern_bytes(12 * base.MiB, seed=41)
@@ -89,7 +89,7 @@ class TestRBD(test_contract.StoreContract,
             f.write('[client.cinderstack]\n\tkey = '
                     'AQBmZ8ZmAAAAABAAx1gyl3u0wzK6N3q8FwY2Lw==\n')
         store = multi_backend.get_store_from_store_identifier(self.backend)
-        rbd = store.maintenance().host.rbd
+        rbd = store.maintenance().settings.rbd
         self.useFixture(fixtures.MockPatchObject(rbd, 'keyring', bad))
         self.useFixture(fixtures.MockPatchObject(rbd, 'timeout', 3))
         image_id = self.new_image_id()

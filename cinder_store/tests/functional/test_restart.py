@@ -13,7 +13,7 @@
 """Stored images survive the local stack's restart and down + up.
 
 It stops every service under the other tests, so it runs only when
-``CINDER_STORE_FUNCTIONAL_RESTART=1`` (``tools/run-tests`` runs it alone,
+``CINDER_STORE_FUNCTIONAL_ALONE=1`` (``tools/run-tests`` runs it alone,
 after the suite).
 """
 
@@ -33,9 +33,9 @@ class TestRestart(test_glance_api.GlanceAPITestCase):
 
     def setUp(self):
         super(TestRestart, self).setUp()
-        if not os.environ.get('CINDER_STORE_FUNCTIONAL_RESTART'):
+        if not os.environ.get('CINDER_STORE_FUNCTIONAL_ALONE'):
             self.skipTest('it restarts the stack under every other test: '
-                          'set CINDER_STORE_FUNCTIONAL_RESTART=1 and run it '
+                          'set CINDER_STORE_FUNCTIONAL_ALONE=1 and run it '
                           'alone')
         if base.target()[2] != 'stack-admin':
             self.skipTest('restarts only the local stack')

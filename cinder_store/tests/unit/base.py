@@ -169,6 +169,11 @@ class StoreTestCase(CinderTestCase):
             username='glance', password='secret', project_name='service',
             user_domain_name='Default', project_domain_name='Default')
 
+    @property
+    def maintenance(self):
+        """What tools see of the store (``Store.maintenance()``)."""
+        return self.store.maintenance()
+
     def make_store(self, **options):
         s = store.Store(self.conf, backend=self.backend)
         opts.safe_register(

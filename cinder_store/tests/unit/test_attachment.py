@@ -10,7 +10,6 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-import datetime
 import errno
 import logging
 from unittest import mock
@@ -19,9 +18,9 @@ from cinderclient import exceptions as cinder_exc
 import ddt
 import fixtures
 from glance_store import exceptions
-from oslo_utils import timeutils
 
 from cinder_store import attachment
+from cinder_store.recovery import rules
 from cinder_store.tests.unit import base
 
 
@@ -211,88 +210,6 @@ class TestAttachment(base.CinderTestCase):
         self.assertEqual(3, self.cinder.calls.count('attachments.create'))
 
 
-class TestAbandoned(base.CinderTestCase):
-    """Attachments Cinder made whose attacher died before completing."""
-
-    def setUp(self):
-        super(TestAbandoned, self).setUp()
-        self.cinder.multiattach_types.add('shared')
-        self.cinder.types.add('shared')
-        self.api = self.bound(attach_attempts=1)
-        vol = self.api.create_volume(1, 'v', {}, 'shared')
-        self.volume = self.api.wait_for_status(vol, 'creating', 'available')
-
-    def dead_attacher(self, seconds_ago):
-        """What a reader killed inside attachment_create leaves."""
-        made = self.api.attachment_create(self.volume.id,
-                                          {'host': 'somewhere'}, 'ro')
-        base.made_ago(self.cinder, made['id'], seconds_ago)
-        return made['id']
-
-    def test_only_old_uncompleted_attachments_are_abandoned(self):
-        old, young = self.dead_attacher(601), self.dead_attacher(30)
-        done = self.dead_attacher(3600)
-        self.api.attachment_complete(done)
-        self.assertEqual([old], attachment.abandoned(self.api,
-                                                     self.volume.id, 600))
-        self.assertIn(young, self.cinder.attachments)
-
-    def test_a_reader_refused_by_an_abandoned_one_deletes_it(self):
-        old = self.dead_attacher(601)
-        self.cinder.refuse_while_attaching = True
-        att = attachment.Attachment(self.api, self.settings(), self.volume,
-                                    False).open()
-        self.assertNotIn(old, self.cinder.attachments)
-        att.close()
-        self.assertNothingLeft(volumes=1)
-
-    def test_a_reader_refused_by_an_attach_in_progress_fails(self):
-        young = self.dead_attacher(30)  # another host, attaching right now
-        self.cinder.refuse_while_attaching = True
-        self.assertRaisesRegex(
-            exceptions.BackendException, 'to reserve',
-            attachment.Attachment(self.api, self.settings(), self.volume,
-                                  False).open)
-        self.assertEqual([young], list(self.cinder.attachments))
-        self.assertNotIn('attachments.delete', self.cinder.calls)
-
-    def dead_reserver(self, seconds_ago):
-        """What an attacher killed right after the backend failed leaves.
-
-        Cinder keeps the reservation and the volume 'reserved'; on a
-        multiattach volume a live attacher leaves it too (another host's
-        reservation may be in progress), so only its age tells.
-        """
-        self.cinder.fail('attachments.create.initialize',
-                         cinder_exc.ClientException(500, 'backend failed'))
-        self.assertRaises(exceptions.BackendException,
-                          attachment.Attachment(self.api, self.settings(),
-                                                self.volume, False).open)
-        vol = self.cinder.volumes[self.volume.id]
-        vol.updated_at = (timeutils.utcnow() - datetime.timedelta(
-            seconds=seconds_ago)).isoformat()
-        (left,) = self.cinder.attachments
-        return left
-
-    def test_an_old_reservation_of_a_volume_left_reserved_is_abandoned(self):
-        left = self.dead_reserver(601)
-        self.assertEqual([left], attachment.abandoned(self.api,
-                                                      self.volume.id, 600))
-
-    def test_a_young_reservation_is_not(self):
-        self.dead_reserver(30)
-        self.assertEqual([], attachment.abandoned(self.api, self.volume.id,
-                                                  600))
-
-    def test_a_reader_refused_by_an_abandoned_reservation_deletes_it(self):
-        left = self.dead_reserver(601)
-        att = attachment.Attachment(self.api, self.settings(), self.volume,
-                                    False).open()
-        self.assertNotIn(left, self.cinder.attachments)
-        att.close()
-        self.assertNothingLeft(volumes=1)
-
-
 class TestSharedTargets(base.CinderTestCase):
 
     def test_guard_taken_only_with_a_service_uuid(self):
@@ -345,7 +262,7 @@ class TestLeftovers(base.CinderTestCase):
         attachment.Attachment(api, self.settings(), vol, False).open()
         fresh = api.get_volume(vol.id)
         fresh.attachments.append({'attachment_id': 'y', 'host_name': 'b'})
-        here = attachment.attachments_here(fresh)
+        here = rules.attachments_here(fresh)
         self.assertNotIn('y', here)
         self.assertEqual(1, attachment.reclaim_volume(
             api, self.settings(), fresh, here))
@@ -365,14 +282,3 @@ class TestLeftovers(base.CinderTestCase):
         self.assertEqual([vol.id], list(self.cinder.volumes))
         attachment.reclaim_volume(api, self.settings(), vol)
         self.assertNothingLeft()
-
-    def test_without_host_names_only_the_recorded_attachment_is_here(self):
-        # A Cinder that leaves host_name empty for the attachment API
-        vol = self.available_volume(self.bound())
-        vol.attachments = [{'attachment_id': 'a', 'host_name': None},
-                           {'attachment_id': 'b'},
-                           {'attachment_id': 'c', 'host_name': 'testhost'}]
-        self.assertEqual({'c'}, attachment.attachments_here(vol))
-        self.assertEqual({'a', 'c'}, attachment.attachments_here(vol, 'a'))
-        self.assertEqual('a (host not reported), c (host testhost)',
-                         attachment.describe(vol, {'c', 'a'}))

@@ -298,3 +298,14 @@ class TestConnectFiles(base.TestCase):
         host.remove_connect_files({'path': '/dev/sdb'})
         self.assertFalse(host.is_userspace({'path': '/dev/sdb'}))
         self.assertFalse(host.is_userspace(None))
+
+
+class TestFilesystemType(base.TestCase):
+
+    def test_the_deepest_mount_holding_the_path_wins(self):
+        mounts = ('proc /proc proc rw 0 0\n/dev/vda1 / ext4 rw 0 0\n'
+                  'tmpfs /run/lock tmpfs rw 0 0\n')
+        with mock.patch('builtins.open', mock.mock_open(read_data=mounts)):
+            self.assertEqual('tmpfs', host.filesystem_type('/run/lock/glance'))
+            self.assertEqual('tmpfs', host.filesystem_type('/run/lock'))
+            self.assertEqual('ext4', host.filesystem_type('/run/locks'))

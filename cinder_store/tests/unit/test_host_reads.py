@@ -21,6 +21,7 @@ from cinder_store import attachment
 from cinder_store import host
 from cinder_store import host_reads
 from cinder_store import records
+from cinder_store.recovery import rules
 from cinder_store.tests.unit import base
 from cinder_store.tests.unit import fakes
 
@@ -176,6 +177,17 @@ class TestHostReaders(base.CinderTestCase):
         self.assertReplaced(leftover,
                             self.readers.join(self.api, self.volume))
 
+    def test_stale_record_whose_detach_fails_keeps_naming_it(self):
+        # Detach, then forget: the record goes only with the attachment.
+        leftover = self.leftover(holders=[DEAD])
+        self.brick.fail('disconnect_volume', OSError('device busy'))
+        self.assertRaises(OSError, self.readers.join, self.api, self.volume)
+        self.assertEqual((leftover.id, []), (self.record()['attachment'],
+                                             self.record()['holders']))
+        self.assertEqual([leftover.id], list(self.cinder.attachments))
+        self.assertReplaced(leftover,
+                            self.readers.join(self.api, self.volume))
+
     def test_record_from_before_a_reboot_is_not_disconnected(self):
         # After a reboot the recorded device path may name another volume.
         leftover = self.leftover(boot='an-earlier-boot', holders=[self.other])
@@ -246,7 +258,7 @@ class TestHostReaders(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_failed_record_write_detaches(self):
-        with mock.patch.object(host_reads.HostReaders, '_save',
+        with mock.patch.object(records.RecordFiles, 'save',
                                side_effect=OSError(28, 'no space')):
             self.assertRaises(OSError, self.readers.join, self.api,
                               self.volume)
@@ -286,14 +298,14 @@ class TestHostReaders(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_failed_naming_of_the_attachment_unwinds_it(self):
-        real_save = host_reads.HostReaders._save
+        real_save = records.RecordFiles.save
 
-        def save(readers, volume_id, record):
+        def save(files, volume_id, record):
             if record['attachment']:
                 raise OSError(28, 'no space')
-            real_save(readers, volume_id, record)
+            real_save(files, volume_id, record)
 
-        with mock.patch.object(host_reads.HostReaders, '_save', save):
+        with mock.patch.object(records.RecordFiles, 'save', save):
             self.assertRaises(OSError, self.readers.join, self.api,
                               self.volume)
         self.assertFalse(os.path.exists(self.record_path))
@@ -338,7 +350,7 @@ class TestHostReaders(base.CinderTestCase):
         # Cinder names no host for them: they may be another host's.
         volume = self.multiattach_volume()
         leaked = self.killed_while_cinder_attaches(volume)
-        with mock.patch.object(host_reads.LOG, 'warning') as warn:
+        with mock.patch.object(rules.LOG, 'warning') as warn:
             self.assertEqual([], self.readers.repair(self.api, volume))
         self.assertIn(volume.id, str(warn.call_args))
         self.assertEqual([leaked], list(self.cinder.attachments))

@@ -16,6 +16,7 @@ from glance_store import location as gs_location
 from glance_store import multi_backend
 from oslo_config import cfg
 
+from cinder_store import glance
 from cinder_store import host_reads
 from cinder_store import maintenance
 from cinder_store.tests.unit import base
@@ -33,9 +34,10 @@ class TestMaintenance(base.StoreTestCase):
         self.assertTrue(view.has_service_credentials)
         self.assertIsNone(view.volume_type)  # Cinder's default type
         self.assertEqual(self.tmp + '/locks', view.lock_path)
-        self.assertEqual(view.lock_path, view.host.lock_path)
+        self.assertEqual(view.lock_path, view.settings.lock_path)
         self.assertEqual('/etc/glance/rootwrap.conf', view.rootwrap_config)
-        self.assertIsInstance(view.shared_reads(), host_reads.HostReaders)
+        self.assertIsInstance(view.shared_reads, host_reads.HostReaders)
+        self.assertIsInstance(view.glance(), glance.GlanceImages)
         self.assertEqual('testhost', view.connector()['host'])
 
     def test_its_cinder_client_and_records_are_the_stores(self):
@@ -45,7 +47,7 @@ class TestMaintenance(base.StoreTestCase):
                          self.backend_view.cinder().get_volume(volume_id).id)
         self.assertEqual([], self.backend_view.uploads.volume_ids())
         b''.join(self.store.get(self.location(volume_id))[0])
-        self.assertIn(volume_id, self.backend_view.host.locked_volumes())
+        self.assertIn(volume_id, self.backend_view.settings.locked_volumes())
         self.assertTrue(os.path.isdir(self.backend_view.lock_path))
 
 

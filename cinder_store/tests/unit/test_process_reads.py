@@ -19,6 +19,7 @@ from glance_store import exceptions
 
 from cinder_store import attachment
 from cinder_store import device
+from cinder_store import host_reads
 from cinder_store import process_reads
 from cinder_store.tests.unit import base
 
@@ -29,13 +30,21 @@ class Boom(Exception):
 
 class TestReadAttachments(base.CinderTestCase):
 
+    def assertNoVolumeHeld(self):
+        """The next reader attaches anew: no attachment is kept for it."""
+        creates = self.cinder.calls.count('attachments.create')
+        self.readers.acquire(self.api, self.volume).close()
+        self.assertEqual(creates + 1,
+                         self.cinder.calls.count('attachments.create'))
+
     def setUp(self):
         super(TestReadAttachments, self).setUp()
         self.api = self.bound()
         self.volume = self.available_volume(self.api)
         with open(self.cinder.device_path(self.volume.id), 'r+b') as f:
             f.write(b'0123456789')
-        self.readers = process_reads.ReadAttachments(self.settings())
+        self.readers = process_reads.ReadAttachments(
+            host_reads.HostReaders(self.settings()))
 
     def test_readers_of_one_volume_share_one_attachment(self):
         first = self.readers.acquire(self.api, self.volume)
@@ -49,8 +58,8 @@ class TestReadAttachments(base.CinderTestCase):
         self.assertEqual(b'45', second.device.pread(2, 4))
         second.close()
         self.assertNothingLeft(volumes=1)
-        self.assertEqual(0, len(self.readers))
         self.assertEqual(1, self.cinder.calls.count('attachments.create'))
+        self.assertNoVolumeHeld()
 
     def test_a_lone_reader_reads_direct_others_through_the_cache(self):
         # Readers in company share what they read through the page cache; a
@@ -162,7 +171,7 @@ class TestReadAttachments(base.CinderTestCase):
     def test_failed_attach_leaves_nothing_and_the_next_reader_retries(self):
         self.brick.fail('connect_volume', Boom())
         self.assertRaises(Boom, self.readers.acquire, self.api, self.volume)
-        self.assertEqual(0, len(self.readers))
+        self.assertNoVolumeHeld()
         self.assertNothingLeft(volumes=1)
         lease = self.readers.acquire(self.api, self.volume)
         lease.close()
@@ -193,7 +202,7 @@ class TestReadAttachments(base.CinderTestCase):
         (error,) = joiner_errors
         self.assertIn(self.volume.id, str(error))
         self.assertIn('initialize_connection failed', str(error))
-        self.assertEqual(0, len(self.readers))
+        self.assertNoVolumeHeld()
         self.assertNothingLeft(volumes=1)
 
     def test_device_open_failure_releases_the_hold(self):
@@ -201,7 +210,7 @@ class TestReadAttachments(base.CinderTestCase):
                         side_effect=OSError(13, 'denied')):
             self.assertRaises(OSError, self.readers.acquire, self.api,
                               self.volume)
-        self.assertEqual(0, len(self.readers))
+        self.assertNoVolumeHeld()
         self.assertNothingLeft(volumes=1)
 
     def test_userspace_connection_is_shared_by_concurrent_readers(self):

@@ -24,9 +24,11 @@ from keystoneauth1 import exceptions as ks_exc
 from oslo_config import cfg
 from oslo_utils import units
 
+from cinder_store import auth
 from cinder_store import host
 from cinder_store import host_reads
 from cinder_store import records
+from cinder_store.recovery import repairs
 from cinder_store import store
 from cinder_store.tests.unit import base
 from cinder_store.tests.unit import fakes
@@ -167,7 +169,7 @@ class TestAdd(base.StoreTestCase):
 
         class Watched(io.BytesIO):
             def read(inner, n=-1):
-                seen.extend(self.store._uploads.files.volume_ids())
+                seen.extend(self.maintenance.uploads.files.volume_ids())
                 return io.BytesIO.read(inner, n)
 
         self.store.add('img-1', Watched(b'abc'), 3, 'sha512')
@@ -177,7 +179,7 @@ class TestAdd(base.StoreTestCase):
     def test_an_upload_whose_record_cannot_be_removed_fails(self):
         # Its record would outlive the worker and mark the image's volume
         # as orphaned: the upload fails and its volume goes instead.
-        files = self.store._uploads.files
+        files = self.maintenance.uploads.files
         failures = [PermissionError('ro')]
 
         def remove(volume_id, real=files.remove):
@@ -196,7 +198,7 @@ class TestAdd(base.StoreTestCase):
                          cinder_exc.ClientException(500, 'down'), times=-1)
         self.assertRaises(exceptions.BackendException, self.add, b'abc')
         (volume_id,) = self.cinder.volumes
-        record, reason = self.store._uploads.inspect(volume_id)
+        record, reason = self.maintenance.uploads.inspect(volume_id)
         self.assertEqual('img-1', record['image'])
         self.assertIn('deleting the volume failed too', reason)
         self.assertIn('read-only flag', reason)
@@ -207,7 +209,7 @@ class TestAdd(base.StoreTestCase):
         self.assertRaises(exceptions.StorageFull, self.add, b'abc')
         self.assertNothingLeft()
         # Cinder refused: nothing was made, nothing to record.
-        self.assertEqual([], self.store._uploads.creation_tokens())
+        self.assertEqual([], self.maintenance.uploads.creation_tokens())
 
     def test_the_create_call_is_recorded_before_it_is_made(self):
         seen = []
@@ -215,7 +217,7 @@ class TestAdd(base.StoreTestCase):
 
         def create(volumes, size, name=None, metadata=None,
                    volume_type=None):
-            (token,) = self.store._uploads.creation_tokens()
+            (token,) = self.maintenance.uploads.creation_tokens()
             seen.append((token, metadata[upload_records.TOKEN_KEY]))
             return real_create(volumes, size, name, metadata, volume_type)
 
@@ -223,8 +225,8 @@ class TestAdd(base.StoreTestCase):
             self.add(b'abc')
         ((recorded, sent),) = seen
         self.assertEqual(recorded, sent)
-        self.assertEqual([], self.store._uploads.creation_tokens())
-        self.assertEqual([], self.store._uploads.volume_ids())
+        self.assertEqual([], self.maintenance.uploads.creation_tokens())
+        self.assertEqual([], self.maintenance.uploads.volume_ids())
 
     def test_a_failed_create_stays_the_error_when_recording_it_fails(self):
         self.cinder.fail('volumes.create',
@@ -235,7 +237,7 @@ class TestAdd(base.StoreTestCase):
                                    self.add, b'abc')
         # Still recorded as in progress by this process: orphaned once it
         # ends.
-        self.assertEqual(1, len(self.store._uploads.creation_tokens()))
+        self.assertEqual(1, len(self.maintenance.uploads.creation_tokens()))
 
     def test_a_create_cinder_never_answered_is_found_by_its_token(self):
         real_create = fakes._Volumes.create
@@ -247,17 +249,18 @@ class TestAdd(base.StoreTestCase):
         with mock.patch.object(fakes._Volumes, 'create',
                                create_then_time_out):
             self.assertRaises(exceptions.BackendException, self.add, b'abc')
-        (token,) = self.store._uploads.creation_tokens()
-        _, reason = self.store._uploads.inspect_creation(token)
+        (token,) = self.maintenance.uploads.creation_tokens()
+        _, reason = self.maintenance.uploads.inspect_creation(token)
         self.assertIn('read timed out', reason)
         (volume_id,) = self.cinder.volumes  # made, unknown to us
-        api = self.store._cinder.bind(None)
-        self.assertRaisesRegex(upload_records.NotOrphaned, 'still creating',
-                               self.store._uploads.reclaim_creation, api,
+        api = self.maintenance.cinder()
+        self.assertRaisesRegex(repairs.NotOrphaned, 'still creating',
+                               repairs.reclaim_cut_short_create, api,
+                               self.maintenance.uploads,
                                token)
         api.wait_for_status(api.get_volume(volume_id), 'creating',
                             'available')
-        self.store._uploads.reclaim_creation(api, token)
+        repairs.reclaim_cut_short_create(api, self.maintenance.uploads, token)
         self.assertNothingLeft()
 
     def test_encrypted_volume_type_refused(self):
@@ -354,7 +357,7 @@ class TestGet(base.StoreTestCase):
         # Service credentials: a reader joining an attachment needs no
         # GET.  User tokens: each GET is that user's access check.
         before = self.cinder.calls.count('volumes.get')
-        with mock.patch.object(type(self.store._cinder.credentials),
+        with mock.patch.object(auth.Credentials,
                                'has_service_credentials',
                                new_callable=mock.PropertyMock,
                                return_value=service):
@@ -551,12 +554,12 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
     def test_delete_detaches_what_a_reader_killed_in_attach_left(self):
         url, _, _, _, _ = self.add(b'12345')
         volume_id = url.rsplit('/', 1)[1]
-        api = self.store._cinder.bind(None)
-        leaked = api.attachment_create(volume_id,
-                                       self.store._settings.connector(), 'ro')
+        api = self.maintenance.cinder()
+        leaked = api.attachment_create(
+            volume_id, self.maintenance.settings.connector(), 'ro')
         # Cinder lists only attached attachments with the volume.
         self.cinder.volumes[volume_id].attachments = []
-        path = os.path.join(self.store._settings.lock_path,
+        path = os.path.join(self.maintenance.settings.lock_path,
                             host_reads.PREFIX + volume_id + '.json')
         with open(path, 'w') as f:
             json.dump({'boot': records.boot_id(), 'host': 'testhost',
@@ -577,7 +580,7 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         volume_id = url.rsplit('/', 1)[1]
         loc = self.location(volume_id)
         b''.join(self.store.get(loc)[0])  # takes the read lock too
-        lock_dir = self.store._settings.lock_path
+        lock_dir = self.maintenance.settings.lock_path
         self.assertIn('cinder_store-read-' + volume_id, os.listdir(lock_dir))
         del self.cinder.volumes[volume_id]  # deleted behind Glance's back
         self.assertRaises(exceptions.NotFound, self.store.delete, loc)
@@ -585,7 +588,7 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
                               if volume_id in n])
 
     def reader_record(self, volume_id):
-        return os.path.join(self.store._settings.lock_path,
+        return os.path.join(self.maintenance.settings.lock_path,
                             host_reads.PREFIX + volume_id + '.json')
 
     def test_delete_detaches_leftover_attachment_of_this_host(self):
@@ -652,10 +655,10 @@ class TestConfigure(base.StoreTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_orphaned_uploads_are_reported_at_start(self):
-        self.store._uploads.begin('vol-live', 'img-1')
-        self.store._uploads.abandon('vol-dead', 'img-2', OSError('x'))
-        self.addCleanup(self.store._uploads.end, 'vol-live')
-        self.addCleanup(self.store._uploads.end, 'vol-dead')
+        self.maintenance.uploads.begin('vol-live', 'img-1')
+        self.maintenance.uploads.abandon('vol-dead', 'img-2', OSError('x'))
+        self.addCleanup(self.maintenance.uploads.end, 'vol-live')
+        self.addCleanup(self.maintenance.uploads.end, 'vol-dead')
         with mock.patch.object(store.LOG, 'warning') as warn:
             self.store.configure()
             self.store.warm_up.join()
@@ -664,11 +667,11 @@ class TestConfigure(base.StoreTestCase):
         self.assertEqual(('fast', 1, 'vol-dead'), (backend, count, names))
 
     def test_create_calls_cut_short_are_reported_at_start(self):
-        live = self.store._uploads.creating('img-1')
-        dead = self.store._uploads.creating('img-2')
-        self.store._uploads.creation_failed(dead, 'img-2', OSError('x'))
-        self.addCleanup(self.store._uploads.created, live)
-        self.addCleanup(self.store._uploads.created, dead)
+        live = self.maintenance.uploads.creating('img-1')
+        dead = self.maintenance.uploads.creating('img-2')
+        self.maintenance.uploads.creation_failed(dead, 'img-2', OSError('x'))
+        self.addCleanup(self.maintenance.uploads.created, live)
+        self.addCleanup(self.maintenance.uploads.created, dead)
         with mock.patch.object(store.LOG, 'warning') as warn:
             self.store.configure()
             self.store.warm_up.join()
@@ -681,7 +684,7 @@ class TestConfigure(base.StoreTestCase):
         self.conf.set_override('lock_path', self.tmp,
                                group='oslo_concurrency')
         self.store.configure()
-        self.assertEqual(self.tmp, self.store._settings.lock_path)
+        self.assertEqual(self.tmp, self.maintenance.settings.lock_path)
 
     def test_unknown_volume_type_warns_and_keeps_writes(self):
         self.conf.set_override('cinder_store_volume_type', 'nope',

@@ -19,6 +19,7 @@ from glance_store import exceptions
 from cinder_store import attachment
 from cinder_store import host
 from cinder_store import records
+from cinder_store.recovery import repairs
 from cinder_store.tests.unit import base
 from cinder_store import upload_records
 
@@ -39,6 +40,10 @@ class TestUploads(base.CinderTestCase):
             'creating', 'available')
         self.uploads.begin(self.volume.id, 'img-1')
 
+    def reclaim(self):
+        return repairs.reclaim_orphaned_upload(self.api, self.uploads,
+                                               self.volume.id)
+
     def rewrite(self, **changes):
         base.rewrite_record(self.uploads.files.path(self.volume.id),
                             **changes)
@@ -56,8 +61,7 @@ class TestUploads(base.CinderTestCase):
         self.assertEqual('testhost', record['host'])
         self.assertIsNone(reason)
         self.assertEqual([self.volume.id], self.uploads.volume_ids())
-        self.assertRaises(upload_records.NotOrphaned, self.uploads.reclaim,
-                          self.api, self.volume.id)
+        self.assertRaises(repairs.NotOrphaned, self.reclaim)
         self.assertEqual(1, len(self.cinder.volumes))
 
     def uploads_of(self, backend):
@@ -86,7 +90,7 @@ class TestUploads(base.CinderTestCase):
         self.rewrite(holder=DEAD)
         _, reason = self.uploads.inspect(self.volume.id)
         self.assertIn('its process %s is gone' % DEAD, reason)
-        done = self.uploads.reclaim(self.api, self.volume.id)
+        done = self.reclaim()
         self.assertIn('deleted the volume of image img-1', done)
         self.assertIn('1 attachment(s)', done)
         self.assertNothingLeft(volumes=0)
@@ -97,7 +101,7 @@ class TestUploads(base.CinderTestCase):
         self.rewrite(boot='an-earlier-boot')
         _, reason = self.uploads.inspect(self.volume.id)
         self.assertEqual('written before this host last booted', reason)
-        self.uploads.reclaim(self.api, self.volume.id)
+        self.reclaim()
         self.assertEqual(0, self.brick.calls.count('disconnect_volume'))
         self.assertEqual({}, self.cinder.attachments)
         self.assertEqual({}, self.cinder.volumes)
@@ -108,37 +112,34 @@ class TestUploads(base.CinderTestCase):
         record, reason = self.uploads.inspect(self.volume.id)
         self.assertEqual(records.process_id(), record['holder'])
         self.assertIn('deleting the volume failed too: cinder down', reason)
-        self.uploads.reclaim(self.api, self.volume.id)
+        self.reclaim()
         self.assertNothingLeft(volumes=0)
 
     def test_another_hosts_record_is_never_acted_on(self):
         self.rewrite(host='otherhost', holder=DEAD, failed='x')
         self.assertIsNone(self.uploads.inspect(self.volume.id)[1])
-        self.assertRaises(upload_records.NotOrphaned, self.uploads.reclaim,
-                          self.api, self.volume.id)
+        self.assertRaises(repairs.NotOrphaned, self.reclaim)
         self.assertEqual(1, len(self.cinder.volumes))
 
     def test_a_volume_now_carrying_another_image_is_left_alone(self):
         self.rewrite(holder=DEAD, image='img-2')
-        self.assertRaisesRegex(upload_records.NotOrphaned,
+        self.assertRaisesRegex(repairs.NotOrphaned,
                                'carries image img-1',
-                               self.uploads.reclaim, self.api,
-                               self.volume.id)
+                               self.reclaim)
         self.assertEqual(1, len(self.cinder.volumes))
 
     def test_a_volume_already_gone_only_loses_its_record(self):
         self.rewrite(holder=DEAD)
         self.api.delete_volume(self.volume.id)
         self.assertIn('volume is gone',
-                      self.uploads.reclaim(self.api, self.volume.id))
+                      self.reclaim())
         self.assertEqual([], self.uploads.volume_ids())
 
     def test_cinder_refusing_the_delete_keeps_the_record(self):
         self.rewrite(holder=DEAD)
         self.cinder.fail('volumes.delete',
                          cinder_exc.ClientException(500, 'busy'), times=-1)
-        self.assertRaises(exceptions.BackendException, self.uploads.reclaim,
-                          self.api, self.volume.id)
+        self.assertRaises(exceptions.BackendException, self.reclaim)
         self.assertEqual([self.volume.id], self.uploads.volume_ids())
 
     def test_an_unreadable_record_is_none(self):
@@ -168,6 +169,10 @@ class TestCreations(base.CinderTestCase):
         self.cinder.volumes[volume.id].status = status
         return volume
 
+    def reclaim(self):
+        return repairs.reclaim_cut_short_create(self.api, self.uploads,
+                                                self.token)
+
     def cut_short(self):
         """The creating worker died: its record names a dead holder."""
         base.rewrite_record(self.uploads.creations.path(self.token),
@@ -180,9 +185,8 @@ class TestCreations(base.CinderTestCase):
         self.assertIsNone(reason)
         self.assertEqual([self.token], self.uploads.creation_tokens())
         self.made()
-        self.assertRaises(upload_records.NotOrphaned,
-                          self.uploads.reclaim_creation,
-                          self.api, self.token)
+        self.assertRaises(repairs.NotOrphaned,
+                          self.reclaim)
         self.assertEqual(1, len(self.cinder.volumes))
 
     def test_created_forgets_it(self):
@@ -205,7 +209,7 @@ class TestCreations(base.CinderTestCase):
         _, reason = self.uploads.inspect_creation(self.token)
         self.assertIn('read timed out', reason)
         self.assertIn('no volume was made',
-                      self.uploads.reclaim_creation(self.api, self.token))
+                      self.reclaim())
         self.assertEqual([], self.uploads.creation_tokens())
 
     def test_the_volume_a_killed_create_made_is_deleted(self):
@@ -216,7 +220,7 @@ class TestCreations(base.CinderTestCase):
         other = self.api.create_volume(1, 'image-img-1',
                                        {'glance_image_id': 'img-1'}, None)
         self.cut_short()
-        done = self.uploads.reclaim_creation(self.api, self.token)
+        done = self.reclaim()
         self.assertIn('deleted volume(s) %s of image img-1' % volume.id,
                       done)
         # Only the volume carrying the token: the image may be stored on
@@ -228,7 +232,6 @@ class TestCreations(base.CinderTestCase):
     def test_a_volume_still_being_created_is_waited_for(self):
         self.made(status='creating')
         self.cut_short()
-        self.assertRaisesRegex(upload_records.NotOrphaned, 'still creating',
-                               self.uploads.reclaim_creation, self.api,
-                               self.token)
+        self.assertRaisesRegex(repairs.NotOrphaned, 'still creating',
+                               self.reclaim)
         self.assertEqual([self.token], self.uploads.creation_tokens())

@@ -1,0 +1,352 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Whose a leftover is, and whether removing it is safe.
+
+Every function here only looks: at a record, at what Cinder (or Glance)
+says of a volume.  What is done about a leftover is in
+:mod:`recovery.repairs`.  Each rule's docstring says when it applies and
+why acting on it cannot hurt a live reader, upload or host.
+"""
+
+import datetime
+import logging
+from typing import Any
+from typing import Iterable
+
+from glance_store import exceptions
+from oslo_utils import timeutils
+
+from cinder_store import client
+from cinder_store import host
+from cinder_store import records
+
+LOG = logging.getLogger(__name__)
+
+#: Volume statuses that end when an attach or detach ends.
+STUCK_STATUSES = ('attaching', 'reserved', 'detaching')
+
+#: Image statuses in which a task of Glance may still register a location
+#: of a volume it finished writing.
+IMAGE_IMPORTING = ('uploading', 'importing')
+
+#: Image statuses after which Glance never registers one.
+IMAGE_ENDED = ('deleted', 'killed')
+
+
+def older_than(timestamp: str, max_age: float,
+               now: datetime.datetime | None = None) -> bool:
+    """Is the ISO 8601 ``timestamp`` (as Cinder writes it) over max_age s?"""
+    now = now or timeutils.utcnow()
+    made = timeutils.normalize_time(timeutils.parse_isotime(timestamp))
+    return (now - made).total_seconds() > max_age
+
+
+# -- attachments --------------------------------------------------------------
+
+def attachments_here(volume: Any, recorded: str | None = None) -> set[str]:
+    """Ids of the attachments of ``volume`` on this host.
+
+    Cinder names each attachment's host (``host_name``).  An attachment
+    whose host Cinder leaves empty (a Cinder from before it filled the
+    field for the attachment API) is this host's only if it is
+    ``recorded``, the attachment this host's shared reads recorded.
+    """
+    me = host.hostname()
+    return {a['attachment_id'] for a in (volume.attachments or [])
+            if a.get('host_name') == me or
+            (not a.get('host_name') and a['attachment_id'] == recorded)}
+
+
+def describe_attachments(volume: Any, ids: Iterable[str]) -> str:
+    """``"<id> (host <name>), ..."`` for the attachments ``ids``."""
+    hosts = {a['attachment_id']: a.get('host_name') or 'not reported'
+             for a in (volume.attachments or [])}
+    return ', '.join('%s (host %s)' % (i, hosts.get(i, 'not reported'))
+                     for i in sorted(ids))
+
+
+def abandoned_attachments(cinder: Any, volume_id: str, max_age: float,
+                          now: datetime.datetime | None = None) -> list[str]:
+    """Ids of ``volume_id``'s attachments whose attacher died, on any host.
+
+    Applies to an attachment Cinder finished making (status
+    ``attaching``, with ``attached_at``) more than ``max_age`` seconds ago
+    that nobody completed.  Cinder refuses every new reservation of a
+    volume one leaves ``attaching``.  Safe: a live attacher completes or
+    deletes its attachment within seconds of ``attached_at``.
+
+    Also to a reservation (status ``reserved``) Cinder kept when the
+    backend failed to make the connection and whose attacher died before
+    deleting it.  Cinder gives it no time, but leaves the volume
+    ``reserved``: a volume in that status, unchanged for ``max_age`` (its
+    ``updated_at``), holds only abandoned reservations, since a live
+    attach moves it on and a new reservation changes ``updated_at``.
+
+    One Cinder call, two when there are reservations.
+    """
+    now = now or timeutils.utcnow()
+    found, reserved = [], []
+    for att in cinder.attachments_of(volume_id, detailed=True):
+        status = getattr(att, 'status', None)
+        made = getattr(att, 'attached_at', None)
+        if status == 'attaching' and made and older_than(made, max_age, now):
+            found.append(att.id)
+        elif status == 'reserved':
+            reserved.append(att.id)
+    if reserved:
+        volume = cinder.get_volume(volume_id)
+        changed = getattr(volume, 'updated_at', None)
+        if (volume.status == 'reserved' and changed and
+                older_than(changed, max_age, now)):
+            found += reserved
+    return found
+
+
+def attachments_being_made(cinder: Any, volume_id: str) -> list[str]:
+    """Ids of the volume's attachments Cinder has not yet seen completed."""
+    return [a.id for a in cinder.attachments_of(volume_id)
+            if getattr(a, 'status', None) in ('reserved', 'attaching')]
+
+
+def unheld_attachments(cinder: Any, volume: Any, max_age: float,
+                       now: datetime.datetime | None = None) -> list[str]:
+    """This host's attachments of a volume no record of this host names.
+
+    The caller has checked that no shared-read or upload record names
+    ``volume``.  Applies to an attachment of this host made over
+    ``max_age`` seconds ago.  Safe: every attachment cinder_store makes is
+    named by a record while it is used, so one nothing names was left by a
+    process that died where it could not be named (or by a tool).
+    """
+    here = attachments_here(volume)
+    return [a.id for a in cinder.attachments_of(volume.id, detailed=True)
+            if a.id in here and getattr(a, 'attached_at', None) and
+            older_than(a.attached_at, max_age, now)]
+
+
+# -- shared reads -------------------------------------------------------------
+
+def why_reader_record_stale(cinder: Any, volume_id: str,
+                            record: records.Record) -> str | None:
+    """None if a reader record may be joined, else why not (for a person).
+
+    A record of another host is the caller's business (never acted on).
+    Stale: written before this host booted, cut short while attaching, no
+    live holder, or its attachment is no longer attached to this volume.
+    Its attachment (if any) is then nobody's: the holders are checked by
+    process id, start time and pid namespace under the readers' lock.
+    """
+    if not records.this_boot(record):
+        return 'written before this host last booted'
+    if 'device_info' not in record:
+        # Its writer held the lock the caller holds now until it had
+        # written the whole record, or died.
+        return 'its process (%s) stopped while %s' % (
+            ', '.join(record.get('holders', ())) or 'unknown',
+            'attaching' if record.get('attachment') else
+            'Cinder was making its attachment')
+    if not any(records.alive(h) for h in record.get('holders', ())):
+        return 'no live process holds it (holders: %s)' % (
+            ', '.join(record.get('holders', ())) or 'none')
+    try:
+        att = cinder.attachment_show(record['attachment'])
+    except Exception as e:
+        return 'its attachment %s is gone: %s' % (record['attachment'], e)
+    if getattr(att, 'volume_id', None) != volume_id:
+        return 'attachment %s belongs to volume %s' % (
+            record['attachment'], getattr(att, 'volume_id', None))
+    if getattr(att, 'status', None) != 'attached':
+        return 'attachment %s is %s, not attached' % (
+            record['attachment'], getattr(att, 'status', None))
+    return None
+
+
+def stale_reader_attachments(cinder: Any, volume: Any,
+                             record: records.Record,
+                             max_age: float) -> list[str]:
+    """Ids of the attachments a stale reader ``record`` left.
+
+    The one it names, if it got that far.  A record written while Cinder
+    was making the attachment names none; Cinder names no host for an
+    attachment not yet attached, so on a volume that is not multiattach
+    (where nothing else can be attaching while that one exists) those
+    being made are taken as its.  On a multiattach volume only the
+    abandoned ones are (:func:`abandoned_attachments`): one made more
+    recently may be another host's attach in progress.
+    """
+    if record.get('attachment'):
+        return [record['attachment']]
+    if not getattr(volume, 'multiattach', False):
+        return attachments_being_made(cinder, volume.id)
+    found = abandoned_attachments(cinder, volume.id, max_age)
+    if not found:
+        LOG.warning('A reader of multiattach volume %s died while Cinder '
+                    'was making its attachment; it is left until it is '
+                    '%ss old and counts as abandoned', volume.id, max_age)
+    return found
+
+
+# -- uploads ------------------------------------------------------------------
+
+def why_upload_orphaned(record: records.Record) -> str | None:
+    """None while an upload (or volume create) may still run, else why not.
+
+    Orphaned: marked failed (its clean-up failed), written before this
+    host booted, or its process is gone.  Glance never learns the volume
+    of such an upload, so nothing else will ever delete it.  A record of
+    another host is never orphaned: nothing here can tell.
+    """
+    if records.foreign(record):
+        return None
+    if record.get('failed'):
+        return ('its upload failed and deleting the volume failed too: %s'
+                % record['failed'])
+    if not records.this_boot(record):
+        return 'written before this host last booted'
+    holder = record.get('holder')
+    if not holder or not records.alive(holder):
+        return 'its process %s is gone' % holder
+    return None
+
+
+def image_of_volume(volume: Any) -> str | None:
+    """The image an image-volume holds, or None if it is not one.
+
+    Both cinder_store and the in-tree driver name it ``image-<id>`` and
+    put ``glance_image_id`` in its metadata; other volumes of the type
+    (a user's, Cinder's image cache) are never taken for one.
+    """
+    image_id = (getattr(volume, 'metadata', None) or {}).get(
+        'glance_image_id')
+    if image_id and getattr(volume, 'name', None) == 'image-%s' % image_id:
+        return image_id
+    return None
+
+
+def idle(volume: Any, max_age: float,
+         now: datetime.datetime | None = None) -> bool:
+    """Has nothing happened to the volume for ``max_age`` seconds?
+
+    Its ``updated_at`` (any status change: attach, detach, extend) or,
+    never updated, its ``created_at``.
+    """
+    changed = (getattr(volume, 'updated_at', None) or
+               getattr(volume, 'created_at', None))
+    return bool(changed) and older_than(changed, max_age, now)
+
+
+def _locates(locations: list[str], volume_id: str) -> bool:
+    return any(url.startswith('cinder://') and
+               url.rstrip('/').rsplit('/', 1)[-1] == volume_id
+               for url in locations)
+
+
+def why_image_volume_unknown(volume: Any, image: dict | None,
+                             locations: list[str] | None, max_age: float,
+                             now: datetime.datetime | None = None
+                             ) -> str | None:
+    """Why Glance will never know this image-volume, or None.
+
+    ``volume`` is an image-volume (:func:`image_of_volume`), ``available``,
+    that no upload record of this host names; ``image`` is Glance's view of
+    its image (None: Glance has none), ``locations`` the URLs Glance keeps
+    for it (None: Glance would not say).
+
+    Unknown once nothing happened to the volume for ``max_age`` seconds
+    (its ``updated_at``) and its image is gone from Glance, deleted or
+    killed, still ``queued`` or ``saving``, or active without a location
+    on this volume.  That is what a worker killed between ``add`` and
+    Glance's database update leaves (the image stays ``saving``), and an
+    image deleted while Cinder refused the volume delete.
+
+    Safe: an upload in progress keeps its volume attached (``in-use``)
+    except for seconds between steps, so its volume is never idle and
+    available for ``max_age``; an import task (``uploading``,
+    ``importing``), a delayed delete (``pending_delete``: the scrubber
+    deletes it) and an image whose locations Glance would not show are
+    never taken for unknown.
+    """
+    if not idle(volume, max_age, now):
+        return None
+    image_id = image_of_volume(volume)
+    if image is None:
+        return 'Glance has no image %s' % image_id
+    status = image.get('status')
+    if status in IMAGE_ENDED:
+        return 'its image %s is %s in Glance' % (image_id, status)
+    if status in ('queued', 'saving'):
+        return ('its image %s is still %s in Glance, the volume untouched '
+                'for over %ss: the upload that wrote it ended without '
+                'registering it' % (image_id, status, max_age))
+    if status not in ('active', 'deactivated') or locations is None:
+        return None
+    if not _locates(locations, volume.id):
+        return 'its image %s (%s) is stored elsewhere: %s' % (
+            image_id, status, ', '.join(locations) or 'no location')
+    return None
+
+
+def volume_gone(cinder: Any, volume_id: str) -> bool:
+    """Has Cinder deleted the volume, or is it deleting it?
+
+    Such a volume is never attached again: its lock files and records
+    may go.
+    """
+    try:
+        client.existing_volume(cinder, volume_id)
+    except exceptions.NotFound:
+        return True
+    return False
+
+
+# -- an image delete Cinder refused -------------------------------------------
+
+def refuse_delete_if_attached_elsewhere(volume: Any, here: set[str]) -> None:
+    """InUseByStore if another host holds an attachment of ``volume``.
+
+    Never detached from here: that host may be reading it now.
+    """
+    elsewhere = {a['attachment_id'] for a in volume.attachments} - here
+    if elsewhere:
+        raise exceptions.InUseByStore(
+            message='volume %s is attached elsewhere: %s' % (
+                volume.id, describe_attachments(volume, elsewhere)))
+
+
+def refuse_delete_if_read_here(volume_id: str, recorded: str | None) -> None:
+    """InUseByStore while a live process of this host reads the volume.
+
+    ``recorded`` is the reader record's attachment once stale records were
+    repaired, so only live processes hold it (a download, Glance hashing
+    a new location): never pull the device from under them.
+    """
+    if recorded:
+        raise exceptions.InUseByStore(
+            message='volume %s is being read on this host through '
+                    'attachment %s; delete the image once its downloads '
+                    'end' % (volume_id, recorded))
+
+
+def refuse_delete_if_being_attached(cinder: Any, volume_id: str) -> None:
+    """InUseByStore while an attachment of the volume is being made.
+
+    Cinder lists only attached attachments with the volume; one being
+    made (another host attaching right now) shows up only here.  Called
+    after the abandoned ones were reclaimed: what is left is live.
+    """
+    pending = sorted('%s (%s)' % (a.id, getattr(a, 'status', '?'))
+                     for a in cinder.attachments_of(volume_id))
+    if pending:
+        raise exceptions.InUseByStore(
+            message='volume %s is being attached: %s' % (
+                volume_id, ', '.join(pending)))

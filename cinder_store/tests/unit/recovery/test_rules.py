@@ -1,0 +1,175 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import datetime
+
+from cinderclient import exceptions as cinder_exc
+import ddt
+from glance_store import exceptions
+from oslo_utils import timeutils
+
+from cinder_store import attachment
+from cinder_store.recovery import rules
+from cinder_store.tests.unit import base
+
+
+class TestAbandoned(base.CinderTestCase):
+    """Attachments Cinder made whose attacher died before completing."""
+
+    def setUp(self):
+        super(TestAbandoned, self).setUp()
+        self.cinder.multiattach_types.add('shared')
+        self.cinder.types.add('shared')
+        self.api = self.bound(attach_attempts=1)
+        vol = self.api.create_volume(1, 'v', {}, 'shared')
+        self.volume = self.api.wait_for_status(vol, 'creating', 'available')
+
+    def dead_attacher(self, seconds_ago):
+        """What a reader killed inside attachment_create leaves."""
+        made = self.api.attachment_create(self.volume.id,
+                                          {'host': 'somewhere'}, 'ro')
+        base.made_ago(self.cinder, made['id'], seconds_ago)
+        return made['id']
+
+    def test_only_old_uncompleted_attachments_are_abandoned(self):
+        old, young = self.dead_attacher(601), self.dead_attacher(30)
+        done = self.dead_attacher(3600)
+        self.api.attachment_complete(done)
+        self.assertEqual([old], rules.abandoned_attachments(
+            self.api, self.volume.id, 600))
+        self.assertIn(young, self.cinder.attachments)
+
+    def test_a_reader_refused_by_an_abandoned_one_deletes_it(self):
+        old = self.dead_attacher(601)
+        self.cinder.refuse_while_attaching = True
+        att = attachment.Attachment(self.api, self.settings(), self.volume,
+                                    False).open()
+        self.assertNotIn(old, self.cinder.attachments)
+        att.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_a_reader_refused_by_an_attach_in_progress_fails(self):
+        young = self.dead_attacher(30)  # another host, attaching right now
+        self.cinder.refuse_while_attaching = True
+        self.assertRaisesRegex(
+            exceptions.BackendException, 'to reserve',
+            attachment.Attachment(self.api, self.settings(), self.volume,
+                                  False).open)
+        self.assertEqual([young], list(self.cinder.attachments))
+        self.assertNotIn('attachments.delete', self.cinder.calls)
+
+    def dead_reserver(self, seconds_ago):
+        """What an attacher killed right after the backend failed leaves.
+
+        Cinder keeps the reservation and the volume 'reserved'; on a
+        multiattach volume a live attacher leaves it too (another host's
+        reservation may be in progress), so only its age tells.
+        """
+        self.cinder.fail('attachments.create.initialize',
+                         cinder_exc.ClientException(500, 'backend failed'))
+        self.assertRaises(exceptions.BackendException,
+                          attachment.Attachment(self.api, self.settings(),
+                                                self.volume, False).open)
+        vol = self.cinder.volumes[self.volume.id]
+        vol.updated_at = (timeutils.utcnow() - datetime.timedelta(
+            seconds=seconds_ago)).isoformat()
+        (left,) = self.cinder.attachments
+        return left
+
+    def test_an_old_reservation_of_a_volume_left_reserved_is_abandoned(self):
+        left = self.dead_reserver(601)
+        self.assertEqual([left], rules.abandoned_attachments(
+            self.api, self.volume.id, 600))
+
+    def test_a_young_reservation_is_not(self):
+        self.dead_reserver(30)
+        self.assertEqual([], rules.abandoned_attachments(
+            self.api, self.volume.id, 600))
+
+    def test_a_reader_refused_by_an_abandoned_reservation_deletes_it(self):
+        left = self.dead_reserver(601)
+        att = attachment.Attachment(self.api, self.settings(), self.volume,
+                                    False).open()
+        self.assertNotIn(left, self.cinder.attachments)
+        att.close()
+        self.assertNothingLeft(volumes=1)
+
+
+class TestAttachmentsHere(base.CinderTestCase):
+
+    def test_without_host_names_only_the_recorded_attachment_is_here(self):
+        # A Cinder that leaves host_name empty for the attachment API
+        vol = self.available_volume(self.bound())
+        vol.attachments = [{'attachment_id': 'a', 'host_name': None},
+                           {'attachment_id': 'b'},
+                           {'attachment_id': 'c', 'host_name': 'testhost'}]
+        self.assertEqual({'c'}, rules.attachments_here(vol))
+        self.assertEqual({'a', 'c'}, rules.attachments_here(vol, 'a'))
+        self.assertEqual('a (host not reported), c (host testhost)',
+                         rules.describe_attachments(vol, {'c', 'a'}))
+
+
+class Vol(object):
+
+    def __init__(self, name='image-img-1', image='img-1', seconds_ago=601):
+        self.id = 'vol-1'
+        self.name = name
+        self.metadata = {'glance_image_id': image} if image else {}
+        self.updated_at = (timeutils.utcnow() - datetime.timedelta(
+            seconds=seconds_ago)).isoformat()
+
+
+@ddt.ddt
+class TestUnknownImageVolumes(base.TestCase):
+    """Image-volumes Glance will never know, and those it still may."""
+
+    def unknown(self, image, locations=None, volume=None):
+        return rules.why_image_volume_unknown(volume or Vol(), image,
+                                              locations, 600)
+
+    def test_an_image_volume_is_named_for_its_image(self):
+        self.assertEqual('img-1', rules.image_of_volume(Vol()))
+        self.assertIsNone(rules.image_of_volume(Vol(name='my-data')))
+        self.assertIsNone(rules.image_of_volume(Vol(image=None)))
+
+    def test_an_image_glance_does_not_have(self):
+        self.assertEqual('Glance has no image img-1', self.unknown(None))
+
+    @ddt.data('deleted', 'killed')
+    def test_an_image_glance_ended(self, status):
+        self.assertEqual('its image img-1 is %s in Glance' % status,
+                         self.unknown({'status': status}))
+
+    @ddt.data('queued', 'saving')
+    def test_an_upload_that_ended_without_registering(self, status):
+        # A worker killed right after add returned leaves 'saving'.
+        self.assertIn('still %s' % status, self.unknown({'status': status}))
+
+    @ddt.data('uploading', 'importing', 'pending_delete')
+    def test_a_task_or_the_scrubber_may_still_use_it(self, status):
+        self.assertIsNone(self.unknown({'status': status}, []))
+
+    def test_a_volume_touched_recently_is_never_unknown(self):
+        self.assertIsNone(self.unknown(None, volume=Vol(seconds_ago=30)))
+
+    def test_an_active_image_stored_elsewhere(self):
+        self.assertEqual(
+            'its image img-1 (active) is stored elsewhere: cinder://b/vol-2',
+            self.unknown({'status': 'active'}, ['cinder://b/vol-2']))
+
+    @ddt.data('cinder://b/vol-1', 'cinder://vol-1', 'cinder://b//vol-1')
+    def test_an_active_image_on_this_volume(self, url):
+        self.assertIsNone(self.unknown({'status': 'active'},
+                                       ['rbd://x/y', url]))
+
+    def test_locations_glance_will_not_show_decide_nothing(self):
+        self.assertIsNone(self.unknown({'status': 'active'}, None))
