@@ -34,6 +34,7 @@ error is logged and added to it as a note, never replacing it.
 
 import contextlib
 import logging
+import typing
 from typing import Any
 from typing import Callable
 from typing import Iterable
@@ -219,7 +220,7 @@ class Attachment(object):
             raise first
         return not self.stranded
 
-    def hand_over(self) -> None:
+    def close_keeping_attachment(self) -> None:
         """Close this process's device handle; leave the attachment up.
 
         For a read-only attachment other processes on this host go on
@@ -256,7 +257,9 @@ class Attachment(object):
             self.stranded = True
 
     def _detach(self):
-        detach_attachment(self.cinder, self.settings, self.volume, self.id,
+        # Registered once Cinder named the attachment (_create).
+        detach_attachment(self.cinder, self.settings, self.volume,
+                          typing.cast(str, self.id),
                           self._device_info, connector=self.connector,
                           connection_info=self.connection_info)
 

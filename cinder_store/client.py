@@ -26,6 +26,7 @@ with a short backoff within its own budget. Other 4xx are never retried.
 
 import functools
 import logging
+from typing import Any
 
 from cinderclient import client as cinder_client
 from cinderclient import exceptions as cinder_exc
@@ -155,6 +156,13 @@ def existing_volume(cinder, volume_id):
         raise exceptions.NotFound(
             message='volume %s is %s' % (volume_id, volume.status))
     return volume
+
+
+def _last_result(state: tenacity.RetryCallState) -> Any:
+    """What the last attempt returned (or raise what it raised)."""
+    if state.outcome is None:  # tenacity calls this after an attempt only
+        raise RuntimeError('no attempt was made')
+    return state.outcome.result()
 
 
 def gib(size_bytes):
@@ -299,7 +307,7 @@ class BoundCinder(object):
             wait=tenacity.wait_exponential(multiplier=0.1, exp_base=1.5,
                                            min=0.1, max=2),
             sleep=utils.sleep,
-            retry_error_callback=lambda state: state.outcome.result())
+            retry_error_callback=_last_result)
         volume = retrying(self.get_volume, volume.id)
         if volume.status != expected:
             raise VolumeStatusError(

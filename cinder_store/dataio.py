@@ -51,7 +51,8 @@ class _Lanes(object):
         self._pools = {n: futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='cinder_store-' + n)
             for n in names}
-        self._inflight = collections.deque()
+        self._inflight: collections.deque[list[futures.Future]] = (
+            collections.deque())
         self._depth = depth
 
     def submit(self, jobs):

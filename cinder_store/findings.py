@@ -159,9 +159,9 @@ def _stale_reader_record(readers, cinder, volume_id, fix):
     if record is None:
         return Finding(OK, 'shared reads', 'volume %s: record gone' %
                        volume_id)
-    if records.foreign(record):
-        return _foreign_record('shared reads', 'volume ' + volume_id,
-                               record)
+    if records.written_elsewhere(record):
+        return _record_of_another_host('shared reads',
+                                       'volume ' + volume_id, record)
     if reason is None:
         return Finding(OK, 'shared reads', 'volume %s: attachment %s held '
                        'by %d live process(es)' % (
@@ -206,7 +206,7 @@ def _recorded(record):
     return 'a reader\'s record of an attachment Cinder was making is stale'
 
 
-def _foreign_record(topic, subject, record):
+def _record_of_another_host(topic, subject, record):
     return Finding(WARN, topic, '%s: record written on host %s, left alone; '
                    'is the lock directory shared between hosts?'
                    % (subject, record['host']))
@@ -264,8 +264,8 @@ def _upload_finding(subject, record, reason, fix, live, orphaned, reclaim):
     """
     if record is None:
         return Finding(OK, 'uploads', '%s: record gone' % subject)
-    if records.foreign(record):
-        return _foreign_record('uploads', subject, record)
+    if records.written_elsewhere(record):
+        return _record_of_another_host('uploads', subject, record)
     if reason is None:
         return Finding(OK, 'uploads', '%s: %s' % (subject, live()))
     if not fix:

@@ -67,14 +67,15 @@ class HostReaders(object):
 
     # -- joining -------------------------------------------------------------
 
-    def join(self, cinder: Any, volume: Any) -> '_Owned | _Joined':
+    def join(self, cinder: Any,
+             volume: Any) -> '_OwnAttachment | _JoinedAttachment':
         with self.settings.readers_lock(volume.id):
             record = self.files.load(volume.id)
-            if records.foreign(record):
+            if records.written_elsewhere(record):
                 return self._attach_unshared(cinder, volume, record)
             if record is not None:
                 if self._usable(cinder, volume, record):
-                    joined = _Joined(self, cinder, volume, record)
+                    joined = _JoinedAttachment(self, cinder, volume, record)
                     record['holders'] = [
                         h for h in record['holders'] if records.alive(h)
                     ] + [records.process_id()]
@@ -82,7 +83,7 @@ class HostReaders(object):
                         self.files.save(volume.id, record)
                     except BaseException:
                         with excutils.save_and_reraise_exception():
-                            joined.let_go()
+                            joined.drop_own_handle()
                     LOG.debug('Joined attachment %s of volume %s held by '
                               'another process', record['attachment'],
                               volume.id)
@@ -112,7 +113,7 @@ class HostReaders(object):
         """
         with self.settings.readers_lock(volume_id):
             record = self.files.load(volume_id)
-            if record is None or records.foreign(record):
+            if record is None or records.written_elsewhere(record):
                 return record, None
             return record, rules.why_reader_record_stale(
                 cinder, volume_id, record)
@@ -127,7 +128,7 @@ class HostReaders(object):
         """
         with self.settings.readers_lock(volume.id):
             record = self.files.load(volume.id)
-            if (record is None or records.foreign(record) or
+            if (record is None or records.written_elsewhere(record) or
                     self._usable(cinder, volume, record)):
                 return None
             return self._drop_stale(cinder, volume, record)
@@ -188,7 +189,7 @@ class HostReaders(object):
         except BaseException:
             with excutils.save_and_reraise_exception():
                 att.close()
-        return _Owned(self, att)
+        return _OwnAttachment(self, att)
 
     def _forget_failed(self, volume_id, record, att):
         if att.stranded:
@@ -201,7 +202,7 @@ class HostReaders(object):
 
     # -- leaving -------------------------------------------------------------
 
-    def leave(self, handle: '_Owned | _Joined') -> None:
+    def leave(self, handle: '_OwnAttachment | _JoinedAttachment') -> None:
         """Drop this process; detach if no other live process holds it."""
         volume_id = handle.volume.id
         with self.settings.readers_lock(volume_id):
@@ -218,7 +219,7 @@ class HostReaders(object):
             if holders:
                 record['holders'] = holders
                 self.files.save(volume_id, record)
-                handle.let_go()
+                handle.drop_own_handle()
                 return
             # Detach first, under the lock that keeps readers from joining:
             # if it fails the record must go on naming the attachment.
@@ -233,7 +234,7 @@ class HostReaders(object):
         """The attachment id this host recorded for ``volume_id``, or None."""
         with self.settings.readers_lock(volume_id):
             record = self.files.load(volume_id)
-        if record is None or records.foreign(record):
+        if record is None or records.written_elsewhere(record):
             return None
         return record.get('attachment')
 
@@ -255,7 +256,7 @@ def recordable(device_info: dict | None) -> dict | None:
     return device_info
 
 
-class _Owned(object):
+class _OwnAttachment(object):
     """This process made the attachment."""
 
     def __init__(self, readers, att):
@@ -276,15 +277,15 @@ class _Owned(object):
     def close(self):
         self._readers.leave(self)
 
-    def let_go(self):
-        self.attachment.hand_over()
+    def drop_own_handle(self):
+        self.attachment.close_keeping_attachment()
 
     def detach(self):
         """Whether the attachment is gone (failures are logged)."""
         return self.attachment.close()
 
 
-class _Joined(object):
+class _JoinedAttachment(object):
     """Another process made the attachment; this one reads its device."""
 
     def __init__(self, readers, cinder, volume, record):
@@ -304,7 +305,7 @@ class _Joined(object):
     def close(self):
         self._readers.leave(self)
 
-    def let_go(self):
+    def drop_own_handle(self):
         if self._own is not None:
             own, self._own = self._own, None
             own.close()
@@ -312,7 +313,7 @@ class _Joined(object):
     def detach(self):
         """Whether the attachment is gone (failures are logged)."""
         try:
-            self.let_go()
+            self.drop_own_handle()
             attachment_mod.detach_attachment(
                 self.cinder, self._readers.settings, self.volume, self.id,
                 self.device_info)

@@ -52,11 +52,11 @@ class _Shared(object):
         self.volume = volume
         self.users = 1
         self.ready = threading.Event()
-        self.attachment = None
-        self.error = None
+        self.attachment: Any = None  # host_reads' handle, once joined
+        self.error: BaseException | None = None
 
 
-class Lease(object):
+class ReadLease(object):
     """One reader's hold on a shared attachment.
 
     Offers what :class:`dataio.VolumeIterator` uses of an attachment:
@@ -81,7 +81,7 @@ class Lease(object):
 class ReadAttachments(object):
     """The read-only attachments of one backend in this process.
 
-    ``acquire`` returns a :class:`Lease`; closing it is the caller's
+    ``acquire`` returns a :class:`ReadLease`; closing it is the caller's
     duty.  Every attachment opened here is detached when its last
     lease closes, also when readers fail or give up.
     """
@@ -119,7 +119,7 @@ class ReadAttachments(object):
                 del self._lookups[volume_id]
         return pending.result()
 
-    def acquire(self, cinder: Any, volume: Any) -> Lease:
+    def acquire(self, cinder: Any, volume: Any) -> ReadLease:
         with self._lock:
             found = self._volumes.get(volume.id)
             opener = found is None
@@ -140,7 +140,7 @@ class ReadAttachments(object):
         except BaseException:
             self.release(shared, cinder)
             raise
-        return Lease(self, shared, cinder, device)
+        return ReadLease(self, shared, cinder, device)
 
     def _open(self, shared, cinder, volume):
         """Attach for everyone waiting on ``shared``; they wake either way."""

@@ -53,7 +53,7 @@ def this_boot(record: Record) -> bool:
     return current != 'unknown' and record.get('boot') == current
 
 
-def foreign(record: Record | None) -> bool:
+def written_elsewhere(record: Record | None) -> bool:
     """Was ``record`` written on another host?
 
     That happens with a lock directory shared between hosts by mistake.  A

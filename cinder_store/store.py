@@ -70,17 +70,20 @@ class Store(driver.Store):
     OPTIONS = opts.OPTIONS
     EXAMPLE_URL = 'cinder://<backend-id>/<volume-id>'
 
+    # Set by configure(): glance_store configures a store before any use.
+    _cinder: client.Cinder
+    _settings: host.HostSettings
+    _host_readers: host_reads.HostReaders
+    _readers: process_reads.ReadAttachments
+    _uploads: upload_records.Uploads
+    #: The thread probing this host's connector, started by configure().
+    host_probe: threading.Thread | None = None
+
     def __init__(self, conf, backend=None):
         super(Store, self).__init__(conf, backend=backend)
-        self.view = opts.BackendConf(conf, backend)
+        self.backend_conf = opts.BackendConf(conf, backend)
         self._url_prefix = ('cinder://%s/' % backend if backend
                             else 'cinder://')
-        self._cinder = None
-        self._settings = None
-        self._host_readers = None
-        self._readers = None
-        self._uploads = None
-        self.warm_up = None
 
     def maintenance(self):
         """What tools (cinder-store-check, the benchmark) may use of it.
@@ -88,8 +91,9 @@ class Store(driver.Store):
         See :class:`maintenance.Maintenance`; only once configured.
         """
         return maintenance.Maintenance(
-            self.backend_group, self.view, self._cinder, self._settings,
-            self._uploads, self._host_readers, self.warm_up)
+            self.backend_group, self.backend_conf, self._cinder,
+            self._settings,
+            self._uploads, self._host_readers, self.host_probe)
 
     def get_schemes(self):
         # The entry-point name must be a scheme too: glance_store finds a
@@ -107,43 +111,44 @@ class Store(driver.Store):
     def _lock_path(self):
         for group, group_opts in lockutils_opts.list_opts():
             opts.safe_register(self.conf, group_opts, group)
-        path = (self.view.cinder_store_lock_path or
+        path = (self.backend_conf.cinder_store_lock_path or
                 self.conf.oslo_concurrency.lock_path)
         if not path:
             raise exceptions.BadStoreConfiguration(
                 store_name='cinder_store',
                 reason='[%s] cinder_store_lock_path or [oslo_concurrency] '
                        'lock_path must be set: attach and detach take an '
-                       'inter-process lock per volume' % self.view.backend)
+                       'inter-process lock per volume'
+                       % self.backend_conf.backend)
         return path
 
     def _configure_runtime(self):
-        view = self.view
+        options = self.backend_conf
         lock_path = self._lock_path()
         for group, group_opts in brick_opts.list_opts():
             opts.safe_register(self.conf, group_opts, group)
         os_brick.setup(self.conf)
         self._cinder = client.Cinder(
-            auth.Credentials(view), view.cinder_store_http_retries,
-            view.cinder_store_attach_retry_attempts,
-            view.cinder_store_state_transition_timeout)
-        helper = host.root_helper(view.cinder_store_rootwrap_config)
+            auth.Credentials(options), options.cinder_store_http_retries,
+            options.cinder_store_attach_retry_attempts,
+            options.cinder_store_state_transition_timeout)
+        helper = host.root_helper(options.cinder_store_rootwrap_config)
         host.route_privsep(helper)
         self._settings = host.HostSettings(
             helper,
-            view.cinder_store_use_multipath,
-            view.cinder_store_enforce_multipath,
-            view.cinder_store_mount_point_base, lock_path,
+            options.cinder_store_use_multipath,
+            options.cinder_store_enforce_multipath,
+            options.cinder_store_mount_point_base, lock_path,
             backend=self.backend_group,
-            abandoned_after=view.cinder_store_abandoned_attachment_age,
-            rbd=host.RBDClient(view.cinder_store_rbd_keyring,
-                               view.cinder_store_rbd_client_timeout))
+            abandoned_after=options.cinder_store_abandoned_attachment_age,
+            rbd=host.RBDClient(options.cinder_store_rbd_keyring,
+                               options.cinder_store_rbd_client_timeout))
         self._host_readers = host_reads.HostReaders(self._settings)
         self._readers = process_reads.ReadAttachments(self._host_readers)
         self._uploads = upload_records.Uploads(self._settings)
-        self.warm_up = threading.Thread(
+        self.host_probe = threading.Thread(
             target=self._probe_host, name='cinder_store-probe', daemon=True)
-        self.warm_up.start()
+        self.host_probe.start()
 
     def _probe_host(self):
         # os-brick's host probe (initiator names, multipath, NVMe) takes
@@ -182,23 +187,24 @@ class Store(driver.Store):
 
     def configure_add(self):
         """Check the volume type; warn, never fail, if Cinder is down."""
-        name = self.view.cinder_store_volume_type
+        name = self.backend_conf.cinder_store_volume_type
         if not name:
             return
         if not self._cinder.credentials.has_service_credentials:
             LOG.info('Volume type %s of [%s] is checked at first use: no '
                      'service credentials to check it now', name,
-                     self.view.backend)
+                     self.backend_conf.backend)
             return
         try:
             self._cinder.bind(None).find_volume_type(name)
         except exceptions.NotFound:
             LOG.warning('Volume type %s of [%s] does not exist in Cinder; '
                         'image uploads to this backend will fail until it '
-                        'does', name, self.view.backend)
+                        'does', name, self.backend_conf.backend)
         except Exception as e:
             LOG.warning('Could not check volume type %s of [%s] (Cinder '
-                        'unreachable?): %s', name, self.view.backend, e)
+                        'unreachable?): %s', name,
+                        self.backend_conf.backend, e)
 
     # -- glance_store API --------------------------------------------------
 
@@ -223,7 +229,7 @@ class Store(driver.Store):
             writer = dataio.ImageWriter(image_file, image_size, hashing_algo,
                                         verifier)
             upload.write_image(cinder, self._settings, volume, writer,
-                               self.view.cinder_store_extend_online)
+                               self.backend_conf.cinder_store_extend_online)
             if not image_size:
                 cinder.set_metadata(volume.id,
                                     {'image_size': str(writer.bytes_written)})
@@ -252,7 +258,7 @@ class Store(driver.Store):
             metadata['image_owner'] = owner
         return cinder.create_volume(image_size, 'image-%s' % image_id,
                                     metadata,
-                                    self.view.cinder_store_volume_type)
+                                    self.backend_conf.cinder_store_volume_type)
 
     def _delete_failed_volume(self, cinder, volume, image_id, error):
         try:
@@ -359,7 +365,7 @@ class Store(driver.Store):
         cinder = self._cinder.bind(context)
         try:
             volume = cinder.get_volume(volume_id)
-            expected = (self.view.cinder_store_volume_type or
+            expected = (self.backend_conf.cinder_store_volume_type or
                         cinder.default_volume_type().name)
         except exceptions.NotFound:
             LOG.warning('Volume %s not found when matching it to backend '

@@ -206,7 +206,7 @@ def why_upload_orphaned(record: records.Record) -> str | None:
     of such an upload, so nothing else will ever delete it.  A record of
     another host is never orphaned: nothing here can tell.
     """
-    if records.foreign(record):
+    if records.written_elsewhere(record):
         return None
     if record.get('failed'):
         return ('its upload failed and deleting the volume failed too: %s'
@@ -242,7 +242,7 @@ def idle(volume: Any, max_age: float,
     """
     changed = (getattr(volume, 'updated_at', None) or
                getattr(volume, 'created_at', None))
-    return bool(changed) and older_than(changed, max_age, now)
+    return changed is not None and older_than(changed, max_age, now)
 
 
 def _locates(locations: list[str], volume_id: str) -> bool:

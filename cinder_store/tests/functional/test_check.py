@@ -119,7 +119,8 @@ class CheckCommandTest(base.FunctionalTestCase):
         volume = api.wait_for_status(api.create_volume(
             1, 'image-%s' % image_id, {'glance_image_id': image_id,
                                        upload_records.TOKEN_KEY: token},
-            store.view.cinder_store_volume_type), 'creating', 'available')
+            store.backend_conf.cinder_store_volume_type), 'creating',
+            'available')
 
         self.warn_then_fix(
             backend, '  warn   uploads       volume creation %s: for image '

@@ -437,6 +437,6 @@ class TestUpstreamImages(base.FunctionalTestCase):
         volume = self.cinder.volumes.get(volume_id)
         # Glance's legacy-location migration: ours if the types match.
         self.assertEqual(
-            volume.volume_type == store.view.cinder_store_volume_type,
+            volume.volume_type == store.backend_conf.cinder_store_volume_type,
             store.is_image_associated_with_store(self.context, volume_id))
         self.assertEqual([], volume.attachments)

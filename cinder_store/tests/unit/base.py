@@ -182,7 +182,7 @@ class StoreTestCase(CinderTestCase):
         for name, value in options.items():
             self.conf.set_override(name, value, group=self.backend)
         s.configure(re_raise_bsc=True)
-        s.warm_up.join()
+        s.host_probe.join()
         return s
 
     def assertNothingLeft(self, volumes=0):

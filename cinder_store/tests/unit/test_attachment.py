@@ -171,7 +171,7 @@ class TestAttachment(base.CinderTestCase):
             ['disconnect_volume', 'attachments.delete'],
             detach_calls(own.close))
         adopted = self.attach(writable=False).open()
-        adopted.hand_over()
+        adopted.close_keeping_attachment()
         self.assertEqual(
             ['disconnect_volume', 'attachments.delete'],
             detach_calls(lambda: attachment.detach_attachment(
@@ -274,7 +274,7 @@ class TestLeftovers(base.CinderTestCase):
         api = self.bound()
         vol = self.available_volume(api)
         att = attachment.Attachment(api, self.settings(), vol, True).open()
-        att.hand_over()
+        att.close_keeping_attachment()
         self.brick.fail('disconnect_volume', OSError('device busy'))
         self.assertRaises(OSError, attachment.reclaim_volume, api,
                           self.settings(), vol)

@@ -107,7 +107,8 @@ class TestHostReaders(base.CinderTestCase):
         owner = self.readers.join(self.api, self.volume)
         self.rewrite(holders=[self.other])
         joined = self.readers.join(self.api, self.volume)
-        owner.attachment.hand_over()  # the attacher's process is gone
+        # the attacher's process is gone
+        owner.attachment.close_keeping_attachment()
         self.rewrite(holders=[DEAD, records.process_id()])
         joined.close()
         self.assertFalse(os.path.exists(self.record_path))
@@ -131,7 +132,8 @@ class TestHostReaders(base.CinderTestCase):
         owner = self.readers.join(self.api, self.volume)
         self.rewrite(holders=[self.other])
         joined = self.readers.join(self.api, self.volume)
-        owner.attachment.hand_over()  # the attacher's process is gone
+        # the attacher's process is gone
+        owner.attachment.close_keeping_attachment()
         self.rewrite(holders=[DEAD, records.process_id()])
         self.brick.fail('disconnect_volume', OSError('device busy'))
         joined.close()
@@ -162,7 +164,7 @@ class TestHostReaders(base.CinderTestCase):
     def leftover(self, **record):
         """A recorded attachment this process no longer holds."""
         handle = self.readers.join(self.api, self.volume)
-        handle.attachment.hand_over()
+        handle.attachment.close_keeping_attachment()
         self.rewrite(**record)
         return handle
 

@@ -80,10 +80,11 @@ class TestRecordFiles(base.TestCase):
 
     def test_a_record_of_another_host_is_foreign(self):
         with mock.patch.object(records.host, 'hostname', return_value='me'):
-            self.assertTrue(records.foreign({'host': 'other'}))
-            self.assertFalse(records.foreign({'host': 'me'}))
-            self.assertFalse(records.foreign({}))  # written before hosts
-            self.assertFalse(records.foreign(None))
+            self.assertTrue(records.written_elsewhere({'host': 'other'}))
+            self.assertFalse(records.written_elsewhere({'host': 'me'}))
+            # written before records named their host
+            self.assertFalse(records.written_elsewhere({}))
+            self.assertFalse(records.written_elsewhere(None))
 
     def test_records_from_another_boot_are_not_this_boot(self):
         self.assertTrue(records.this_boot({'boot': records.boot_id()}))

@@ -649,7 +649,7 @@ class TestConfigure(base.StoreTestCase):
                                    '', '192.0.2.1', False, False)]):
             with mock.patch.object(store.LOG, 'warning') as warn:
                 self.store.configure()
-                self.store.warm_up.join()
+                self.store.host_probe.join()
             self.assertIn('no initiator', str(warn.call_args))
             self.add(b'abc')
         self.assertNothingLeft(volumes=1)
@@ -661,7 +661,7 @@ class TestConfigure(base.StoreTestCase):
         self.addCleanup(self.maintenance.uploads.end, 'vol-dead')
         with mock.patch.object(store.LOG, 'warning') as warn:
             self.store.configure()
-            self.store.warm_up.join()
+            self.store.host_probe.join()
         (message, backend, count, names), _ = warn.call_args
         self.assertIn('cinder-store-check --fix', message)
         self.assertEqual(('fast', 1, 'vol-dead'), (backend, count, names))
@@ -674,7 +674,7 @@ class TestConfigure(base.StoreTestCase):
         self.addCleanup(self.maintenance.uploads.created, dead)
         with mock.patch.object(store.LOG, 'warning') as warn:
             self.store.configure()
-            self.store.warm_up.join()
+            self.store.host_probe.join()
         (message, backend, count, tokens), _ = warn.call_args
         self.assertIn('cut short', message)
         self.assertEqual(('fast', 1, dead), (backend, count, tokens))
@@ -722,9 +722,10 @@ class TestConfigure(base.StoreTestCase):
         conf = cfg.ConfigOpts()
         conf(['--config-file', path], project='test')
         s = store.Store(conf, backend='fast')
-        self.assertEqual('fast', s.view.cinder_store_volume_type)
-        self.assertEqual(11, s.view.cinder_store_state_transition_timeout)
-        creds = store.auth.Credentials(s.view)
+        self.assertEqual('fast', s.backend_conf.cinder_store_volume_type)
+        self.assertEqual(
+            11, s.backend_conf.cinder_store_state_transition_timeout)
+        creds = store.auth.Credentials(s.backend_conf)
         self.assertTrue(creds.has_service_credentials)
         self.assertEqual('glance', creds.service.auth_methods[0].username)
         self.assertEqual('internal', creds.endpoint.interface)
@@ -734,18 +735,18 @@ class TestConfigure(base.StoreTestCase):
         self.conf.set_override('cinder_store_state_transition_timeout', 7,
                                group='backend_defaults')
         self.assertEqual(
-            7, self.store.view.cinder_store_state_transition_timeout)
+            7, self.store.backend_conf.cinder_store_state_transition_timeout)
         self.conf.set_override('cinder_store_state_transition_timeout', 9,
                                group='fast')
         self.assertEqual(
-            9, self.store.view.cinder_store_state_transition_timeout)
+            9, self.store.backend_conf.cinder_store_state_transition_timeout)
 
     def test_option_in_backend_overrides_even_when_default(self):
         self.conf.set_override('cinder_store_extend_online', False,
                                group='backend_defaults')
         self.conf.set_override('cinder_store_extend_online', True,
                                group='fast')
-        self.assertTrue(self.store.view.cinder_store_extend_online)
+        self.assertTrue(self.store.backend_conf.cinder_store_extend_online)
 
 
 class TestNoCredentials(base.StoreTestCase):
