@@ -44,13 +44,11 @@ from oslo_context import context as oslo_context
 from cinder_store import attachment
 from cinder_store import host
 from cinder_store import maintenance
+from local_stack import settings
 
 MiB = 1 << 20
 GiB = 1 << 30
 CHUNK = 4 * MiB
-# The local stack (tools/stack): its glance-api.conf, Ceph and volumes
-STACK_DIR = os.environ.get('STACK_DIR') or os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '.stack')
 # cinder_store's backend, the in-tree one on the same Cinder backend, and
 # the one many readers share an image of; set by main()
 OURS, THEIRS, SHARED = 'block', 'upstream', 'multiattach'
@@ -143,8 +141,7 @@ class Bench(object):
 
     def __init__(self, args):
         self.args = args
-        self.conf = maintenance.load_stores(
-            os.path.join(STACK_DIR, 'glance-api.conf'))
+        self.conf = maintenance.load_stores(settings.GLANCE_CONF)
         self.ctx = oslo_context.RequestContext(project_id='bench')
         self.block = os.urandom(64 * MiB)
         self.calls = CallCounter()
@@ -421,14 +418,13 @@ def raw_librbd(size, read=True):
     """librbd alone on the stack's Ceph: (write+flush B/s, read B/s)."""
     import rados
     import rbd
-    ceph_dir = os.path.join(STACK_DIR, 'ceph')
-    cluster = rados.Rados(conffile=os.path.join(ceph_dir, 'ceph.conf'),
-                          rados_id='cinderstack')
+    cluster = rados.Rados(conffile=settings.CEPH_CONF,
+                          rados_id=settings.CEPH_USER)
     cluster.connect(timeout=10)
     name = 'bench-raw-%s' % uuid.uuid4()
     block = os.urandom(CHUNK)
     try:
-        with cluster.open_ioctx('volumes') as ioctx:
+        with cluster.open_ioctx(settings.CEPH_POOL) as ioctx:
             rbd.RBD().create(ioctx, name, size)
             try:
                 with rbd.Image(ioctx, name) as image:
@@ -453,12 +449,10 @@ def raw_librbd(size, read=True):
 
 def placement():
     if OURS == 'rbd':
-        osd = os.path.join(STACK_DIR, 'ceph', 'osd')
+        osd = os.path.join(settings.CEPH, 'osd')
         return 'Ceph RBD, one BlueStore OSD on a file in %s (%s)' % (
             osd, host.filesystem_type(osd) or '?')
-    path = os.environ.get('STACK_VOLUMES_DIR') or os.path.join(
-        STACK_DIR, 'volumes')
-    path = os.path.realpath(path)
+    path = os.path.realpath(settings.VOLUMES)
     fstype = host.filesystem_type(path) or '?'
     return '%s (%s)' % (path, 'memory' if fstype == 'tmpfs' else fstype)
 

@@ -55,8 +55,8 @@ import threading
 import time
 import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STACK_DIR = os.environ.get('STACK_DIR') or os.path.join(ROOT, '.stack')
+from local_stack import settings
+
 MiB = 1 << 20
 FREEZABLE = ('cinder-api', 'cinder-volume', 'rabbitmq', 'ceph-osd')
 # An operation still running after this long is killed and counted as hung
@@ -162,7 +162,7 @@ class Campaign(object):
         self.lock = threading.Lock()
         self.workdir = tempfile.mkdtemp(prefix='chaos-')
         self.worker_log = os.path.join(self.workdir, 'workers.log')
-        self.config_files = [os.path.join(STACK_DIR, 'glance-api.conf'),
+        self.config_files = [settings.GLANCE_CONF,
                              self._campaign_conf()]
         self.backends = args.backends
         self.stored = {}  # image id -> (backend, uri, sha256)
@@ -493,7 +493,7 @@ class Campaign(object):
 def _fault_dir(backend):
     """The loop-file driver's fault directory for ``backend``, or None."""
     conf = configparser.ConfigParser(interpolation=None)
-    conf.read(os.path.join(STACK_DIR, 'cinder', 'cinder.conf'))
+    conf.read(settings.CINDER_CONF)
     if not conf.has_option(backend, 'loopfile_volume_dir'):
         return None
     return os.path.join(conf.get(backend, 'loopfile_volume_dir'), 'faults')
@@ -501,7 +501,7 @@ def _fault_dir(backend):
 
 def _stack_pids():
     try:
-        with open(os.path.join(STACK_DIR, 'state.json')) as f:
+        with open(settings.STATE) as f:
             return json.load(f)['pids']
     except (OSError, ValueError, KeyError):
         return {}
@@ -517,8 +517,7 @@ def _signal_group(pid, sig):
 def admin_cinder():
     from cinderclient import client as cinder_client
     import openstack
-    os.environ.setdefault('OS_CLIENT_CONFIG_FILE',
-                          os.path.join(STACK_DIR, 'clouds.yaml'))
+    os.environ.setdefault('OS_CLIENT_CONFIG_FILE', settings.CLOUDS)
     return cinder_client.Client('3.54', session=openstack.connect(
         cloud='stack-admin').session)
 
@@ -526,6 +525,8 @@ def admin_cinder():
 def leftovers(image_ids):
     """What the campaign's images left after everything was deleted."""
     from cinder_store import host
+    from cinder_store import host_reads
+    from cinder_store import upload_records
     cinder = admin_cinder()
     names = {'image-%s' % i for i in image_ids}
     deadline = time.monotonic() + 120
@@ -535,17 +536,17 @@ def leftovers(image_ids):
         if not volumes or time.monotonic() > deadline:
             break
         time.sleep(1)
-    lock_dir = os.path.join(STACK_DIR, 'glance', 'lock')
+    lock_dir = settings.GLANCE_LOCKS
     files = sorted(os.listdir(lock_dir)) if os.path.isdir(lock_dir) else []
     return {
         'volumes': ['%s %s' % (v.id, v.status) for v in volumes],
         'attachments': [a['attachment_id'] for v in volumes
                         for a in v.attachments],
         'records': [n for n in files if n.startswith(
-            ('cinder_store-readers-', 'cinder_store-upload-',
-             'cinder_store-creating-'))],
+            (host_reads.PREFIX, upload_records.PREFIX,
+             upload_records.CREATING_PREFIX))],
         'lock files of deleted volumes': [
-            n for n in files if n.startswith('cinder_store-') and
+            n for n in files if n.startswith(host.LOCK_PREFIX) and
             _volume_gone(cinder, n[-36:])],
         'loop devices': _stale_loop_devices(),
         'temporary ceph configs': host.leftover_connect_files(),

@@ -12,8 +12,8 @@
 
 """Idempotent Keystone and Cinder set-up for tools/stack (runs in its venv).
 
-    python stack_setup.py identity STACK_DIR
-    python stack_setup.py volume-types STACK_DIR
+    python stack_setup.py identity
+    python stack_setup.py volume-types
 """
 
 import sys
@@ -25,15 +25,7 @@ from keystoneauth1.identity import v3
 from keystoneauth1 import session
 from keystoneclient.v3 import client as ks_client
 
-HOST = '127.0.0.1'
-AUTH_URL = 'http://%s:5000/v3' % HOST
-BACKENDS = ('block', 'file', 'multiattach', 'rbd')
-# Volume type -> Cinder backend.  The in-tree driver's backends have a
-# type of their own on the `block` and `rbd` Cinder backends, so Glance can
-# tell which store owns a volume Cinder registers (upload-to-image, the
-# location API).
-VOLUME_TYPES = dict({b: b for b in BACKENDS}, upstream='block')
-VOLUME_TYPES['upstream-rbd'] = 'rbd'
+from local_stack import settings
 # Image-volumes live in the service project (Glance's) and, for Cinder's
 # clones and uploads, in the admin project: sized for the functional
 # suite and the benchmark, far above Cinder's default of 10 volumes.
@@ -43,7 +35,8 @@ QUOTAS = {'volumes': 1000, 'gigabytes': 10000, 'snapshots': 100,
 
 def admin_session():
     return session.Session(auth=v3.Password(
-        auth_url=AUTH_URL, username='admin', password='adminpass',
+        auth_url=settings.KEYSTONE_URL, username='admin',
+        password=settings.PASSWORDS['admin'],
         project_name='admin', user_domain_name='Default',
         project_domain_name='Default'))
 
@@ -60,21 +53,21 @@ def identity():
     domain = ks.domains.get('default')
     service_project = find_or_create(ks.projects, 'service', domain=domain)
     roles = {r.name: r for r in ks.roles.list()}
-    for user, password in (('glance', 'glancepass'),
-                           ('cinder', 'cinderpass')):
-        u = find_or_create(ks.users, user, domain=domain, password=password)
+    for user in settings.SERVICE_USERS:
+        u = find_or_create(ks.users, user, domain=domain,
+                           password=settings.PASSWORDS[user])
         for role in ('admin', 'service'):
             ks.roles.grant(roles[role], user=u, project=service_project)
     for name, stype, url in (
-            ('cinderv3', 'block-storage', 'http://%s:8776/v3' % HOST),
-            ('glance', 'image', 'http://%s:9292' % HOST)):
+            ('cinderv3', 'block-storage', settings.CINDER_URL),
+            ('glance', 'image', settings.GLANCE_URL)):
         svc = find_or_create(ks.services, name, type=stype)
         have = {e.interface for e in ks.endpoints.list(service=svc)}
         for interface in ('public', 'internal', 'admin'):
             if interface not in have:
                 ks.endpoints.create(service=svc, url=url,
                                     interface=interface,
-                                    region='RegionOne')
+                                    region=settings.REGION)
 
 
 def wait(what, check, timeout):
@@ -94,10 +87,11 @@ def volume_types():
 
     def services_up():
         up = {s.host for s in cinder.services.list() if s.state == 'up'}
-        return {'stack'} | {'stack@%s' % b for b in BACKENDS} <= up
+        return {'stack'} | {'stack@%s' % b
+                            for b in settings.CINDER_BACKENDS} <= up
     wait('cinder services', services_up, 90)
     existing = {t.name: t for t in cinder.volume_types.list()}
-    for name, backend in VOLUME_TYPES.items():
+    for name, backend in settings.VOLUME_TYPES.items():
         vtype = existing.get(name) or cinder.volume_types.create(name)
         specs = {'volume_backend_name': backend}
         if name == 'multiattach':
@@ -114,7 +108,7 @@ def volume_types():
         cinder.quotas.update(found.id, **QUOTAS)
     # The scheduler learns each backend's capacity from its first stats
     # report; a canary volume per type proves volumes can be created.
-    for name in VOLUME_TYPES:
+    for name in settings.VOLUME_TYPES:
         def canary_ok(name=name):
             vol = cinder.volumes.create(1, name='stack-canary-%s' % name,
                                         volume_type=name)

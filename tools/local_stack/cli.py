@@ -1,0 +1,245 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""A real local OpenStack for cinder_store, on 127.0.0.1.
+
+    tools/stack up       install what is missing, start everything (idempotent,
+                         whatever is stored)
+    tools/stack restart [SERVICE...]
+                         stop the named services (all if none; `cinder` is
+                         its three) by PID, then `up`: configs are written
+                         again with the overrides, state and images kept
+    tools/stack down     stop exactly what `up` started; release loop devices
+    tools/stack status   what runs, where, and what it uses
+    tools/stack wipe     down, then remove the state directory
+    tools/stack demo     up if needed, then store/read/verify/delete an image
+                         through Glance with cinder_store, with timings
+    tools/stack check    fail if any volume, attachment or loop device is left
+
+RabbitMQ, MariaDB, Keystone (gunicorn), Cinder api/scheduler/volume with
+three loop-file backends (block, file, multiattach) and Glance (gunicorn)
+with cinder_store on each volume type plus the in-tree driver as `upstream`
+(volume type `upstream`, on Cinder's `block` backend).  The workflows around
+the store are on: interoperable import (glance-direct, web-download from
+127.0.0.1:18080, copy-image), Cinder's direct clone of image-volumes
+and image_upload_use_cinder_backend, Glance's location API for the service
+user.
+
+Overrides: `$STACK_DIR/overrides/<service>.conf` (keystone, cinder or
+glance), in ini form, is laid over that service's generated configuration
+on every `up`/`restart`; a key with an empty value is removed.
+State lives in $STACK_DIR (default .stack/ in the checkout); the virtualenv
+in $STACK_VENV (default $STACK_DIR/venv); volume files in $STACK_VOLUMES_DIR
+(default $STACK_DIR/volumes; point it at /dev/shm for benchmarks).
+Ceph (one mon, mgr and OSD on a file) backs Cinder's `rbd` backend.
+
+One module per service (rabbitmq, mariadb, ceph, keystone, cinder,
+glance), each writing its configuration and starting its processes;
+`settings` holds every constant, `process` the processes and files,
+`install` the packages and the virtualenv.  Standard library only: it
+runs before any virtualenv exists.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from local_stack import ceph
+from local_stack import cinder
+from local_stack import glance
+from local_stack import install
+from local_stack import keystone
+from local_stack import mariadb
+from local_stack import process
+from local_stack import rabbitmq
+from local_stack import settings
+
+say = process.say
+
+
+def check_ports(state):
+    ours = {n for n, p in state['pids'].items() if process.alive(p)}
+    taken = [('%s:%d' % (n, p)) for n, p in settings.PORTS.items()
+             if settings.PORT_OWNERS[n] not in ours and process.port_open(p)]
+    if taken:
+        raise process.StackError(
+            'ports already taken by something this stack did not start: %s. '
+            'Stop it or run `tools/stack down`.' % ', '.join(taken))
+
+
+def write_configs():
+    keystone.write_config()
+    cinder.write_config()
+    glance.write_config()
+    keystone.write_clouds()
+    mariadb.write_config()
+    rabbitmq.write_config()
+
+
+def up():
+    t0 = time.monotonic()
+    os.makedirs(settings.LOGS, exist_ok=True)
+    state = process.load_state()
+    check_ports(state)
+    install.install_apt()
+    install.install_venv()
+    install.link_ceph_bindings()
+    t_install = time.monotonic() - t0
+    write_configs()
+    rabbitmq.start(state)
+    mariadb.start(state)
+    ceph.start(state)
+    keystone.start(state)
+    cinder.start(state)
+    glance.start(state)
+    say('up in %.1fs (install %.1fs, services %.1fs)',
+        time.monotonic() - t0, t_install, time.monotonic() - t0 - t_install)
+    status()
+
+
+def down():
+    pids = process.stop(list(process.load_state()['pids']))
+    released = 0
+    for device in process.loop_devices_under(settings.VOLUMES):
+        subprocess.run(['losetup', '-d', device], capture_output=True)
+        released += 1
+    ceph.forget_etc_keyring()
+    say('down: stopped %d services, released %d loop devices', len(pids),
+        released)
+
+
+def restart():
+    names = []
+    for name in sys.argv[2:] or settings.SERVICES:
+        if name not in settings.SERVICES and name not in settings.ALIASES:
+            raise process.StackError(
+                'unknown service %r; services: %s, or cinder'
+                % (name, ', '.join(settings.SERVICES)))
+        names.extend(settings.ALIASES.get(name, (name,)))
+    stopped = process.stop(names)
+    say('restart: stopped %s', ', '.join(stopped) or 'nothing running')
+    up()
+
+
+def rss_mib(pid):
+    """Proportional set size of a process group, in MiB."""
+    total = 0
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) != pid:
+                continue
+            with open('/proc/%s/smaps_rollup' % entry) as f:
+                for line in f:
+                    if line.startswith('Pss:'):
+                        total += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total / 1024
+
+
+def status():
+    state = process.load_state()
+    total = 0
+    for name, pid in sorted(state['pids'].items()):
+        running = process.alive(pid)
+        mem = rss_mib(pid) if running else 0
+        total += mem
+        say('%-16s pid %-7d %-7s %6.0f MiB', name, pid,
+            'up' if running else 'DOWN', mem)
+    say('memory (PSS) total: %.0f MiB', total)
+    say('state: %s  venv: %s  volumes: %s', settings.STACK, settings.VENV,
+        settings.VOLUMES)
+    say('keystone %s  cinder %s  glance %s', settings.KEYSTONE_URL,
+        settings.CINDER_URL, settings.GLANCE_URL)
+    say('clouds.yaml: %s (stack-admin, stack-glance); glance config: %s',
+        settings.CLOUDS, settings.GLANCE_CONF)
+
+
+def is_up():
+    state = process.load_state()
+    return all(process.alive(state['pids'].get(n, 0) or 0)
+               for n in settings.SERVICES)
+
+
+def wipe():
+    down()
+    shutil.rmtree(settings.STACK, ignore_errors=True)
+    if not settings.VOLUMES.startswith(settings.STACK):
+        for name in settings.BACKENDS:
+            shutil.rmtree(os.path.join(settings.VOLUMES, name),
+                          ignore_errors=True)
+    say('wiped %s', settings.STACK)
+
+
+def check():
+    """Stack-wide leak check: no volume, attachment, device, record, lock."""
+    code = ('import os, sys\n'
+            'os.environ["OS_CLIENT_CONFIG_FILE"] = sys.argv[1]\n'
+            'import openstack\n'
+            'from cinderclient import client\n'
+            'c = client.Client("3.54", session=openstack.connect('
+            'cloud="stack-admin").session)\n'
+            'vols = c.volumes.list(search_opts={"all_tenants": 1})\n'
+            'for v in vols: print(v.id, v.name, v.status, v.attachments)\n'
+            'sys.exit(1 if vols else 0)\n')
+    result = subprocess.run([settings.BIN + '/python', '-c', code,
+                             settings.CLOUDS],
+                            env=dict(os.environ, **settings.QUIET_ENV))
+    devices = list(process.loop_devices_under(settings.VOLUMES))
+    locks = settings.GLANCE_LOCKS
+    # With no volume left, no record or volume lock file may be left
+    records = sorted(n for n in os.listdir(locks)
+                     if n.startswith('cinder_store-')) if os.path.isdir(
+                         locks) else []
+    images = ceph.images()
+    # os-brick's temporary Ceph configs: ours (no key) and the in-tree
+    # driver's (holding the key)
+    tmp = tempfile.gettempdir()
+    configs = sorted(n for n in os.listdir(tmp) if n.startswith('brickrbd_'))
+    if result.returncode or devices or records or images or configs:
+        raise process.StackError(
+            'leftovers after the tests: volumes above, loop devices %s, '
+            'records and lock files %s, RBD images %s, temporary Ceph '
+            'configs in %s: %s' % (devices, records, images, tmp, configs))
+    say('check: no volume, attachment, loop device, RBD image, temporary '
+        'Ceph config, reader or upload record or lock file left')
+
+
+def demo():
+    if not is_up():
+        up()
+    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=settings.CLOUDS,
+               STACK_DIR=settings.STACK, **settings.QUIET_ENV)
+    subprocess.run([settings.BIN + '/python',
+                    os.path.join(settings.ROOT, 'tools', 'demo.py')]
+                   + sys.argv[2:], check=True, env=env)
+
+
+def main():
+    commands = {'up': up, 'down': down, 'status': status, 'wipe': wipe,
+                'demo': demo, 'check': check, 'restart': restart}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(__doc__)
+        return 2
+    try:
+        commands[sys.argv[1]]()
+    except process.StackError as e:
+        say('ERROR: %s', e)
+        return 1
+    except subprocess.CalledProcessError as e:
+        return e.returncode
+    return 0
