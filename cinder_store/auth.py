@@ -25,6 +25,7 @@ One keystoneauth session per backend; it is safe to share across threads.
 """
 
 import logging
+from typing import Any
 
 from glance_store import exceptions
 from keystoneauth1.access import service_catalog
@@ -33,6 +34,8 @@ from keystoneauth1 import loading as ks_loading
 from keystoneauth1 import service_token
 from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
+
+from cinder_store import opts
 
 LOG = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ _LEGACY_APPCRED = {
 }
 
 
-def _bad_config(reason):
+def _bad_config(reason: str) -> exceptions.BadStoreConfiguration:
     return exceptions.BadStoreConfiguration(store_name='cinder_store',
                                             reason=reason)
 
@@ -60,14 +63,15 @@ def _bad_config(reason):
 class Endpoint(object):
     """Where Cinder is: service type, interface, region, optional URL."""
 
-    def __init__(self, service_type, interface, region, override):
+    def __init__(self, service_type: str, interface: str,
+                 region: str | None, override: str | None):
         self.service_type = service_type
         self.interface = interface
         self.region = region
         self.override = override
 
 
-def endpoint_from_conf(view):
+def endpoint_from_conf(view: opts.BackendConf) -> Endpoint:
     """Endpoint settings, honouring the in-tree names when ours are unset."""
     service_type = view.cinder_store_service_type
     interface = view.cinder_store_interface
@@ -93,7 +97,7 @@ def endpoint_from_conf(view):
                     view.cinder_store_region_name, override)
 
 
-def _legacy_plugin(view):
+def _legacy_plugin(view: opts.BackendConf) -> Any:
     """An auth plugin from the in-tree cinder_store_* options, or None."""
     if not view.cinder_store_auth_address:
         return None
@@ -116,7 +120,7 @@ def _legacy_plugin(view):
     return ks_loading.get_plugin_loader(name).load_from_options(**kwargs)
 
 
-def service_plugin(view):
+def service_plugin(view: opts.BackendConf) -> Any:
     """The service credentials' auth plugin, or None when none are set."""
     group = view.group_with('auth_type') or view.group_with('auth_section')
     if group:
@@ -128,7 +132,7 @@ def service_plugin(view):
     return _legacy_plugin(view)
 
 
-def make_session(view):
+def make_session(view: opts.BackendConf) -> ks_session.Session:
     """A keystoneauth session with the backend's TLS and timeout settings."""
     cafile = view.cafile or view.cinder_ca_certificates_file
     insecure = view.insecure or view.cinder_api_insecure
@@ -139,7 +143,7 @@ def make_session(view):
     return ks_session.Session(verify=verify, cert=cert, timeout=view.timeout)
 
 
-def _context_endpoint(context, endpoint):
+def _context_endpoint(context: Any, endpoint: Endpoint) -> str | None:
     if endpoint.override:
         return endpoint.override % context.to_dict()
     catalog = getattr(context, 'service_catalog', None)
@@ -159,7 +163,7 @@ def _context_endpoint(context, endpoint):
                              endpoint.region))
 
 
-def _user_token(context):
+def _user_token(context: Any) -> str:
     token = getattr(context, 'auth_token', None)
     if not token:
         raise _bad_config('no service credentials are configured and the '
@@ -174,17 +178,17 @@ class Credentials(object):
     a None URL means "look Cinder up in the catalog".
     """
 
-    def __init__(self, view):
+    def __init__(self, view: opts.BackendConf):
         self.endpoint = endpoint_from_conf(view)
         self.service = service_plugin(view)
         self.send_service_token = view.cinder_store_send_service_token
         self.session = make_session(view)
 
     @property
-    def has_service_credentials(self):
+    def has_service_credentials(self) -> bool:
         return self.service is not None
 
-    def auth_for(self, context):
+    def auth_for(self, context: Any) -> tuple[Any, str | None]:
         if self.service is None:
             url = _context_endpoint(context, self.endpoint)
             return token_endpoint.Token(url, _user_token(context)), url
@@ -195,7 +199,7 @@ class Credentials(object):
                 user_auth=user, service_auth=self.service), url
         return self.service, self._service_override()
 
-    def _service_override(self):
+    def _service_override(self) -> str | None:
         if not self.endpoint.override:
             return None
         if '%(' not in self.endpoint.override:

@@ -27,6 +27,9 @@ with a short backoff within its own budget. Other 4xx are never retried.
 import functools
 import logging
 from typing import Any
+from typing import Callable
+from typing import ParamSpec
+from typing import TypeVar
 
 from cinderclient import client as cinder_client
 from cinderclient import exceptions as cinder_exc
@@ -35,9 +38,13 @@ from keystoneauth1 import exceptions as ks_exc
 from oslo_utils import units
 import tenacity
 
+from cinder_store import auth
 from cinder_store import utils
 
 LOG = logging.getLogger(__name__)
+
+P = ParamSpec('P')
+R = TypeVar('R')
 
 # 3.27 attachments, 3.42 online extend, 3.44 attachment complete, 3.48
 # shared_targets/service_uuid for os-brick's guard, 3.54 attach mode.
@@ -54,11 +61,11 @@ def _request_id(exc):
     return getattr(exc, 'request_id', None) or 'unknown'
 
 
-def translate(what):
+def translate(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator: map cinderclient/keystoneauth errors for ``what``."""
-    def decorator(func):
+    def decorator(func: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(func)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return func(*args, **kwargs)
             except cinder_exc.NotFound as e:
@@ -81,7 +88,7 @@ def translate(what):
     return decorator
 
 
-def refused(error):
+def refused(error: BaseException) -> bool:
     """Did Cinder answer ``error``'s call with a 4xx (so it did nothing)?
 
     ``error`` is what a call of this module raised; the cinderclient error
@@ -92,7 +99,7 @@ def refused(error):
     return 400 <= code < 500
 
 
-def reservation_refused(error):
+def reservation_refused(error: BaseException) -> bool:
     """Was ``error``'s attachment_create refused for the volume's status?
 
     Cinder refuses a reservation while the volume is ``attaching``: an
@@ -101,7 +108,8 @@ def reservation_refused(error):
     return _is_reserve_race(_cinder_error(error))
 
 
-def _cinder_error(error):
+def _cinder_error(error: BaseException | None
+                  ) -> cinder_exc.ClientException | None:
     """The cinderclient error ``error`` was translated from, or None."""
     cause = error
     while cause is not None:
@@ -149,7 +157,7 @@ def _retrying(predicate, attempts, multiplier=0.2, max_wait=2):
 GONE = ('deleting', 'error_deleting')
 
 
-def existing_volume(cinder, volume_id):
+def existing_volume(cinder: 'BoundCinder', volume_id: str) -> Any:
     """The volume, or NotFound if it is gone or on its way out."""
     volume = cinder.get_volume(volume_id)
     if volume.status in GONE:
@@ -165,7 +173,7 @@ def _last_result(state: tenacity.RetryCallState) -> Any:
     return state.outcome.result()
 
 
-def gib(size_bytes):
+def gib(size_bytes: int) -> int:
     """Whole GiB needed to hold ``size_bytes`` (at least 1)."""
     return max(1, -(-size_bytes // units.Gi))
 
@@ -176,14 +184,14 @@ class Cinder(object):
     Obtain one with :meth:`Cinder.bind`; it is cheap and not thread-bound.
     """
 
-    def __init__(self, credentials, http_retries, attach_attempts,
-                 status_timeout):
+    def __init__(self, credentials: auth.Credentials, http_retries: int,
+                 attach_attempts: int, status_timeout: float):
         self.credentials = credentials
         self.http_retries = http_retries
         self.attach_attempts = attach_attempts
         self.status_timeout = status_timeout
 
-    def bind(self, context):
+    def bind(self, context: Any) -> 'BoundCinder':
         auth, url = self.credentials.auth_for(context)
         endpoint = self.credentials.endpoint
         client = cinder_client.Client(
@@ -197,12 +205,12 @@ class Cinder(object):
 class BoundCinder(object):
     """The Cinder operations used by the store, each mapped and retried."""
 
-    def __init__(self, parent, client):
+    def __init__(self, parent: Cinder, client: Any):
         self._parent = parent
         self.client = client
 
     @property
-    def status_timeout(self):
+    def status_timeout(self) -> float:
         return self._parent.status_timeout
 
     def _call(self, func, *args, idempotent=True, **kwargs):
@@ -213,46 +221,50 @@ class BoundCinder(object):
         return retrying(func, *args, **kwargs)
 
     @translate('volume create')
-    def create_volume(self, size_bytes, name, metadata, volume_type):
+    def create_volume(self, size_bytes: int, name: str,
+                      metadata: dict[str, str],
+                      volume_type: str | None) -> Any:
         return self._call(self.client.volumes.create, gib(size_bytes),
                           name=name, metadata=metadata,
                           volume_type=volume_type, idempotent=False)
 
     @translate('volume list')
-    def volumes_tagged(self, key, value):
+    def volumes_tagged(self, key: str, value: str) -> list[Any]:
         """This project's volumes whose metadata maps ``key`` to ``value``."""
         return self._call(self.client.volumes.list,
                           search_opts={'metadata': {key: value}})
 
     @translate('volume list')
-    def volumes_with_status(self, status):
+    def volumes_with_status(self, status: str) -> list[Any]:
         """This project's volumes in ``status``."""
         return self._call(self.client.volumes.list,
                           search_opts={'status': status})
 
     @translate('volume show')
-    def get_volume(self, volume_id):
+    def get_volume(self, volume_id: str) -> Any:
         return self._call(self.client.volumes.get, volume_id)
 
     @translate('volume delete')
-    def delete_volume(self, volume_id):
+    def delete_volume(self, volume_id: str) -> None:
         self._call(self.client.volumes.delete, volume_id)
 
     @translate('volume extend')
-    def extend_volume(self, volume_id, new_size_gb):
+    def extend_volume(self, volume_id: str, new_size_gb: int) -> None:
         self._call(self.client.volumes.extend, volume_id, new_size_gb,
                    idempotent=False)
 
     @translate('volume metadata update')
-    def set_metadata(self, volume_id, metadata):
+    def set_metadata(self, volume_id: str,
+                     metadata: dict[str, str]) -> None:
         self._call(self.client.volumes.set_metadata, volume_id, metadata)
 
     @translate('volume read-only flag update')
-    def set_readonly(self, volume_id):
+    def set_readonly(self, volume_id: str) -> None:
         self._call(self.client.volumes.update_readonly_flag, volume_id, True)
 
     @translate('attachment create')
-    def attachment_create(self, volume_id, connector, mode):
+    def attachment_create(self, volume_id: str, connector: dict[str, Any],
+                          mode: str) -> dict[str, Any]:
         """Reserve and initialise in one call; returns Cinder's dict."""
         def create():
             return self._call(self.client.attachments.create, volume_id,
@@ -264,32 +276,34 @@ class BoundCinder(object):
         return retrying(create)
 
     @translate('attachment complete')
-    def attachment_complete(self, attachment_id):
+    def attachment_complete(self, attachment_id: str) -> None:
         self._call(self.client.attachments.complete, attachment_id)
 
     @translate('attachment show')
-    def attachment_show(self, attachment_id):
+    def attachment_show(self, attachment_id: str) -> Any:
         return self._call(self.client.attachments.show, attachment_id)
 
     @translate('attachment list')
-    def attachments_of(self, volume_id, detailed=False):
+    def attachments_of(self, volume_id: str,
+                       detailed: bool = False) -> list[Any]:
         """The volume's attachments; ``detailed`` adds ``attached_at``."""
         return self._call(self.client.attachments.list, detailed=detailed,
                           search_opts={'volume_id': volume_id})
 
     @translate('attachment delete')
-    def attachment_delete(self, attachment_id):
+    def attachment_delete(self, attachment_id: str) -> None:
         self._call(self.client.attachments.delete, attachment_id)
 
     @translate('volume type lookup')
-    def find_volume_type(self, name):
+    def find_volume_type(self, name: str) -> Any:
         return self._call(self.client.volume_types.find, name=name)
 
     @translate('default volume type lookup')
-    def default_volume_type(self):
+    def default_volume_type(self) -> Any:
         return self._call(self.client.volume_types.default)
 
-    def wait_for_status(self, volume, transitional, expected):
+    def wait_for_status(self, volume: Any, transitional: str,
+                        expected: str) -> Any:
         """Poll until ``volume`` leaves ``transitional``; return it fresh.
 
         The first poll comes after 0.1 s (the call that started the

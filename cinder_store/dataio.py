@@ -25,10 +25,15 @@ import errno
 import hashlib
 import logging
 import threading
+from typing import Any
+from typing import BinaryIO
+from typing import Callable
 import weakref
 
 from glance_store import exceptions
 from oslo_utils import units
+
+from cinder_store import device as device_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -47,7 +52,7 @@ def _map_os_error(error):
 class _Lanes(object):
     """Ordered single-thread lanes with a bounded number of chunks."""
 
-    def __init__(self, names, depth):
+    def __init__(self, names: tuple[str, ...], depth: int):
         self._pools = {n: futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='cinder_store-' + n)
             for n in names}
@@ -55,7 +60,7 @@ class _Lanes(object):
             collections.deque())
         self._depth = depth
 
-    def submit(self, jobs):
+    def submit(self, jobs: dict[str, Callable[[], Any]]) -> None:
         """Queue ``{lane: callable}`` for one chunk; wait if too many."""
         self._inflight.append([self._pools[n].submit(f)
                                for n, f in jobs.items()])
@@ -66,11 +71,11 @@ class _Lanes(object):
         for future in self._inflight.popleft():
             future.result()
 
-    def drain(self):
+    def drain(self) -> None:
         while self._inflight:
             self._wait_oldest()
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         for pool in self._pools.values():
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -86,8 +91,9 @@ class ImageWriter(object):
     EACCES ``StorageWriteDenied``.
     """
 
-    def __init__(self, image_file, declared_size, hashing_algo,
-                 verifier=None, chunk_size=CHUNK_SIZE, depth=DEPTH):
+    def __init__(self, image_file: BinaryIO, declared_size: int,
+                 hashing_algo: str, verifier: Any = None,
+                 chunk_size: int = CHUNK_SIZE, depth: int = DEPTH):
         self.image_file = image_file
         self.declared_size = declared_size
         self.chunk_size = chunk_size
@@ -101,11 +107,11 @@ class ImageWriter(object):
         self._pending = b''
 
     @property
-    def checksum(self):
+    def checksum(self) -> str:
         return self.md5.hexdigest()
 
     @property
-    def multihash_hex(self):
+    def multihash_hex(self) -> str:
         return self.multihash.hexdigest()
 
     def _read(self):
@@ -152,7 +158,7 @@ class ImageWriter(object):
         if self.verifier is not None:
             self.verifier.update(chunk)
 
-    def fill(self, device, capacity):
+    def fill(self, device: device_mod.Device, capacity: int) -> bool:
         """Write until EOF or ``capacity`` bytes; True when all is written.
 
         Returns False when the source has more data than fits; the data
@@ -214,7 +220,8 @@ class VolumeIterator(object):
     drops the iterator: it is never held by a forgotten iterator.
     """
 
-    def __init__(self, attachment, offset, length, chunk_size=CHUNK_SIZE):
+    def __init__(self, attachment: Any, offset: int, length: int,
+                 chunk_size: int = CHUNK_SIZE):
         self.offset = offset
         self.remaining = length
         self.chunk_size = chunk_size
@@ -227,7 +234,7 @@ class VolumeIterator(object):
         self._finalizer = weakref.finalize(
             self, _shutdown, self._holder, self._lock, self._pool)
 
-    def __iter__(self):
+    def __iter__(self) -> 'VolumeIterator':
         return self
 
     def _submit(self):
@@ -239,7 +246,7 @@ class VolumeIterator(object):
         self.remaining -= n
         return future
 
-    def __next__(self):
+    def __next__(self) -> bytes:
         if self._holder[0] is None:
             raise StopIteration
         try:
@@ -259,7 +266,8 @@ class VolumeIterator(object):
             self.close()
         return data
 
-    def close(self):
+    def close(self) -> None:
+        """Stop reading ahead and release the attachment (idempotent)."""
         self._finalizer()
 
 

@@ -26,11 +26,16 @@ import collections
 import os
 import tempfile
 import time
+from typing import Any
+from typing import Callable
 
 from glance_store import exceptions
 
 from cinder_store import attachment
+from cinder_store import client
+from cinder_store import glance as glance_mod
 from cinder_store import host
+from cinder_store import host_reads
 from cinder_store import maintenance
 from cinder_store import records
 from cinder_store.recovery import repairs
@@ -62,7 +67,7 @@ def check_backend(backend: maintenance.Maintenance, fix: bool = False,
             _rbd_findings(backend, fix, probe))
 
 
-def _failed(topic, error):
+def _failed(topic: str, error: Exception) -> Finding:
     return Finding(FAIL, topic, '%s: %s' % (type(error).__name__, error))
 
 
@@ -78,7 +83,7 @@ def _guarded(topic):
 
 
 @_guarded('cinder')
-def _volume_type_in_cinder(backend):
+def _volume_type_in_cinder(backend: maintenance.Maintenance) -> Finding:
     if not backend.has_service_credentials:
         return Finding(SKIP, 'cinder', 'no service credentials: Cinder is '
                        'reached with each request\'s user token')
@@ -95,7 +100,7 @@ def _volume_type_in_cinder(backend):
 
 
 @_guarded('lock path')
-def _writable_lock_path(backend):
+def _writable_lock_path(backend: maintenance.Maintenance) -> Finding:
     path = backend.lock_path
     os.makedirs(path, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path, prefix='.check-'):
@@ -109,7 +114,7 @@ def _writable_lock_path(backend):
 
 
 @_guarded('host')
-def _connector_of_this_host(backend):
+def _connector_of_this_host(backend: maintenance.Maintenance) -> Finding:
     props = backend.connector()
     return Finding(OK, 'host', 'os-brick connector of %s (%s), multipath %s'
                    % (props.get('host'), props.get('ip'),
@@ -117,7 +122,7 @@ def _connector_of_this_host(backend):
 
 
 @_guarded('privileges')
-def _device_hand_over_privileges(backend):
+def _device_hand_over_privileges(backend: maintenance.Maintenance) -> Finding:
     if os.geteuid() == 0:
         return Finding(OK, 'privileges', 'running as root: no rootwrap '
                        'needed')
@@ -136,7 +141,8 @@ def _device_hand_over_privileges(backend):
                    % ', '.join(dirs))
 
 
-def _stale_reader_records(backend, fix):
+def _stale_reader_records(backend: maintenance.Maintenance,
+                          fix: bool) -> list[Finding]:
     readers = backend.shared_reads
     try:
         volume_ids = readers.recorded_volumes()
@@ -154,7 +160,9 @@ def _stale_reader_records(backend, fix):
 
 
 @_guarded('shared reads')
-def _stale_reader_record(readers, cinder, volume_id, fix):
+def _stale_reader_record(readers: host_reads.HostReaders,
+                         cinder: client.BoundCinder, volume_id: str,
+                         fix: bool) -> Finding:
     record, reason = readers.inspect(cinder, volume_id)
     if record is None:
         return Finding(OK, 'shared reads', 'volume %s: record gone' %
@@ -200,19 +208,21 @@ def _stale_reader_record(readers, cinder, volume_id, fix):
                        ', '.join(detached) or 'no attachment'))
 
 
-def _recorded(record):
+def _recorded(record: records.Record) -> str:
     if record.get('attachment'):
         return 'attachment %s is stale' % record['attachment']
     return 'a reader\'s record of an attachment Cinder was making is stale'
 
 
-def _record_of_another_host(topic, subject, record):
+def _record_of_another_host(topic: str, subject: str,
+                            record: records.Record) -> Finding:
     return Finding(WARN, topic, '%s: record written on host %s, left alone; '
                    'is the lock directory shared between hosts?'
                    % (subject, record['host']))
 
 
-def _orphaned_uploads(backend, fix):
+def _orphaned_uploads(backend: maintenance.Maintenance,
+                      fix: bool) -> list[Finding]:
     try:
         volume_ids = backend.uploads.volume_ids()
         tokens = backend.uploads.creation_tokens()
@@ -232,32 +242,41 @@ def _orphaned_uploads(backend, fix):
 
 
 @_guarded('uploads')
-def _orphaned_upload(recorded, cinder, volume_id, fix):
+def _orphaned_upload(recorded: upload_records.Uploads,
+                     cinder: client.BoundCinder, volume_id: str,
+                     fix: bool) -> Finding:
     record, reason = recorded.inspect(volume_id)
+    said = record or {}
     return _upload_finding(
         'volume %s' % volume_id, record, reason, fix,
         lambda: 'image %s is being uploaded by %s on %s' % (
-            record.get('image'), record.get('holder'), record.get('host')),
+            said.get('image'), said.get('holder'), said.get('host')),
         lambda: 'orphaned upload of image %s, %s; --fix deletes the '
-                'volume' % (record.get('image'), reason),
+                'volume' % (said.get('image'), reason),
         lambda: repairs.reclaim_orphaned_upload(cinder, recorded, volume_id))
 
 
 @_guarded('uploads')
-def _cut_short_create(recorded, cinder, token, fix):
+def _cut_short_create(recorded: upload_records.Uploads,
+                      cinder: client.BoundCinder, token: str,
+                      fix: bool) -> Finding:
     record, reason = recorded.inspect_creation(token)
+    said = record or {}
     return _upload_finding(
         'volume creation %s' % token, record, reason, fix,
         lambda: 'for image %s, in progress in %s' % (
-            record.get('image'), record.get('holder')),
+            said.get('image'), said.get('holder')),
         lambda: 'for image %s, cut short: %s; --fix deletes any volume '
                 'carrying metadata %s=%s' % (
-                    record.get('image'), reason, upload_records.TOKEN_KEY,
+                    said.get('image'), reason, upload_records.TOKEN_KEY,
                     token),
         lambda: repairs.reclaim_cut_short_create(cinder, recorded, token))
 
 
-def _upload_finding(subject, record, reason, fix, live, orphaned, reclaim):
+def _upload_finding(subject: str, record: records.Record | None,
+                    reason: str | None, fix: bool,
+                    live: Callable[[], str], orphaned: Callable[[], str],
+                    reclaim: Callable[[], str]) -> Finding:
     """What an upload record of ``subject`` says, and --fix does of it.
 
     ``live``, ``orphaned`` and ``reclaim`` are called only when needed.
@@ -277,7 +296,8 @@ def _upload_finding(subject, record, reason, fix, live, orphaned, reclaim):
     return Finding(FIXED, 'uploads', '%s: %s' % (subject, done))
 
 
-def _stuck_volumes(backend, fix):
+def _stuck_volumes(backend: maintenance.Maintenance,
+                   fix: bool) -> list[Finding]:
     """Volumes of the backend's type left mid-attach or mid-detach.
 
     Found from Cinder, not from this host's records: a reader killed
@@ -296,7 +316,9 @@ def _stuck_volumes(backend, fix):
     return [_stuck_volume(backend, cinder, v, fix) for v in stuck]
 
 
-def _typed_volumes(backend, statuses):
+def _typed_volumes(
+        backend: maintenance.Maintenance, statuses: tuple[str, ...]
+) -> tuple[client.BoundCinder, str, list[Any]]:
     """(Cinder client, the backend's type name, its volumes in statuses)."""
     cinder = backend.cinder()
     name = backend.volume_type or cinder.default_volume_type().name
@@ -306,7 +328,8 @@ def _typed_volumes(backend, statuses):
 
 
 @_guarded('stuck volumes')
-def _stuck_volume(backend, cinder, volume, fix):
+def _stuck_volume(backend: maintenance.Maintenance, cinder: client.BoundCinder,
+                  volume: Any, fix: bool) -> Finding:
     age = backend.settings.abandoned_after
     if volume.status == 'detaching':
         return Finding(WARN, 'stuck volumes', 'volume %s is detaching; if it '
@@ -329,7 +352,8 @@ def _stuck_volume(backend, cinder, volume, fix):
                                          'none (gone meanwhile)'))
 
 
-def _unheld_attachments(backend, fix):
+def _unheld_attachments(backend: maintenance.Maintenance,
+                        fix: bool) -> list[Finding]:
     """Attachments Cinder says are this host's that no record names.
 
     Every attachment cinder_store makes is named by a record of this host
@@ -359,7 +383,9 @@ def _unheld_attachments(backend, fix):
 
 
 @_guarded('unheld')
-def _unheld_attachments_of(backend, cinder, volume, me, fix):
+def _unheld_attachments_of(backend: maintenance.Maintenance,
+                           cinder: client.BoundCinder, volume: Any, me: str,
+                           fix: bool) -> Finding | None:
     age = backend.settings.abandoned_after
     old = rules.unheld_attachments(cinder, volume, age)
     if not old:
@@ -374,7 +400,8 @@ def _unheld_attachments_of(backend, cinder, volume, me, fix):
                    % (volume.id, ', '.join(old)))
 
 
-def _unknown_image_volumes(backend, fix):
+def _unknown_image_volumes(backend: maintenance.Maintenance,
+                           fix: bool) -> list[Finding]:
     """Image-volumes Glance no longer knows.
 
     See :func:`recovery.rules.why_image_volume_unknown`.  Available
@@ -403,8 +430,11 @@ def _unknown_image_volumes(backend, fix):
 
 
 @_guarded('image volumes')
-def _unknown_image_volume(backend, cinder, glance, volume, fix):
-    image_id = rules.image_of_volume(volume)
+def _unknown_image_volume(backend: maintenance.Maintenance,
+                          cinder: client.BoundCinder,
+                          glance: glance_mod.GlanceImages, volume: Any,
+                          fix: bool) -> Finding | None:
+    image_id = rules.image_of_volume(volume) or ''  # candidates have one
     image = glance.image(image_id)
     locations = (glance.locations(image_id, image) if image is not None
                  else None)
@@ -422,7 +452,8 @@ def _unknown_image_volume(backend, cinder, glance, volume, fix):
 
 
 @_guarded('lock files')
-def _lock_files_of_gone_volumes(backend, fix):
+def _lock_files_of_gone_volumes(backend: maintenance.Maintenance,
+                                fix: bool) -> Finding:
     """Lock files of volumes Cinder no longer has, with no record.
 
     Volumes with a record are the records' findings.  A volume that is
@@ -453,7 +484,8 @@ def _lock_files_of_gone_volumes(backend, fix):
                    'no longer exist: %s' % (len(gone), ', '.join(gone)))
 
 
-def _rbd_findings(backend, fix, probe):
+def _rbd_findings(backend: maintenance.Maintenance, fix: bool,
+                  probe: bool) -> list[Finding]:
     """The Ceph keyring a userspace RBD attach reads, and connect leftovers.
 
     Only for a backend with ``cinder_store_rbd_keyring`` set.  Temporary
@@ -471,7 +503,7 @@ def _rbd_findings(backend, fix, probe):
 
 
 @_guarded('ceph')
-def _ceph_reachable(backend):
+def _ceph_reachable(backend: maintenance.Maintenance) -> Finding:
     """Attach an available volume of the backend read-only, as a reader.
 
     The monitors and client name come from Cinder at attach time only;
@@ -502,7 +534,7 @@ def _ceph_reachable(backend):
 
 
 @_guarded('ceph keyring')
-def _readable_keyring(path):
+def _readable_keyring(path: str) -> Finding:
     try:
         clients = host.keyring_clients(path)
     except OSError as e:
@@ -520,7 +552,7 @@ def _readable_keyring(path):
 
 
 @_guarded('rbd files')
-def _leftover_ceph_configs(rbd, fix):
+def _leftover_ceph_configs(rbd: host.RBDClient, fix: bool) -> Finding:
     found = host.leftover_connect_files(min_age=2 * rbd.connect_time)
     if not found:
         return Finding(OK, 'rbd files', 'no temporary Ceph config left by '

@@ -181,7 +181,7 @@ class HostReaders(object):
             att.open(named)
         except BaseException:
             with excutils.save_and_reraise_exception():
-                self._forget_failed(volume.id, record, att)
+                self._record_failed_attach(volume.id, record, att)
         try:
             self.files.save(volume.id, dict(
                 record, attachment=att.id,
@@ -191,7 +191,7 @@ class HostReaders(object):
                 att.close()
         return _OwnAttachment(self, att)
 
-    def _forget_failed(self, volume_id, record, att):
+    def _record_failed_attach(self, volume_id, record, att):
         if att.stranded:
             # Its host connection would not go: held by nobody, the record
             # names it for the next reader, the delete or the check.

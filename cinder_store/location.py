@@ -29,7 +29,7 @@ from oslo_utils import uuidutils
 SCHEME = 'cinder'
 
 
-def _bad(uri, why):
+def _bad(uri: str, why: str) -> exceptions.BadStoreUri:
     return exceptions.BadStoreUri(
         message='invalid cinder location %r: %s' % (uri, why))
 
@@ -37,16 +37,16 @@ def _bad(uri, why):
 class StoreLocation(location.StoreLocation):
     """``specs``: ``volume_id`` and, for multi-store, ``backend``."""
 
-    def process_specs(self):
+    def process_specs(self) -> None:
         self.volume_id = self.specs.get('volume_id')
         self.backend = self.specs.get('backend')
 
-    def get_uri(self):
+    def get_uri(self) -> str:
         if self.backend:
             return '%s://%s/%s' % (SCHEME, self.backend, self.volume_id)
         return '%s://%s' % (SCHEME, self.volume_id)
 
-    def parse_uri(self, uri):
+    def parse_uri(self, uri: str) -> None:
         if not isinstance(uri, str) or not uri.startswith(SCHEME + '://'):
             raise _bad(uri, 'it must start with cinder://')
         parts = urllib.parse.urlsplit(uri)

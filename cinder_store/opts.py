@@ -25,6 +25,7 @@ read from a backend section, with a deprecation warning, so that switching
 """
 
 import copy
+from typing import Any
 
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
@@ -33,7 +34,7 @@ SHARED_GROUP = 'backend_defaults'
 SAMPLE_GROUP = 'cinder_store'
 
 
-def _renamed(old):
+def _renamed(old: str) -> list[cfg.DeprecatedOpt]:
     return [cfg.DeprecatedOpt(old)]
 
 
@@ -196,7 +197,7 @@ LEGACY_OPTIONS = [
 ]
 
 
-def keystone_options():
+def keystone_options() -> list[cfg.Opt]:
     """keystoneauth1's session options plus auth_type / auth_section."""
     return (ks_loading.get_session_conf_options() +
             ks_loading.get_auth_common_conf_options())
@@ -205,7 +206,7 @@ def keystone_options():
 _DEFAULTS = {o.dest: o.default for o in OPTIONS + keystone_options()}
 
 
-def list_opts():
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Options for oslo-config-generator (namespace ``cinder_store``).
 
     The sample shows them under ``[cinder_store]``; in glance-api.conf they
@@ -220,19 +221,20 @@ def list_opts():
     return [(SAMPLE_GROUP, sample)]
 
 
-def _deprecated(options):
+def _deprecated(options: list[cfg.Opt]) -> list[cfg.Opt]:
     """Copies of the in-tree names still read, marked deprecated."""
     marked = copy.deepcopy(options)
     for opt in marked:
         opt.deprecated_for_removal = True
-        instead = opt.help.split(': ', 1)[-1]  # "use <replacement>."
+        instead = (opt.help or '').split(': ', 1)[-1]  # "use <...>."
         opt.deprecated_reason = ('glance_store\'s in-tree cinder driver '
                                  'name, still read with a warning. '
                                  + instead[:1].upper() + instead[1:])
     return marked
 
 
-def safe_register(conf, opts, group):
+def safe_register(conf: cfg.ConfigOpts, opts: list[cfg.Opt],
+                  group: str | None) -> None:
     for opt in opts:
         try:
             conf.register_opt(opt, group=group)
@@ -251,7 +253,7 @@ class BackendConf(object):
     ``keystone_options()`` being readable.
     """
 
-    def __init__(self, conf, backend):
+    def __init__(self, conf: cfg.ConfigOpts, backend: str | None):
         self.conf = conf
         self.backend = backend or SHARED_GROUP
         opts = OPTIONS + keystone_options()
@@ -266,13 +268,13 @@ class BackendConf(object):
             for opt in opts + LEGACY_OPTIONS:
                 conf.set_default(opt.dest, None, group=self.backend)
 
-    def _get(self, group, name):
+    def _get(self, group: str, name: str) -> Any:
         try:
             return getattr(self.conf[group], name)
         except cfg.NoSuchOptError:
             return None  # an in-tree name nobody registered in that group
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         if name.startswith('_'):
             raise AttributeError(name)
         value = self._get(self.backend, name)
@@ -280,7 +282,7 @@ class BackendConf(object):
             value = self._get(SHARED_GROUP, name)
         return value
 
-    def group_with(self, name):
+    def group_with(self, name: str) -> str | None:
         """The group in which ``name`` is set, or None when set nowhere.
 
         A value equal to the option's default in [backend_defaults] counts

@@ -22,6 +22,8 @@ records of uploads (:mod:`upload_records`).
 
 import logging
 import threading
+from typing import Any
+from typing import Iterator
 
 from glance_store import capabilities
 from glance_store import driver
@@ -52,7 +54,7 @@ LOG = logging.getLogger(__name__)
 StoreLocation = location.StoreLocation
 
 
-def _image_size(volume):
+def _image_size(volume: Any) -> int:
     """Bytes of image data on ``volume`` (in-tree images included)."""
     metadata = getattr(volume, 'metadata', None) or {}
     try:
@@ -79,13 +81,13 @@ class Store(driver.Store):
     #: The thread probing this host's connector, started by configure().
     host_probe: threading.Thread | None = None
 
-    def __init__(self, conf, backend=None):
+    def __init__(self, conf: Any, backend: str | None = None):
         super(Store, self).__init__(conf, backend=backend)
         self.backend_conf = opts.BackendConf(conf, backend)
         self._url_prefix = ('cinder://%s/' % backend if backend
                             else 'cinder://')
 
-    def maintenance(self):
+    def maintenance(self) -> maintenance.Maintenance:
         """What tools (cinder-store-check, the benchmark) may use of it.
 
         See :class:`maintenance.Maintenance`; only once configured.
@@ -95,20 +97,20 @@ class Store(driver.Store):
             self._settings,
             self._uploads, self._host_readers, self.host_probe)
 
-    def get_schemes(self):
+    def get_schemes(self) -> tuple[str, ...]:
         # The entry-point name must be a scheme too: glance_store finds a
         # backend's store by its type string (get_store_from_store_identifier)
         return ('cinder_store', location.SCHEME)
 
     # -- configuration -----------------------------------------------------
 
-    def configure(self, re_raise_bsc=False):
+    def configure(self, re_raise_bsc: bool = False) -> None:
         # Problems that would otherwise surface as a leaked attachment at
         # detach time stop Glance at start-up, whatever re_raise_bsc says.
         self._configure_runtime()
         super(Store, self).configure(re_raise_bsc=re_raise_bsc)
 
-    def _lock_path(self):
+    def _lock_path(self) -> str:
         for group, group_opts in lockutils_opts.list_opts():
             opts.safe_register(self.conf, group_opts, group)
         path = (self.backend_conf.cinder_store_lock_path or
@@ -122,7 +124,7 @@ class Store(driver.Store):
                        % self.backend_conf.backend)
         return path
 
-    def _configure_runtime(self):
+    def _configure_runtime(self) -> None:
         options = self.backend_conf
         lock_path = self._lock_path()
         for group, group_opts in brick_opts.list_opts():
@@ -150,7 +152,7 @@ class Store(driver.Store):
             target=self._probe_host, name='cinder_store-probe', daemon=True)
         self.host_probe.start()
 
-    def _probe_host(self):
+    def _probe_host(self) -> None:
         # os-brick's host probe (initiator names, multipath, NVMe) takes
         # ~0.6 s here; done beside Glance's start-up, not in the first
         # upload.  The result is cached per process (host module).
@@ -161,7 +163,7 @@ class Store(driver.Store):
                         'failed; the first attach will retry: %s', e)
         self._report_orphans()
 
-    def _report_orphans(self):
+    def _report_orphans(self) -> None:
         # Only reported: deleting volumes is left to the operator's
         # cinder-store-check --fix, which checks each with Cinder first.
         try:
@@ -185,7 +187,7 @@ class Store(driver.Store):
                         self.backend_group, len(cut_short),
                         ', '.join(cut_short))
 
-    def configure_add(self):
+    def configure_add(self) -> None:
         """Check the volume type; warn, never fail, if Cinder is down."""
         name = self.backend_conf.cinder_store_volume_type
         if not name:
@@ -210,8 +212,9 @@ class Store(driver.Store):
 
     @driver.back_compat_add
     @capabilities.check
-    def add(self, image_id, image_file, image_size, hashing_algo,
-            context=None, verifier=None):
+    def add(self, image_id: str, image_file: Any, image_size: int,
+            hashing_algo: str, context: Any = None, verifier: Any = None
+            ) -> tuple[str, int, str, str, dict[str, str]]:
         """Store ``image_file`` on a new volume; see the module docs."""
         cinder = self._cinder.bind(context)
         # Until add returns, only these records lead to the volume.
@@ -249,7 +252,8 @@ class Store(driver.Store):
         return (url, writer.bytes_written, writer.checksum,
                 writer.multihash_hex, metadata)
 
-    def _create_volume(self, cinder, image_id, image_size, context, token):
+    def _create_volume(self, cinder: client.BoundCinder, image_id: str,
+                       image_size: int, context: Any, token: str) -> Any:
         metadata = {'glance_image_id': image_id,
                     'image_size': str(image_size),
                     upload_records.TOKEN_KEY: token}
@@ -260,7 +264,8 @@ class Store(driver.Store):
                                     metadata,
                                     self.backend_conf.cinder_store_volume_type)
 
-    def _delete_failed_volume(self, cinder, volume, image_id, error):
+    def _delete_failed_volume(self, cinder: client.BoundCinder, volume: Any,
+                              image_id: str, error: BaseException) -> None:
         try:
             attachment.reclaim_volume(cinder, self._settings, volume)
         except Exception as e:
@@ -271,7 +276,8 @@ class Store(driver.Store):
         else:
             self._uploads.end(volume.id)
 
-    def _creation_failed(self, token, image_id, error):
+    def _creation_failed(self, token: str, image_id: str,
+                         error: BaseException) -> None:
         try:
             self._uploads.creation_failed(token, image_id, error)
         except Exception as e:
@@ -280,7 +286,8 @@ class Store(driver.Store):
             LOG.error('Could not record the failed volume create for image '
                       '%s: %s', image_id, e)
 
-    def _abandon(self, volume_id, image_id, error):
+    def _abandon(self, volume_id: str, image_id: str,
+                 error: BaseException) -> None:
         try:
             self._uploads.abandon(volume_id, image_id, error)
         except Exception as e:
@@ -288,7 +295,9 @@ class Store(driver.Store):
                       '%s', volume_id, e)
 
     @capabilities.check
-    def get(self, location, offset=0, chunk_size=None, context=None):
+    def get(self, location: Any, offset: int = 0,
+            chunk_size: int | None = None,
+            context: Any = None) -> tuple[Iterator[bytes], int]:
         """``(iterator, length)`` of ``chunk_size`` bytes from ``offset``.
 
         ``length`` is what the iterator yields.  An offset past the end of
@@ -313,7 +322,7 @@ class Store(driver.Store):
         lease = self._readers.acquire(cinder, volume)
         return dataio.VolumeIterator(lease, offset, length), length
 
-    def _lookup(self, cinder, volume_id):
+    def _lookup(self, cinder: client.BoundCinder, volume_id: str) -> Any:
         if not self._cinder.credentials.has_service_credentials:
             # The user's token: each reader's own GET is its access check.
             return client.existing_volume(cinder, volume_id)
@@ -322,13 +331,13 @@ class Store(driver.Store):
                                     lambda: client.existing_volume(
                                         cinder, volume_id))
 
-    def get_size(self, location, context=None):
+    def get_size(self, location: Any, context: Any = None) -> int:
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
         return _image_size(client.existing_volume(cinder, volume_id))
 
     @capabilities.check
-    def delete(self, location, context=None):
+    def delete(self, location: Any, context: Any = None) -> None:
         """Delete the image-volume, detaching it from this host first.
 
         One Cinder call when nothing is attached; if Cinder refuses,
@@ -356,7 +365,8 @@ class Store(driver.Store):
         # Cinder deletes it now: nothing will attach it again.
         self._settings.remove_locks(volume_id)
 
-    def is_image_associated_with_store(self, context, volume_id):
+    def is_image_associated_with_store(self, context: Any,
+                                       volume_id: str) -> bool:
         """Does this legacy ``cinder://<volume>`` belong to this backend?
 
         Glance asks every ``cinder`` store when it migrates single-store

@@ -23,12 +23,14 @@ is always reopened without truncation and writing resumes at its offset.
 """
 
 import logging
+from typing import Any
 
 from glance_store import exceptions
 from oslo_utils import units
 
 from cinder_store import attachment
 from cinder_store import client
+from cinder_store import dataio
 from cinder_store import host
 
 LOG = logging.getLogger(__name__)
@@ -40,15 +42,19 @@ class _Reattach(Exception):
     """The volume grew but this transport cannot see it without re-attach."""
 
 
-def next_size_gb(current_gb):
+def next_size_gb(current_gb: int) -> int:
     return current_gb + max(1, min(current_gb, MAX_STEP_GB))
 
 
-def write_image(cinder, settings, volume, writer, online):
-    """Write all of ``writer``'s data to ``volume``; return the volume.
+def write_image(cinder: client.BoundCinder, settings: host.HostSettings,
+                volume: Any, writer: dataio.ImageWriter,
+                online: bool) -> None:
+    """Write all of ``writer``'s data to ``volume``, growing it as needed.
 
-    The attachment is closed (fsync, disconnect, delete) before returning;
-    any failure propagates with every attachment already undone.
+    Online (``online``, when Cinder can extend an attached volume), else
+    detached and attached again.  The attachment is closed (fsync,
+    disconnect, delete) before returning; any failure propagates with
+    every attachment already undone.
     """
     extend_to = None
     while True:
@@ -76,7 +82,7 @@ def write_image(cinder, settings, volume, writer, online):
                     extend_to = target
                     break
             else:
-                return volume
+                return
 
 
 def _extend_online(cinder, att, volume, new_gb):

@@ -13,22 +13,23 @@
 """Clock and sleep in one place, so that tests replace both at once."""
 
 import time
+from typing import Any
 
 
-def monotonic():
+def monotonic() -> float:
     return time.monotonic()
 
 
-def sleep(seconds):
+def sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
 class Deadline(object):
     """A tenacity stop condition: true once ``seconds`` have passed."""
 
-    def __init__(self, seconds):
+    def __init__(self, seconds: float):
         self.seconds = seconds
         self.end = monotonic() + seconds
 
-    def __call__(self, retry_state=None):
+    def __call__(self, retry_state: Any = None) -> bool:
         return monotonic() >= self.end

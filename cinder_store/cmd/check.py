@@ -47,6 +47,7 @@ cannot be reached or refuses the key.
 
 import logging
 import sys
+from typing import TextIO
 
 from glance_store import multi_backend
 from oslo_config import cfg
@@ -73,7 +74,8 @@ CLI_OPTS = [
 ]
 
 
-def _load_conf(argv, conf=None):
+def _load_conf(argv: list[str],
+               conf: cfg.ConfigOpts | None = None) -> cfg.ConfigOpts:
     # Glance's own global: oslo.privsep reads [privsep_osbrick] from it.
     conf = cfg.CONF if conf is None else conf
     conf.register_cli_opts(CLI_OPTS)
@@ -83,7 +85,7 @@ def _load_conf(argv, conf=None):
     return conf
 
 
-def _backends(conf):
+def _backends(conf: cfg.ConfigOpts) -> list[str]:
     enabled = conf.enabled_backends or {}
     names = [n for n, kind in enabled.items() if kind == 'cinder_store']
     if conf.backend:
@@ -95,12 +97,13 @@ def _backends(conf):
     return names
 
 
-def _line(finding):
+def _line(finding: findings.Finding) -> str:
     return '  %-5s  %-13s %s\n' % (finding.status, finding.topic,
                                    finding.message)
 
 
-def main(argv=None, out=sys.stdout, conf=None):
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout,
+         conf: cfg.ConfigOpts | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)
     conf = _load_conf(sys.argv[1:] if argv is None else argv, conf)
     try:
