@@ -235,10 +235,17 @@ class BoundCinder(object):
                           search_opts={'metadata': {key: value}})
 
     @translate('volume list')
-    def volumes_with_status(self, status: str) -> list[Any]:
-        """This project's volumes in ``status``."""
-        return self._call(self.client.volumes.list,
-                          search_opts={'status': status})
+    def volumes_with_status(self, status: str,
+                            all_projects: bool = False) -> list[Any]:
+        """This project's volumes in ``status``.
+
+        ``all_projects``: every project's, when the credentials have
+        Cinder's admin role (Cinder ignores the filter otherwise).
+        """
+        search = {'status': status}
+        if all_projects:
+            search['all_tenants'] = '1'
+        return self._call(self.client.volumes.list, search_opts=search)
 
     @translate('volume show')
     def get_volume(self, volume_id: str) -> Any:

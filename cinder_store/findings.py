@@ -317,14 +317,16 @@ def _stuck_volumes(backend: maintenance.Maintenance,
 
 
 def _typed_volumes(
-        backend: maintenance.Maintenance, statuses: tuple[str, ...]
+        backend: maintenance.Maintenance, statuses: tuple[str, ...],
+        all_projects: bool = False
 ) -> tuple[client.BoundCinder, str, list[Any]]:
     """(Cinder client, the backend's type name, its volumes in statuses)."""
     cinder = backend.cinder()
     name = backend.volume_type or cinder.default_volume_type().name
-    return cinder, name, [v for status in statuses
-                          for v in cinder.volumes_with_status(status)
-                          if v.volume_type == name]
+    return cinder, name, [
+        v for status in statuses
+        for v in cinder.volumes_with_status(status, all_projects)
+        if v.volume_type == name]
 
 
 @_guarded('stuck volumes')
@@ -414,7 +416,10 @@ def _unknown_image_volumes(backend: maintenance.Maintenance,
                         'credentials')]
     try:
         recorded = set(backend.uploads.volume_ids())
-        cinder, name, volumes = _typed_volumes(backend, ('available',))
+        # Cinder's upload-to-image keeps the image-volumes it registers
+        # in the image owner's project: all projects, where allowed.
+        cinder, name, volumes = _typed_volumes(backend, ('available',),
+                                               all_projects=True)
         age = backend.unknown_image_volume_age
         candidates = [v for v in volumes if v.id not in recorded and
                       rules.image_of_volume(v) and rules.idle(v, age)]
