@@ -69,8 +69,11 @@ CLI_OPTS = [
     cfg.BoolOpt('fix', default=False,
                 help='Detach shared read attachments no live Glance process '
                      'holds, delete the volumes of uploads whose worker '
-                     'died or whose clean-up failed, and remove the lock '
-                     'files of volumes that no longer exist.'),
+                     'died or whose clean-up failed, remove the lock '
+                     'files of volumes that no longer exist, delete '
+                     'abandoned attachments, detach attachments of this '
+                     'host no record names, and delete image-volumes '
+                     'Glance will never know.'),
 ]
 
 
