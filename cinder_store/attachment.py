@@ -48,6 +48,7 @@ from cinder_store import client
 from cinder_store import device as device_mod
 from cinder_store import host
 from cinder_store.recovery import rules
+from cinder_store import utils
 
 LOG = logging.getLogger(__name__)
 
@@ -143,17 +144,30 @@ class Attachment(object):
 
     def _reserve(self, mode):
         connector = self.settings.connector()
-        try:
-            return self.cinder.attachment_create(self.volume.id, connector,
-                                                 mode)
-        except Exception as error:
-            # Refused for the volume's status past the retries: a dead
-            # attacher's attachment may be holding it in 'attaching'.
-            if not (client.reservation_refused(error) and
-                    reclaim_abandoned(self.cinder, self.settings,
-                                      self.volume)):
-                raise
-        return self.cinder.attachment_create(self.volume.id, connector, mode)
+        waited = _ExclusiveWait(self.settings.exclusive_wait)
+        reclaimed = False
+        while True:
+            try:
+                return self.cinder.attachment_create(self.volume.id,
+                                                     connector, mode)
+            except Exception as error:
+                if not client.reservation_refused(error):
+                    raise
+                # Refused for the volume's status past the retries: a dead
+                # attacher's attachment may be holding it in 'attaching'.
+                if not reclaimed and reclaim_abandoned(
+                        self.cinder, self.settings, self.volume):
+                    reclaimed = True
+                    continue
+                # Or another host reads a volume that is not multiattach.
+                waited.or_raise(error, self.volume.id,
+                                self._held_elsewhere())
+
+    def _held_elsewhere(self):
+        if getattr(self.volume, 'multiattach', False):
+            return {}
+        return rules.attachments_elsewhere(
+            self.cinder.get_volume(self.volume.id))
 
     def _release_reservations(self, error):
         # When the backend fails inside attachment_create, Cinder keeps the
@@ -277,6 +291,40 @@ class Attachment(object):
             return False
         self._unwind(exc)
         return False
+
+
+class _ExclusiveWait(object):
+    """A reader's turn-taking for a volume another host holds."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.started = utils.monotonic()
+        self.pause = 0.5
+
+    def or_raise(self, error: BaseException, volume_id: str,
+                 holders: dict[str, str]) -> None:
+        """Sleep before the next try, or raise.
+
+        Raises ``error`` as it was when no other host holds the volume,
+        and a ``BackendException`` naming the holders once the wait is
+        over.
+        """
+        if not holders:
+            raise error
+        waited = utils.monotonic() - self.started
+        named = ', '.join('%s (attachment %s)' % (h, a)
+                          for a, h in sorted(holders.items()))
+        if waited + self.pause > self.seconds:
+            raise exceptions.BackendException(
+                'volume %s is attached on host(s) %s and is not multiattach: '
+                'waited %.0fs (cinder_store_exclusive_attach_wait) for them '
+                'to finish reading; images that several Glance hosts read '
+                'at once belong on a multiattach volume type'
+                % (volume_id, named, waited)) from error
+        LOG.info('Volume %s is held by %s; waiting for its readers there '
+                 'to finish', volume_id, named)
+        utils.sleep(self.pause)
+        self.pause = min(self.pause * 2, 5)
 
 
 def connect(settings: host.HostSettings, volume: Any,

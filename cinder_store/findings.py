@@ -49,11 +49,14 @@ Finding = collections.namedtuple('Finding', 'status topic message')
 
 
 def check_backend(backend: maintenance.Maintenance, fix: bool = False,
-                  probe: bool = False) -> list[Finding]:
+                  probe: bool = False,
+                  lost_host: str | None = None) -> list[Finding]:
     """Findings for one configured backend (``Store.maintenance()``).
 
     ``probe`` attaches one available volume of each RBD backend (one with
     ``cinder_store_rbd_keyring``) read-only to prove Ceph is reachable.
+    ``lost_host`` names a Glance host gone for good, on the operator's
+    word: what it held is reported, and released with ``fix``.
     """
     return ([_volume_type_in_cinder(backend), _writable_lock_path(backend),
              _connector_of_this_host(backend),
@@ -64,6 +67,7 @@ def check_backend(backend: maintenance.Maintenance, fix: bool = False,
             _stuck_volumes(backend, fix) +
             _unheld_attachments(backend, fix) +
             _unknown_image_volumes(backend, fix) +
+            _other_hosts(backend, fix, lost_host) +
             _rbd_findings(backend, fix, probe))
 
 
@@ -454,6 +458,90 @@ def _unknown_image_volume(backend: maintenance.Maintenance,
     repairs.reclaim_unknown_image_volume(cinder, backend.settings, volume)
     return Finding(FIXED, 'image volumes', 'volume %s: deleted (%s)' % (
         volume.id, reason))
+
+
+def _other_hosts(backend: maintenance.Maintenance, fix: bool,
+                 lost_host: str | None) -> list[Finding]:
+    """Other Glance hosts' attachments of the backend's volumes.
+
+    Listed per host with the age of its oldest; a warning when the type
+    is not multiattach (hosts take turns reading an image).  For
+    ``lost_host``: its attachments and unfinished uploads, released with
+    ``fix`` (:func:`recovery.repairs.release_lost_host`).
+    """
+    topic = 'other hosts'
+    if not backend.has_service_credentials:
+        return [Finding(SKIP, topic, 'listing volumes needs service '
+                        'credentials')]
+    try:
+        cinder, name, volumes = _typed_volumes(
+            backend, ('in-use', 'available'), all_projects=True)
+        held = collections.defaultdict(list)
+        for volume in volumes:
+            for att_id, other in rules.attachments_elsewhere(volume).items():
+                held[other].append((volume, att_id))
+        found = [_other_host(cinder, other, held[other], backend)
+                 for other in sorted(held) if other != lost_host]
+        if held and not _multiattach(cinder, backend.volume_type):
+            found.append(Finding(WARN, topic, 'volumes of type %r are read '
+                                 'on several Glance hosts (%s) but are not '
+                                 'multiattach: hosts take turns reading an '
+                                 'image (cinder_store_exclusive_attach_'
+                                 'wait); use a multiattach volume type'
+                                 % (name, ', '.join(sorted(held)))))
+        if lost_host:
+            found += _lost_host(backend, cinder, volumes, lost_host, fix)
+    except Exception as e:
+        return [_failed(topic, e)]
+    return found or [Finding(OK, topic, 'no other host holds a volume of '
+                             'type %r' % name)]
+
+
+def _multiattach(cinder: client.BoundCinder, name: str | None) -> bool:
+    volume_type = (cinder.find_volume_type(name) if name
+                   else cinder.default_volume_type())
+    return rules.type_is_multiattach(volume_type)
+
+
+def _other_host(cinder: client.BoundCinder, other: str,
+                held: list[tuple[Any, str]],
+                backend: maintenance.Maintenance) -> Finding:
+    ages = [rules.age_of(a.attached_at) for volume, att_id in held
+            for a in cinder.attachments_of(volume.id, detailed=True)
+            if a.id == att_id and getattr(a, 'attached_at', None)]
+    return Finding(OK, 'other hosts', 'host %s holds %d attachment(s) (%s)%s'
+                   % (other, len(held),
+                      ', '.join('volume %s' % v.id for v, _ in held),
+                      ', the oldest attached %.0fs ago' % max(ages)
+                      if ages else ''))
+
+
+def _lost_host(backend: maintenance.Maintenance, cinder: client.BoundCinder,
+               volumes: list[Any], lost_host: str,
+               fix: bool) -> list[Finding]:
+    found = []
+    for volume in volumes:
+        held = [a for a, h in rules.attachments_elsewhere(volume).items()
+                if h == lost_host]
+        unfinished = rules.unfinished_upload_of(volume, lost_host)
+        if not held and not unfinished:
+            continue
+        subject = 'lost host %s, volume %s' % (lost_host, volume.id)
+        if not fix:
+            found.append(Finding(WARN, 'other hosts', '%s: %s; --fix '
+                                 'releases it' % (subject, ', '.join(
+                                     (['attachment(s) ' + ', '.join(held)]
+                                      if held else []) +
+                                     (['an unfinished upload']
+                                      if unfinished else [])))))
+            continue
+        done = repairs.release_lost_host(cinder, backend.settings, volume,
+                                         lost_host)
+        found.append(Finding(FIXED, 'other hosts', '%s: %s'
+                             % (subject, done)))
+    return found or [Finding(OK, 'other hosts', 'lost host %s holds '
+                             'nothing of type %r' % (lost_host,
+                                                     backend.volume_type))]
 
 
 @_guarded('lock files')

@@ -58,7 +58,8 @@ class HostSettings(object):
     def __init__(self, root_helper: str, multipath: bool,
                  enforce_multipath: bool, mount_base: str, lock_path: str,
                  backend: str | None = None, abandoned_after: int = 600,
-                 rbd: "RBDClient | None" = None):
+                 rbd: "RBDClient | None" = None,
+                 exclusive_wait: float = 300):
         self.root_helper = root_helper
         self.multipath = multipath
         self.enforce_multipath = enforce_multipath
@@ -70,6 +71,9 @@ class HostSettings(object):
         # Seconds after which an attachment Cinder made and nobody
         # completed is abandoned (see abandoned()).
         self.abandoned_after = abandoned_after
+        # Seconds a reader waits for a volume that is not multiattach
+        # while another host holds it.
+        self.exclusive_wait = exclusive_wait
         # What a userspace RBD attach needs that Cinder does not send
         self.rbd = rbd or RBDClient()
 

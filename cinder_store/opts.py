@@ -93,6 +93,16 @@ OPTIONS = [
                     'reader, the image delete and cinder-store-check --fix '
                     'delete it. Keep it well above the longest attach '
                     '(os-brick connect) a host may take.'),
+    cfg.IntOpt('cinder_store_exclusive_attach_wait',
+               default=300, min=0,
+               help='Seconds a download waits for an image-volume that is '
+                    'not multiattach while another Glance host holds it '
+                    '(Cinder allows one attachment of such a volume; a '
+                    'host holds it while any of its readers reads). The '
+                    'download then fails naming the holding host. A boot '
+                    'storm across hosts makes them take turns; a '
+                    'multiattach volume type lets every host read at '
+                    'once.'),
     cfg.IntOpt('cinder_store_unknown_image_volume_age',
                default=3600, min=1,
                help='Seconds an available image-volume must stay untouched '

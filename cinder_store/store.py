@@ -45,6 +45,7 @@ from cinder_store import maintenance
 from cinder_store import opts
 from cinder_store import process_reads
 from cinder_store.recovery import repairs
+from cinder_store.recovery import rules
 from cinder_store import upload
 from cinder_store import upload_records
 
@@ -144,7 +145,8 @@ class Store(driver.Store):
             backend=self.backend_group,
             abandoned_after=options.cinder_store_abandoned_attachment_age,
             rbd=host.RBDClient(options.cinder_store_rbd_keyring,
-                               options.cinder_store_rbd_client_timeout))
+                               options.cinder_store_rbd_client_timeout),
+            exclusive_wait=options.cinder_store_exclusive_attach_wait)
         self._host_readers = host_reads.HostReaders(self._settings)
         self._readers = process_reads.ReadAttachments(self._host_readers)
         self._uploads = upload_records.Uploads(self._settings)
@@ -256,7 +258,10 @@ class Store(driver.Store):
                        image_size: int, context: Any, token: str) -> Any:
         metadata = {'glance_image_id': image_id,
                     'image_size': str(image_size),
-                    upload_records.TOKEN_KEY: token}
+                    upload_records.TOKEN_KEY: token,
+                    # Another host tells an upload still running here (or
+                    # cut short with this host) from Cinder alone.
+                    rules.UPLOAD_HOST_KEY: host.hostname()}
         owner = getattr(context, 'project_id', None)
         if owner:
             metadata['image_owner'] = owner

@@ -13,7 +13,7 @@
 """``cinder-store-check``: can this Glance host use its cinder_store backends?
 
     cinder-store-check [--config-file /etc/glance/glance-api.conf]
-                       [--backend ID] [--fix] [--probe]
+                       [--backend ID] [--fix] [--probe] [--lost-host NAME]
 
 Loads each ``cinder_store`` backend of ``enabled_backends`` the way
 glance-api does and checks, in order: its configuration, Cinder (as the
@@ -38,6 +38,12 @@ gone, deleted, or stored elsewhere, or their upload ended without
 registering them), once untouched for that age.  Uploads in progress are
 never touched.
 
+It lists other Glance hosts' attachments of the backend's volumes with
+their age, and warns when several hosts read a type that is not
+multiattach.  ``--lost-host NAME`` names a host gone for good, on the
+operator's word: what it held (read attachments, uploads it never
+finished) is listed, and ``--fix`` deletes it in Cinder.
+
 For an RBD backend (``cinder_store_rbd_keyring`` set) it checks the
 keyring and lists temporary Ceph configs a connect cut short left (``--fix``
 removes them); ``--probe`` also attaches one available volume of the
@@ -53,6 +59,7 @@ from glance_store import multi_backend
 from oslo_config import cfg
 
 from cinder_store import findings
+from cinder_store import host
 from cinder_store import store as store_mod
 
 CLI_OPTS = [
@@ -66,6 +73,13 @@ CLI_OPTS = [
                      'reaches Ceph with its keyring; a failure says what '
                      'to fix.  A download of that image meanwhile waits '
                      'for it (under a second).'),
+    cfg.StrOpt('lost-host',
+               help='A Glance host gone for good (its processes dead, its '
+                    'disk gone), on the operator\'s word, as a compute host '
+                    'is forced down before evacuation: the check lists what '
+                    'it held of each backend (read attachments, uploads it '
+                    'never finished) and, with --fix, deletes them in '
+                    'Cinder. Never name a host that may still run Glance.'),
     cfg.BoolOpt('fix', default=False,
                 help='Detach shared read attachments no live Glance process '
                      'holds, delete the volumes of uploads whose worker '
@@ -100,6 +114,12 @@ def _backends(conf: cfg.ConfigOpts) -> list[str]:
     return names
 
 
+def _refuse_this_host(lost_host: str | None) -> None:
+    if lost_host and lost_host == host.hostname():
+        raise ValueError('--lost-host %s is this host, which is running: '
+                         'run the check on a surviving host' % lost_host)
+
+
 def _line(finding: findings.Finding) -> str:
     return '  %-5s  %-13s %s\n' % (finding.status, finding.topic,
                                    finding.message)
@@ -111,6 +131,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout,
     conf = _load_conf(sys.argv[1:] if argv is None else argv, conf)
     try:
         names = _backends(conf)
+        _refuse_this_host(conf.lost_host)
     except ValueError as e:
         out.write('%s\n' % e)
         return 2
@@ -130,7 +151,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout,
             found = ([findings.Finding(findings.OK, 'configuration',
                                        'loaded')] +
                      findings.check_backend(store.maintenance(),
-                                            fix=conf.fix, probe=conf.probe))
+                                            fix=conf.fix, probe=conf.probe,
+                                            lost_host=conf.lost_host))
         for f in found:
             out.write(_line(f))
             failed = failed or f.status == findings.FAIL

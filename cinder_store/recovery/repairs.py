@@ -189,6 +189,35 @@ def detach_unheld(cinder: Any, settings: host.HostSettings, volume: Any,
         attachment.detach_attachment(cinder, settings, volume, attachment_id)
 
 
+def release_lost_host(cinder: Any, settings: host.HostSettings,
+                      volume: Any, host_name: str) -> str | None:
+    """Release what the lost ``host_name`` held of ``volume``.
+
+    Only on the operator's word that the host is gone for good (fenced,
+    as a compute host is forced down before its instances are
+    evacuated): its read attachments are deleted in Cinder (its devices
+    went with it: nothing is disconnected here), and the volume of an
+    upload it never finished (:func:`rules.unfinished_upload_of`) is
+    deleted.  Returns what was done, for a person, or None if it held
+    nothing.  Raises what Cinder raises, leaving the rest for a later
+    try.
+    """
+    held = [a['attachment_id'] for a in (volume.attachments or ())
+            if a.get('host_name') == host_name]
+    if rules.unfinished_upload_of(volume, host_name):
+        attachment.reclaim_volume(cinder, settings, volume, held,
+                                  disconnect=False)
+        return ('deleted the volume of its unfinished upload of image %s '
+                '(%d attachment(s) deleted first)' % (
+                    (volume.metadata or {}).get('glance_image_id'),
+                    len(held)))
+    for attachment_id in held:
+        attachment.detach_attachment(cinder, settings, volume,
+                                     attachment_id, disconnect=False)
+    return ('deleted its attachment(s) %s' % ', '.join(held)
+            if held else None)
+
+
 def reclaim_unknown_image_volume(cinder: Any, settings: host.HostSettings,
                                  volume: Any) -> int:
     """Delete an image-volume Glance will never know, detaching it first.

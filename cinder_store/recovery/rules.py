@@ -35,6 +35,10 @@ LOG = logging.getLogger(__name__)
 #: Volume statuses that end when an attach or detach ends.
 STUCK_STATUSES = ('attaching', 'reserved', 'detaching')
 
+#: Volume metadata naming the host that uploads to the volume; the
+#: volume's read-only flag, set once the image is stored, ends the upload.
+UPLOAD_HOST_KEY = 'cinder_store_upload_host'
+
 #: Image statuses in which a task of Glance may still register a location
 #: of a volume it finished writing.
 IMAGE_IMPORTING = ('uploading', 'importing')
@@ -43,12 +47,17 @@ IMAGE_IMPORTING = ('uploading', 'importing')
 IMAGE_ENDED = ('deleted', 'killed')
 
 
+def age_of(timestamp: str, now: datetime.datetime | None = None) -> float:
+    """Seconds since the ISO 8601 ``timestamp`` (as Cinder writes it)."""
+    now = now or timeutils.utcnow()
+    made = timeutils.normalize_time(timeutils.parse_isotime(timestamp))
+    return (now - made).total_seconds()
+
+
 def older_than(timestamp: str, max_age: float,
                now: datetime.datetime | None = None) -> bool:
     """Is the ISO 8601 ``timestamp`` (as Cinder writes it) over max_age s?"""
-    now = now or timeutils.utcnow()
-    made = timeutils.normalize_time(timeutils.parse_isotime(timestamp))
-    return (now - made).total_seconds() > max_age
+    return age_of(timestamp, now) > max_age
 
 
 # -- attachments --------------------------------------------------------------
@@ -65,6 +74,26 @@ def attachments_here(volume: Any, recorded: str | None = None) -> set[str]:
     return {a['attachment_id'] for a in (volume.attachments or [])
             if a.get('host_name') == me or
             (not a.get('host_name') and a['attachment_id'] == recorded)}
+
+
+def attachments_elsewhere(volume: Any) -> dict[str, str]:
+    """``{attachment id: host}`` of ``volume``'s attachments on other hosts.
+
+    Only those whose host Cinder names; attached ones only (Cinder lists
+    those with the volume).
+    """
+    me = host.hostname()
+    return {a['attachment_id']: a['host_name']
+            for a in (volume.attachments or [])
+            if a.get('host_name') and a['host_name'] != me}
+
+
+def type_is_multiattach(volume_type: Any) -> bool:
+    """Does this Cinder volume type make multiattach volumes?"""
+    specs = getattr(volume_type, 'extra_specs', None)
+    if specs is None and hasattr(volume_type, 'get_keys'):
+        specs = volume_type.get_keys()
+    return str((specs or {}).get('multiattach', '')).lower() == '<is> true'
 
 
 def describe_attachments(volume: Any, ids: Iterable[str]) -> str:
@@ -249,6 +278,19 @@ def _locates(locations: list[str], volume_id: str) -> bool:
     return any(url.startswith('cinder://') and
                url.rstrip('/').rsplit('/', 1)[-1] == volume_id
                for url in locations)
+
+
+def unfinished_upload_of(volume: Any, host_name: str) -> bool:
+    """Was ``volume`` being uploaded by ``host_name``, never finished?
+
+    cinder_store names the uploading host in the volume's metadata at
+    create (:data:`UPLOAD_HOST_KEY`) and sets the volume read-only
+    once the image is stored; Cinder shows the flag among the metadata.
+    Volumes made before the host was recorded never match.
+    """
+    metadata = getattr(volume, 'metadata', None) or {}
+    return (metadata.get(UPLOAD_HOST_KEY) == host_name and
+            str(metadata.get('readonly', '')).lower() != 'true')
 
 
 def why_image_volume_unknown(volume: Any, image: dict | None,

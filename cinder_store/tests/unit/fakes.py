@@ -63,8 +63,10 @@ class Volume(object):
 
 
 class _Type(object):
-    def __init__(self, name):
+    def __init__(self, name, multiattach=False):
         self.name = name
+        self.extra_specs = ({'multiattach': '<is> True'} if multiattach
+                            else {})
 
 
 class FakeCinder(Failures):
@@ -165,7 +167,10 @@ class _Volumes(object):
 
     def update_readonly_flag(self, volume_id, flag):
         self.c.hit('volumes.update_readonly_flag')
-        self.c.volume(volume_id).readonly = flag
+        vol = self.c.volume(volume_id)
+        vol.readonly = flag
+        # Cinder shows the flag among the volume's metadata
+        vol.metadata['readonly'] = str(bool(flag))
 
 
 def _snapshot(vol):
@@ -273,7 +278,7 @@ class _Types(object):
         self.c.hit('volume_types.find')
         if name not in self.c.types:
             raise cinder_exc.NotFound(404, 'Volume type %s not found' % name)
-        return _Type(name)
+        return _Type(name, name in self.c.multiattach_types)
 
     def default(self):
         self.c.hit('volume_types.default')

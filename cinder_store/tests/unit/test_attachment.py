@@ -282,3 +282,54 @@ class TestLeftovers(base.CinderTestCase):
         self.assertEqual([vol.id], list(self.cinder.volumes))
         attachment.reclaim_volume(api, self.settings(), vol)
         self.assertNothingLeft()
+
+
+class TestAnotherHostHolds(base.CinderTestCase):
+    """A volume that is not multiattach, read on another Glance host."""
+
+    def setUp(self):
+        super(TestAnotherHostHolds, self).setUp()
+        self.api = self.bound(attach_attempts=2)
+        self.volume = self.available_volume(self.api)
+        theirs = self.api.attachment_create(self.volume.id,
+                                            {'host': 'otherhost'}, 'ro')
+        self.api.attachment_complete(theirs['id'])
+        self.theirs = theirs['id']
+
+    def test_a_reader_waits_its_turn(self):
+        def sleep_then_they_leave(seconds):
+            self.clock.sleep(seconds)
+            if (self.clock.now > 1020 and
+                    self.theirs in self.cinder.attachments):
+                self.api.attachment_delete(self.theirs)
+        self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
+                                             sleep_then_they_leave))
+        att = attachment.Attachment(self.api, self.settings(), self.volume,
+                                    False).open()
+        self.assertGreater(self.clock.now, 1020)
+        att.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_a_reader_gives_up_after_the_wait_naming_the_holder(self):
+        settings = self.settings()
+        settings.exclusive_wait = 60
+        error = self.assertRaises(
+            exceptions.BackendException,
+            attachment.Attachment(self.api, settings, self.volume,
+                                  False).open)
+        self.assertIn('attached on host(s) otherhost (attachment %s)'
+                      % self.theirs, str(error))
+        self.assertIn('multiattach volume type', str(error))
+        self.assertLessEqual(self.clock.now - 1000, 60 + 30)
+        # Nothing of ours is left; theirs is untouched.
+        self.assertEqual([self.theirs], list(self.cinder.attachments))
+        self.assertEqual(set(), self.brick.connected)
+
+    def test_without_a_wait_the_refusal_comes_back_at_once(self):
+        settings = self.settings()
+        settings.exclusive_wait = 0
+        self.assertRaisesRegex(exceptions.BackendException, 'otherhost',
+                               attachment.Attachment(self.api, settings,
+                                                     self.volume,
+                                                     False).open)
+        self.assertEqual([self.theirs], list(self.cinder.attachments))

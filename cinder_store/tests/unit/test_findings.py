@@ -23,6 +23,7 @@ from cinder_store import findings
 from cinder_store import host
 from cinder_store import host_reads
 from cinder_store import records
+from cinder_store.recovery import rules
 from cinder_store.tests.unit import base
 from cinder_store import upload_records
 
@@ -53,7 +54,7 @@ class TestCheckBackend(base.StoreTestCase):
     def test_a_healthy_backend(self):
         with mock.patch('os.geteuid', return_value=0):
             found = findings.check_backend(self.store.maintenance())
-        self.assertEqual([findings.OK] * 10, [f.status for f in found])
+        self.assertEqual([findings.OK] * 11, [f.status for f in found])
         self.assertIn("volume type '__DEFAULT__' exists", found[0].message)
 
     def test_configured_volume_type_missing(self):
@@ -570,3 +571,69 @@ class TestCheckBackend(base.StoreTestCase):
             found = self.findings(fix=True)['image volumes']
         self.assertEqual(findings.SKIP, found.status)
         self.assertEqual(1, len(self.cinder.volumes))
+
+    # -- other hosts, and a lost one ------------------------------------------
+
+    def held_by(self, host_name, volume=None):
+        """An image-volume read on ``host_name``: (volume, attachment)."""
+        api = self.maintenance.cinder()
+        volume = volume or self.image_volume(image_id=host_name + '-img')
+        made = api.attachment_create(volume.id, {'host': host_name}, 'ro')
+        api.attachment_complete(made['id'])
+        return volume, made['id']
+
+    def test_other_hosts_are_listed_and_an_exclusive_type_warned_of(self):
+        volume, _ = self.held_by('glance-2')
+        found = self.findings(topic='other hosts')
+        self.assertEqual(findings.OK, found[0].status)
+        self.assertIn('host glance-2 holds 1 attachment(s) (volume %s), the '
+                      'oldest attached 0s ago' % volume.id, found[0].message)
+        self.assertEqual(findings.WARN, found[1].status)
+        self.assertIn('read on several Glance hosts (glance-2) but are not '
+                      'multiattach', found[1].message)
+
+    def test_a_multiattach_type_is_not_warned_of(self):
+        self.cinder.types.add('shared')
+        self.cinder.multiattach_types.add('shared')
+        self.conf.set_override('cinder_store_volume_type', 'shared',
+                               group='fast')
+        api = self.maintenance.cinder()
+        volume = api.wait_for_status(api.create_volume(
+            1, 'image-i', {'glance_image_id': 'i'}, 'shared'), 'creating',
+            'available')
+        self.held_by('glance-2', volume)
+        self.assertEqual([findings.OK], [
+            f.status for f in self.findings(topic='other hosts')])
+
+    def test_a_lost_hosts_reads_and_unfinished_upload_are_released(self):
+        read, att = self.held_by('glance-3')
+        api = self.maintenance.cinder()
+        unfinished = api.create_volume(
+            1, 'image-up', {'glance_image_id': 'up',
+                            rules.UPLOAD_HOST_KEY: 'glance-3'}, None)
+        api.wait_for_status(unfinished, 'creating', 'available')
+        done = api.wait_for_status(api.create_volume(
+            1, 'image-done', {'glance_image_id': 'done',
+                              rules.UPLOAD_HOST_KEY: 'glance-3'}, None),
+            'creating', 'available')
+        api.set_readonly(done.id)  # its upload finished
+        found = findings.check_backend(self.maintenance, lost_host='glance-3')
+        warned = [f.message for f in found if f.topic == 'other hosts' and
+                  f.status == findings.WARN and 'lost host' in f.message]
+        self.assertEqual(2, len(warned), warned)
+        self.assertIn(att, self.cinder.attachments)
+        found = findings.check_backend(self.maintenance, fix=True,
+                                       lost_host='glance-3')
+        fixed = sorted(f.message for f in found
+                       if f.status == findings.FIXED and
+                       f.topic == 'other hosts')
+        self.assertEqual(2, len(fixed), fixed)
+        self.assertNotIn(att, self.cinder.attachments)
+        self.assertEqual({read.id, done.id}, set(self.cinder.volumes))
+        self.assertEqual(0, self.brick.calls.count('disconnect_volume'))
+
+    def test_other_hosts_are_never_released_unnamed(self):
+        _, att = self.held_by('glance-2')
+        findings.check_backend(self.maintenance, fix=True,
+                               lost_host='glance-9')
+        self.assertIn(att, self.cinder.attachments)

@@ -29,6 +29,7 @@ from cinder_store import host
 from cinder_store import host_reads
 from cinder_store import records
 from cinder_store.recovery import repairs
+from cinder_store.recovery import rules
 from cinder_store import store
 from cinder_store.tests.unit import base
 from cinder_store.tests.unit import fakes
@@ -57,9 +58,13 @@ class TestAdd(base.StoreTestCase):
         token = volume.metadata.pop('cinder_store_upload')
         self.assertEqual({'glance_image_id': 'img-1',
                           'image_size': str(len(data)),
-                          'image_owner': 'owner-project'}, volume.metadata)
+                          'image_owner': 'owner-project',
+                          # the uploading host; read-only: it finished
+                          'cinder_store_upload_host': 'testhost',
+                          'readonly': 'True'}, volume.metadata)
         self.assertEqual(4, token.count('-'))  # a uuid
         self.assertTrue(volume.readonly)
+        self.assertFalse(rules.unfinished_upload_of(volume, 'testhost'))
         self.assertNothingLeft(volumes=1)
 
     def test_add_attaches_rw_with_connector_in_one_call(self):

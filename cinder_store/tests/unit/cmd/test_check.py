@@ -46,7 +46,7 @@ class TestMain(base.CinderTestCase):
         rc, out = self.run_main()
         self.assertEqual(0, rc, out)
         self.assertIn('backend fast\n', out)
-        self.assertEqual(11, out.count('  ok     '), out)
+        self.assertEqual(12, out.count('  ok     '), out)
         self.assertNotIn('secret', out)
 
     def test_unknown_backend(self):
@@ -66,3 +66,9 @@ class TestMain(base.CinderTestCase):
             rc, out = self.run_main()
         self.assertEqual(1, rc)
         self.assertIn('FAIL   configuration bad option', out)
+
+    def test_a_lost_host_is_never_this_one(self):
+        with mock.patch.object(host, 'hostname', return_value='me'):
+            rc, out = self.run_main('--lost-host', 'me')
+        self.assertEqual(2, rc)
+        self.assertIn('--lost-host me is this host', out)

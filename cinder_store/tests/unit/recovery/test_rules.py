@@ -173,3 +173,32 @@ class TestUnknownImageVolumes(base.TestCase):
 
     def test_locations_glance_will_not_show_decide_nothing(self):
         self.assertIsNone(self.unknown({'status': 'active'}, None))
+
+
+class TestHosts(base.CinderTestCase):
+
+    def test_an_upload_is_unfinished_until_the_volume_is_read_only(self):
+        vol = Vol()
+        vol.metadata[rules.UPLOAD_HOST_KEY] = 'glance-2'
+        self.assertTrue(rules.unfinished_upload_of(vol, 'glance-2'))
+        self.assertFalse(rules.unfinished_upload_of(vol, 'glance-3'))
+        vol.metadata['readonly'] = 'True'
+        self.assertFalse(rules.unfinished_upload_of(vol, 'glance-2'))
+        # made before uploads named their host: never anyone's
+        self.assertFalse(rules.unfinished_upload_of(Vol(), 'glance-2'))
+
+    def test_attachments_elsewhere_are_those_other_hosts_named(self):
+        vol = self.available_volume(self.bound())
+        vol.attachments = [{'attachment_id': 'a', 'host_name': 'testhost'},
+                           {'attachment_id': 'b', 'host_name': 'glance-2'},
+                           {'attachment_id': 'c', 'host_name': None}]
+        self.assertEqual({'b': 'glance-2'}, rules.attachments_elsewhere(vol))
+
+    @staticmethod
+    def vtype(**specs):
+        return type('T', (), {'extra_specs': specs})()
+
+    def test_a_multiattach_type(self):
+        self.assertTrue(rules.type_is_multiattach(
+            self.vtype(multiattach='<is> True')))
+        self.assertFalse(rules.type_is_multiattach(self.vtype()))
