@@ -14,11 +14,17 @@
 
 import json
 import os
+import time
+import uuid
 
+import fixtures
+from glance_store import exceptions
 from glance_store import multi_backend
 
+from cinder_store import host
 from cinder_store import host_reads
 from cinder_store import records
+from cinder_store.recovery import rules
 from cinder_store.tests.functional import base
 from cinder_store import upload_records
 
@@ -129,6 +135,60 @@ class CheckCommandTest(base.FunctionalTestCase):
             % (token, volume.id))
         self.assertFalse(os.path.exists(path))
         # assert_nothing_leaked: the volume is gone
+
+    def test_lost_host_procedure(self):
+        # Another Glance host read an image of an exclusive type and began
+        # an upload, then was lost for good: its attachment blocks every
+        # read here and its volume would stay forever.
+        backend = self.backend_for('block')
+        store = multi_backend.get_store_from_store_identifier(backend)
+        settings = store.maintenance().settings
+        self.useFixture(fixtures.MockPatchObject(
+            settings, 'exclusive_wait', 3))
+        lost = 'lost-%s' % uuid.uuid4().hex[:8]
+        data = base.pattern_bytes(2 * base.MiB, seed=41)
+        uri = self.add(backend, data)[0]
+        self.addCleanup(self.delete, uri, backend)
+        volume_id = uri.rsplit('/', 1)[1]
+        finished = self.cinder.volumes.get(volume_id)
+        self.assertFalse(rules.unfinished_upload_of(finished,
+                                                    host.hostname()))
+        theirs = self.cinder.attachments.create(
+            volume_id, {'host': lost, 'ip': '127.0.0.1', 'platform':
+                        'x86_64', 'os_type': 'linux2', 'multipath': False},
+            mode='ro')
+        self.cinder.attachments.complete(theirs.id)
+        image_id = self.new_image_id()
+        unfinished = self.cinder.volumes.create(
+            1, name='image-%s' % image_id,
+            volume_type=store.backend_conf.cinder_store_volume_type,
+            metadata={'glance_image_id': image_id,
+                      rules.UPLOAD_HOST_KEY: lost})
+        deadline = time.monotonic() + 60
+        while self.cinder.volumes.get(unfinished.id).status != 'available':
+            self.assertLess(time.monotonic(), deadline, 'never available')
+            time.sleep(0.2)
+
+        self.assertRaisesRegex(exceptions.BackendException,
+                               'attached on host\\(s\\) %s' % lost,
+                               self.read, uri, backend)
+        rc, out = self.check('--backend', backend, '--lost-host', lost)
+        self.assertEqual(0, rc, out)
+        self.assertIn('lost host %s, volume %s: attachment(s) %s'
+                      % (lost, volume_id, theirs.id), out)
+        self.assertIn('lost host %s, volume %s: an unfinished upload'
+                      % (lost, unfinished.id), out)
+        rc, out = self.check('--backend', backend, '--lost-host', lost,
+                             '--fix')
+        self.assertEqual(0, rc, out)
+        self.assertIn('  fixed  other hosts   lost host %s, volume %s: '
+                      'deleted its attachment(s) %s'
+                      % (lost, volume_id, theirs.id), out)
+        self.assertIn('volume %s: deleted the volume of its unfinished '
+                      'upload of image %s' % (unfinished.id, image_id), out)
+        self.assertEqual((base.hashlib.sha256(data).hexdigest(), len(data)),
+                         self.read(uri, backend))
+        # assert_nothing_leaked: the unfinished upload's volume is gone
 
     def _kill_uploader_mid_write(self, backend, image_id):
         self.kill_when_ready('uploader', backend, image_id)
