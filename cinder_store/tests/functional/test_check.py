@@ -157,7 +157,8 @@ class CheckCommandTest(base.FunctionalTestCase):
             volume_id, {'host': lost, 'ip': '127.0.0.1', 'platform':
                         'x86_64', 'os_type': 'linux2', 'multipath': False},
             mode='ro')
-        self.cinder.attachments.complete(theirs.id)
+        theirs = theirs['id']  # cinderclient returns a dict here
+        self.cinder.attachments.complete(theirs)
         image_id = self.new_image_id()
         unfinished = self.cinder.volumes.create(
             1, name='image-%s' % image_id,
@@ -175,7 +176,7 @@ class CheckCommandTest(base.FunctionalTestCase):
         rc, out = self.check('--backend', backend, '--lost-host', lost)
         self.assertEqual(0, rc, out)
         self.assertIn('lost host %s, volume %s: attachment(s) %s'
-                      % (lost, volume_id, theirs.id), out)
+                      % (lost, volume_id, theirs), out)
         self.assertIn('lost host %s, volume %s: an unfinished upload'
                       % (lost, unfinished.id), out)
         rc, out = self.check('--backend', backend, '--lost-host', lost,
@@ -183,7 +184,7 @@ class CheckCommandTest(base.FunctionalTestCase):
         self.assertEqual(0, rc, out)
         self.assertIn('  fixed  other hosts   lost host %s, volume %s: '
                       'deleted its attachment(s) %s'
-                      % (lost, volume_id, theirs.id), out)
+                      % (lost, volume_id, theirs), out)
         self.assertIn('volume %s: deleted the volume of its unfinished '
                       'upload of image %s' % (unfinished.id, image_id), out)
         self.assertEqual((base.hashlib.sha256(data).hexdigest(), len(data)),
