@@ -200,9 +200,12 @@ def other_hosts(backend: maintenance.Maintenance, fix: bool,
             backend, ('in-use', 'available'), all_projects=True)
         held = collections.defaultdict(list)
         for volume in volumes:
-            for att_id, other in rules.attachments_elsewhere(volume).items():
-                held[other].append((volume, att_id))
-        found = [_other_host(cinder, other, held[other], backend)
+            elsewhere = rules.attachments_elsewhere(volume)
+            if elsewhere:
+                ages = _attachment_ages(cinder, volume.id)
+                for att_id, other in elsewhere.items():
+                    held[other].append((volume.id, ages.get(att_id)))
+        found = [_other_host(other, held[other])
                  for other in sorted(held) if other != lost_host]
         if held and not _multiattach(cinder, backend.volume_type):
             found.append(Finding(WARN, topic, 'volumes of type %r are read '
@@ -225,15 +228,20 @@ def _multiattach(cinder: client.BoundCinder, name: str | None) -> bool:
     return rules.type_is_multiattach(volume_type)
 
 
-def _other_host(cinder: client.BoundCinder, other: str,
-                held: list[tuple[Any, str]],
-                backend: maintenance.Maintenance) -> Finding:
-    ages = [rules.age_of(a.attached_at) for volume, att_id in held
-            for a in cinder.attachments_of(volume.id, detailed=True)
-            if a.id == att_id and getattr(a, 'attached_at', None)]
+def _attachment_ages(cinder: client.BoundCinder,
+                     volume_id: str) -> dict[str, float]:
+    """Seconds since each attachment of the volume was made (one call)."""
+    return {a.id: rules.age_of(a.attached_at)
+            for a in cinder.attachments_of(volume_id, detailed=True)
+            if getattr(a, 'attached_at', None)}
+
+
+def _other_host(other: str,
+                held: list[tuple[str, float | None]]) -> Finding:
+    ages = [age for _, age in held if age is not None]
     return Finding(OK, 'other hosts', 'host %s holds %d attachment(s) (%s)%s'
                    % (other, len(held),
-                      ', '.join('volume %s' % v.id for v, _ in held),
+                      ', '.join('volume %s' % v for v, _ in held),
                       ', the oldest attached %.0fs ago' % max(ages)
                       if ages else ''))
 
