@@ -43,6 +43,7 @@ from glance_store import exceptions
 from os_brick.initiator import utils as brick_utils
 from oslo_utils import excutils
 from oslo_utils import strutils
+import tenacity
 
 from cinder_store import client
 from cinder_store import device as device_mod
@@ -144,30 +145,65 @@ class Attachment(object):
 
     def _reserve(self, mode):
         connector = self.settings.connector()
-        waited = _ExclusiveWait(self.settings.exclusive_wait)
-        reclaimed = False
-        while True:
-            try:
-                return self.cinder.attachment_create(self.volume.id,
-                                                     connector, mode)
-            except Exception as error:
-                if not client.reservation_refused(error):
-                    raise
-                # Refused for the volume's status past the retries: a dead
-                # attacher's attachment may be holding it in 'attaching'.
-                if not reclaimed and reclaim_abandoned(
-                        self.cinder, self.settings, self.volume):
-                    reclaimed = True
-                    continue
-                # Or another host reads a volume that is not multiattach.
-                waited.or_raise(error, self.volume.id,
-                                self._held_elsewhere())
+
+        def create():
+            return self.cinder.attachment_create(self.volume.id, connector,
+                                                 mode)
+        try:
+            return create()
+        except Exception as error:
+            if not client.reservation_refused(error):
+                raise
+            # Refused for the volume's status past the retries: a dead
+            # attacher's attachment may be holding it in 'attaching'...
+            if reclaim_abandoned(self.cinder, self.settings, self.volume):
+                return create()
+            # ...or another host reads a volume that is not multiattach.
+            holders = self._held_elsewhere()
+            if not holders:
+                raise
+        return self._wait_for_turn(create, holders)
 
     def _held_elsewhere(self):
         if getattr(self.volume, 'multiattach', False):
             return {}
         return rules.attachments_elsewhere(
             self.cinder.get_volume(self.volume.id))
+
+    def _wait_for_turn(self, create, holders):
+        """Retry ``create`` while other hosts hold the volume, bounded.
+
+        Past ``exclusive_wait`` the refusal is raised naming the holders.
+        """
+        held = dict(holders)
+
+        def still_held(error):
+            held.clear()
+            if client.reservation_refused(error):
+                held.update(self._held_elsewhere())
+            return bool(held)
+
+        def waiting(retry_state):
+            LOG.info('Volume %s is held by %s; waiting for its readers '
+                     'there to finish', self.volume.id, _named(held))
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(still_held),
+            stop=utils.Deadline(self.settings.exclusive_wait),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+            sleep=utils.sleep, before_sleep=waiting, reraise=True)
+        waiting(None)
+        try:
+            return retrying(create)
+        except Exception as error:
+            if not held:
+                raise
+            raise exceptions.BackendException(
+                'volume %s is attached on host(s) %s and is not '
+                'multiattach: waited %ss (cinder_store_exclusive_attach_'
+                'wait) for them to finish reading; images that several '
+                'Glance hosts read at once belong on a multiattach volume '
+                'type' % (self.volume.id, _named(held),
+                          self.settings.exclusive_wait)) from error
 
     def _release_reservations(self, error):
         # When the backend fails inside attachment_create, Cinder keeps the
@@ -293,38 +329,9 @@ class Attachment(object):
         return False
 
 
-class _ExclusiveWait(object):
-    """A reader's turn-taking for a volume another host holds."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.started = utils.monotonic()
-        self.pause = 0.5
-
-    def or_raise(self, error: BaseException, volume_id: str,
-                 holders: dict[str, str]) -> None:
-        """Sleep before the next try, or raise.
-
-        Raises ``error`` as it was when no other host holds the volume,
-        and a ``BackendException`` naming the holders once the wait is
-        over.
-        """
-        if not holders:
-            raise error
-        waited = utils.monotonic() - self.started
-        named = ', '.join('%s (attachment %s)' % (h, a)
-                          for a, h in sorted(holders.items()))
-        if waited + self.pause > self.seconds:
-            raise exceptions.BackendException(
-                'volume %s is attached on host(s) %s and is not multiattach: '
-                'waited %.0fs (cinder_store_exclusive_attach_wait) for them '
-                'to finish reading; images that several Glance hosts read '
-                'at once belong on a multiattach volume type'
-                % (volume_id, named, waited)) from error
-        LOG.info('Volume %s is held by %s; waiting for its readers there '
-                 'to finish', volume_id, named)
-        utils.sleep(self.pause)
-        self.pause = min(self.pause * 2, 5)
+def _named(holders: dict[str, str]) -> str:
+    return ', '.join('%s (attachment %s)' % (h, a)
+                     for a, h in sorted(holders.items()))
 
 
 def connect(settings: host.HostSettings, volume: Any,
