@@ -68,16 +68,17 @@ class GlanceImages(object):
     def locations(self, image_id: str, image: dict) -> list[str] | None:
         """Every location URL Glance keeps for the image, or None.
 
-        From the location API for service users (Glance 2024.2 and later),
-        else the ``locations`` field (``show_multiple_locations``).  None
+        From the ``locations`` field when Glance shows it
+        (``show_multiple_locations``), else from the location API for
+        service users (Glance 2024.2 and later).  None
         when Glance shows neither: ``direct_url`` names only the first
         location, too little to tell that a volume is not one of them.
         """
+        if 'locations' in image:  # shown already: no second call
+            return [loc['url'] for loc in image['locations']]
         response = self._get('/v2/images/%s/locations' % image_id)
         if response.status_code == 200:
             return [loc['url'] for loc in response.json()]
         LOG.debug('Glance answered %s to GET locations of image %s',
                   response.status_code, image_id)
-        if 'locations' in image:
-            return [loc['url'] for loc in image['locations']]
         return None
