@@ -179,9 +179,15 @@ class Attachment(object):
 
         def still_held(error):
             held.clear()
-            if client.reservation_refused(error):
-                held.update(self._held_elsewhere())
-            return bool(held)
+            if not client.reservation_refused(error):
+                return False
+            held.update(self._held_elsewhere())
+            released = release_lost_holders(self.cinder, self.settings,
+                                            self.volume, held)
+            for attachment_id in released:
+                del held[attachment_id]
+            # Released a lost host's hold: the next try may succeed.
+            return bool(held or released)
 
         def waiting(retry_state):
             LOG.info('Volume %s is held by %s; waiting for its readers '
@@ -445,6 +451,38 @@ def reclaim_volume(cinder: Any, settings: host.HostSettings, volume: Any,
     cinder.delete_volume(volume.id)
     settings.remove_locks(volume.id)
     return len(attachment_ids)
+
+
+def release_lost_attachment(cinder: Any, settings: host.HostSettings,
+                            volume: Any, attachment_id: str,
+                            host_name: str) -> bool:
+    """Delete, in Cinder only, an attachment of the lost ``host_name``.
+
+    Its host connection went with the host: nothing is disconnected here.
+    Only for a host fenced by the operator (``--lost-host``) or out of the
+    coordination group for the grace (:mod:`membership`).  Returns True.
+    """
+    LOG.warning('Deleting attachment %s of volume %s: host %s that made '
+                'it is lost', attachment_id, volume.id, host_name)
+    detach_attachment(cinder, settings, volume, attachment_id,
+                      disconnect=False)
+    return True
+
+
+def release_lost_holders(cinder: Any, settings: host.HostSettings,
+                         volume: Any, held: dict[str, str]) -> list[str]:
+    """Release those of ``held`` (``{attachment id: host}``) lost hosts hold.
+
+    Lost as ``settings.membership`` says (nobody without a coordination
+    service).  Returns the attachment ids released.
+    """
+    membership = settings.membership
+    if membership is None or not held:
+        return []
+    lost = membership.lost(held.values())
+    return [attachment_id for attachment_id, holder in held.items()
+            if holder in lost and release_lost_attachment(
+                cinder, settings, volume, attachment_id, holder)]
 
 
 def reclaim_abandoned(cinder: Any, settings: host.HostSettings,

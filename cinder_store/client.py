@@ -28,6 +28,7 @@ import functools
 import logging
 from typing import Any
 from typing import Callable
+from typing import Iterable
 from typing import ParamSpec
 from typing import TypeVar
 
@@ -246,6 +247,13 @@ class BoundCinder(object):
         if all_projects:
             search['all_tenants'] = '1'
         return self._call(self.client.volumes.list, search_opts=search)
+
+    def volumes_of_type(self, type_name: str, statuses: Iterable[str],
+                        all_projects: bool = False) -> list[Any]:
+        """Volumes of type ``type_name`` in any of ``statuses``."""
+        return [v for status in statuses
+                for v in self.volumes_with_status(status, all_projects)
+                if v.volume_type == type_name]
 
     @translate('volume show')
     def get_volume(self, volume_id: str) -> Any:

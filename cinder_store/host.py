@@ -59,7 +59,7 @@ class HostSettings(object):
                  enforce_multipath: bool, mount_base: str, lock_path: str,
                  backend: str | None = None, abandoned_after: int = 600,
                  rbd: "RBDClient | None" = None,
-                 exclusive_wait: float = 300):
+                 exclusive_wait: float = 300, membership: Any = None):
         self.root_helper = root_helper
         self.multipath = multipath
         self.enforce_multipath = enforce_multipath
@@ -76,6 +76,9 @@ class HostSettings(object):
         self.exclusive_wait = exclusive_wait
         # What a userspace RBD attach needs that Cinder does not send
         self.rbd = rbd or RBDClient()
+        # membership.Membership when a coordination service is configured:
+        # which other hosts are lost, and what they held may be released.
+        self.membership = membership
 
     def connector(self):
         return connector_properties(

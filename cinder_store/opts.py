@@ -103,6 +103,27 @@ OPTIONS = [
                     'storm across hosts makes them take turns; a '
                     'multiattach volume type lets every host read at '
                     'once.'),
+    cfg.StrOpt('cinder_store_coordination_url',
+               secret=True,
+               help='tooz URL of the coordination service through which '
+                    'Glance hosts learn which of them are alive (for '
+                    'example etcd3+http://HOST:2379, the service Cinder\'s '
+                    '[coordination] backend_url names). With it, what a '
+                    'host held (read attachments, the volumes of uploads '
+                    'it never finished) is released by the others once it '
+                    'has been out of the group for '
+                    'cinder_store_lost_host_grace seconds. Without it, '
+                    'cinder-store-check --fix --lost-host NAME does the '
+                    'same on the operator\'s word.'),
+    cfg.IntOpt('cinder_store_lost_host_grace',
+               default=60, min=0,
+               help='Seconds a Glance host must stay out of the '
+                    'coordination group (after its membership expired: '
+                    'tooz\'s membership timeout, 30 s for etcd unless the '
+                    'URL sets membership_timeout) before other hosts '
+                    'release what it held. A host that was only frozen or '
+                    'cut off and comes back later fails the reads and '
+                    'uploads it had open; it never serves wrong bytes.'),
     cfg.IntOpt('cinder_store_unknown_image_volume_age',
                default=3600, min=1,
                help='Seconds an available image-volume must stay untouched '

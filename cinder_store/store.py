@@ -17,7 +17,9 @@ identity (:mod:`auth`), Cinder calls (:mod:`client`), the attachment
 lifecycle (:mod:`attachment`), byte moving (:mod:`dataio`), the write
 path that grows the volume (:mod:`upload`), shared reads in this process
 (:mod:`process_reads`, across processes :mod:`host_reads`) and the crash
-records of uploads (:mod:`upload_records`).
+records of uploads (:mod:`upload_records`), which other Glance hosts are
+alive (:mod:`membership`) and the release of what lost ones held
+(:mod:`lost_hosts`).
 """
 
 import logging
@@ -41,7 +43,9 @@ from cinder_store import dataio
 from cinder_store import host
 from cinder_store import host_reads
 from cinder_store import location
+from cinder_store import lost_hosts
 from cinder_store import maintenance
+from cinder_store import membership
 from cinder_store import opts
 from cinder_store import process_reads
 from cinder_store.recovery import repairs
@@ -81,6 +85,8 @@ class Store(driver.Store):
     _uploads: upload_records.Uploads
     #: The thread probing this host's connector, started by configure().
     host_probe: threading.Thread | None = None
+    #: The sweep for what lost hosts held (with a coordination service).
+    lost_host_sweeper: lost_hosts.Sweeper | None = None
 
     def __init__(self, conf: Any, backend: str | None = None):
         super(Store, self).__init__(conf, backend=backend)
@@ -135,6 +141,10 @@ class Store(driver.Store):
             auth.Credentials(options), options.cinder_store_http_retries,
             options.cinder_store_attach_retry_attempts,
             options.cinder_store_state_transition_timeout)
+        url = options.cinder_store_coordination_url
+        members = (membership.for_url(url,
+                                      options.cinder_store_lost_host_grace)
+                   if url else None)
         helper = host.root_helper(options.cinder_store_rootwrap_config)
         host.route_privsep(helper)
         self._settings = host.HostSettings(
@@ -146,7 +156,8 @@ class Store(driver.Store):
             abandoned_after=options.cinder_store_abandoned_attachment_age,
             rbd=host.RBDClient(options.cinder_store_rbd_keyring,
                                options.cinder_store_rbd_client_timeout),
-            exclusive_wait=options.cinder_store_exclusive_attach_wait)
+            exclusive_wait=options.cinder_store_exclusive_attach_wait,
+            membership=members)
         self._host_readers = host_reads.HostReaders(self._settings)
         self._readers = process_reads.ReadAttachments(self._host_readers)
         self._uploads = upload_records.Uploads(self._settings)
@@ -164,6 +175,28 @@ class Store(driver.Store):
             LOG.warning('Probing this host for its connector properties '
                         'failed; the first attach will retry: %s', e)
         self._report_orphans()
+        if self._settings.membership is not None:
+            self._join_hosts()
+
+    def _join_hosts(self) -> None:
+        # Joining is retried whenever membership is asked; the sweep
+        # lists volumes of every project, with the service credentials.
+        try:
+            self._settings.membership.start()
+        except Exception as e:
+            LOG.warning('Could not join the Glance hosts group through the '
+                        'coordination service yet: %s', e)
+        if not self._cinder.credentials.has_service_credentials:
+            LOG.warning('[%s] has cinder_store_coordination_url but no '
+                        'service credentials: what lost hosts held is '
+                        'released only when a reader or a delete meets '
+                        'it', self.backend_conf.backend)
+            return
+        self.lost_host_sweeper = lost_hosts.Sweeper(
+            lambda: self._cinder.bind(None), self._settings,
+            self.backend_conf.cinder_store_volume_type,
+            max(10, self.backend_conf.cinder_store_lost_host_grace / 2))
+        self.lost_host_sweeper.start()
 
     def _report_orphans(self) -> None:
         # Only reported: deleting volumes is left to the operator's

@@ -55,7 +55,5 @@ def typed_volumes(
     """(Cinder client, the backend's type name, its volumes in statuses)."""
     cinder = backend.cinder()
     name = backend.volume_type or cinder.default_volume_type().name
-    return cinder, name, [
-        v for status in statuses
-        for v in cinder.volumes_with_status(status, all_projects)
-        if v.volume_type == name]
+    return cinder, name, cinder.volumes_of_type(name, statuses,
+                                                all_projects)

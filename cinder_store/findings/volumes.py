@@ -189,7 +189,8 @@ def other_hosts(backend: maintenance.Maintenance, fix: bool,
     Listed per host with the age of its oldest; a warning when the type
     is not multiattach (hosts take turns reading an image).  For
     ``lost_host``: its attachments and unfinished uploads, released with
-    ``fix`` (:func:`recovery.repairs.release_lost_host`).
+    ``fix`` (:func:`recovery.repairs.release_lost_host`).  With a
+    coordination service each host is said alive, absent or lost.
     """
     topic = 'other hosts'
     if not backend.has_service_credentials:
@@ -205,7 +206,8 @@ def other_hosts(backend: maintenance.Maintenance, fix: bool,
                 ages = _attachment_ages(cinder, volume.id)
                 for att_id, other in elsewhere.items():
                     held[other].append((volume.id, ages.get(att_id)))
-        found = [_other_host(other, held[other])
+        members = backend.settings.membership
+        found = [_other_host(other, held[other], members)
                  for other in sorted(held) if other != lost_host]
         if held and not _multiattach(cinder, backend.volume_type):
             found.append(Finding(WARN, topic, 'volumes of type %r are read '
@@ -236,14 +238,16 @@ def _attachment_ages(cinder: client.BoundCinder,
             if getattr(a, 'attached_at', None)}
 
 
-def _other_host(other: str,
-                held: list[tuple[str, float | None]]) -> Finding:
+def _other_host(other: str, held: list[tuple[str, float | None]],
+                members: Any) -> Finding:
     ages = [age for _, age in held if age is not None]
-    return Finding(OK, 'other hosts', 'host %s holds %d attachment(s) (%s)%s'
-                   % (other, len(held),
-                      ', '.join('volume %s' % v for v, _ in held),
-                      ', the oldest attached %.0fs ago' % max(ages)
-                      if ages else ''))
+    # With a coordination service: is the host alive?
+    state = ('; %s' % members.describe(other)) if members else ''
+    return Finding(OK, 'other hosts', 'host %s holds %d attachment(s) '
+                   '(%s)%s%s' % (other, len(held),
+                                 ', '.join('volume %s' % v for v, _ in held),
+                                 ', the oldest attached %.0fs ago' % max(ages)
+                                 if ages else '', state))
 
 
 def _lost_host(backend: maintenance.Maintenance, cinder: client.BoundCinder,

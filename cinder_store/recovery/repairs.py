@@ -92,6 +92,9 @@ def delete_refused_volume(cinder: Any, settings: host.HostSettings,
     volume = client.existing_volume(cinder, volume_id)
     if readers.repair(cinder, volume):
         volume = client.existing_volume(cinder, volume_id)
+    if attachment.release_lost_holders(
+            cinder, settings, volume, rules.attachments_elsewhere(volume)):
+        volume = client.existing_volume(cinder, volume_id)
     attachment.reclaim_volume(cinder, settings, volume,
                               _left_here(cinder, settings, readers, volume))
 
@@ -202,8 +205,8 @@ def release_lost_host(cinder: Any, settings: host.HostSettings,
     nothing.  Raises what Cinder raises, leaving the rest for a later
     try.
     """
-    held = [a['attachment_id'] for a in (volume.attachments or ())
-            if a.get('host_name') == host_name]
+    held = [a for a, h in rules.attachments_elsewhere(volume).items()
+            if h == host_name]
     if rules.unfinished_upload_of(volume, host_name):
         attachment.reclaim_volume(cinder, settings, volume, held,
                                   disconnect=False)
@@ -212,10 +215,45 @@ def release_lost_host(cinder: Any, settings: host.HostSettings,
                     (volume.metadata or {}).get('glance_image_id'),
                     len(held)))
     for attachment_id in held:
-        attachment.detach_attachment(cinder, settings, volume,
-                                     attachment_id, disconnect=False)
+        attachment.release_lost_attachment(cinder, settings, volume,
+                                           attachment_id, host_name)
     return ('deleted its attachment(s) %s' % ', '.join(held)
             if held else None)
+
+
+def release_lost_hosts(cinder: Any, settings: host.HostSettings,
+                       volumes: list[Any]) -> list[str]:
+    """Release what lost hosts held of ``volumes``; what was done.
+
+    For every host that holds an attachment of one of them, or left an
+    unfinished upload on one (:func:`rules.unfinished_upload_of`), and
+    that :class:`membership.Membership` says is lost:
+    :func:`release_lost_host`.  A failure is logged and the rest goes on:
+    the next sweep tries again.
+    """
+    membership = settings.membership
+    if membership is None:
+        return []
+    involved = {v.id: rules.hosts_involved(v) for v in volumes}
+    lost = membership.lost(set().union(*involved.values()))
+    done = []
+    for volume in volumes:
+        for host_name in sorted(involved[volume.id] & lost):
+            try:
+                what = release_lost_host(cinder, settings, volume,
+                                         host_name)
+            except exceptions.NotFound:
+                continue
+            except Exception as error:
+                LOG.warning('Could not release what lost host %s held of '
+                            'volume %s: %s', host_name, volume.id, error)
+                continue
+            if what:
+                LOG.warning('Lost host %s, volume %s: %s', host_name,
+                            volume.id, what)
+                done.append('lost host %s, volume %s: %s'
+                            % (host_name, volume.id, what))
+    return done
 
 
 def reclaim_unknown_image_volume(cinder: Any, settings: host.HostSettings,

@@ -293,6 +293,20 @@ def unfinished_upload_of(volume: Any, host_name: str) -> bool:
             str(metadata.get('readonly', '')).lower() != 'true')
 
 
+def hosts_involved(volume: Any) -> set[str]:
+    """Other hosts that hold ``volume`` or left an upload unfinished on it.
+
+    Those whose loss would strand it: :func:`attachments_elsewhere`, and
+    the uploading host while the upload is unfinished.
+    """
+    involved = set(attachments_elsewhere(volume).values())
+    uploader = (getattr(volume, 'metadata', None) or {}).get(UPLOAD_HOST_KEY)
+    if uploader and uploader != host.hostname() and unfinished_upload_of(
+            volume, uploader):
+        involved.add(uploader)
+    return involved
+
+
 def why_image_volume_unknown(volume: Any, image: dict | None,
                              locations: list[str] | None, max_age: float,
                              now: datetime.datetime | None = None

@@ -64,7 +64,7 @@ def sections():
         'database': {'connection': mariadb.db_url('cinder')},
         'keystone_authtoken': keystone.authtoken('cinder'),
         'oslo_concurrency': {'lock_path': c + '/lock'},
-        'coordination': {'backend_url': 'file://%s/coord' % c},
+        'coordination': {'backend_url': settings.COORDINATION_URL},
     }
     for name in settings.BACKENDS:
         out[name] = {

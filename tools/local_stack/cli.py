@@ -15,9 +15,11 @@
     tools/stack up       install what is missing, start everything (idempotent,
                          whatever is stored)
     tools/stack restart [SERVICE...]
-                         stop the named services (all if none; `cinder` is
-                         its three) by PID, then `up`: configs are written
-                         again with the overrides, state and images kept
+                         stop the named services (all if none; `cinder`,
+                         `ceph` and `glance` name all of theirs; one Glance
+                         host is glance-N) by PID, then `up`: configs are
+                         written again with the overrides, state and images
+                         kept
     tools/stack down     stop exactly what `up` started; release loop devices
     tools/stack status   what runs, where, and what it uses
     tools/stack wipe     down, then remove the state directory
@@ -25,14 +27,17 @@
                          through Glance with cinder_store, with timings
     tools/stack check    fail if any volume, attachment or loop device is left
 
-RabbitMQ, MariaDB, Keystone (gunicorn), Cinder api/scheduler/volume with
-three loop-file backends (block, file, multiattach) and Glance (gunicorn)
-with cinder_store on each volume type plus the in-tree driver as `upstream`
-(volume type `upstream`, on Cinder's `block` backend).  The workflows around
-the store are on: interoperable import (glance-direct, web-download from
-127.0.0.1:18080, copy-image), Cinder's direct clone of image-volumes
-and image_upload_use_cinder_backend, Glance's location API for the service
-user.
+RabbitMQ, MariaDB, etcd, Keystone (gunicorn), Cinder api/scheduler/volume
+with three loop-file backends (block, file, multiattach) and Glance
+(gunicorn) with cinder_store on each volume type plus the in-tree driver
+as `upstream` (volume type `upstream`, on Cinder's `block` backend).
+Glance runs as $STACK_GLANCE_HOSTS hosts (default 3: glance-1 under this
+machine's host name, glance-2.. each in a UTS namespace of its own) behind
+HAProxy, the catalog's image endpoint; they and Cinder coordinate through
+etcd.  The workflows around the store are on: interoperable import
+(glance-direct, web-download from 127.0.0.1:18080, copy-image), Cinder's
+direct clone of image-volumes and image_upload_use_cinder_backend, Glance's
+location API for the service user.
 
 Overrides: `$STACK_DIR/overrides/<service>.conf` (keystone, cinder or
 glance), in ini form, is laid over that service's generated configuration
@@ -42,8 +47,8 @@ in $STACK_VENV (default $STACK_DIR/venv); volume files in $STACK_VOLUMES_DIR
 (default $STACK_DIR/volumes; point it at /dev/shm for benchmarks).
 Ceph (one mon, mgr and OSD on a file) backs Cinder's `rbd` backend.
 
-One module per service (rabbitmq, mariadb, ceph, keystone, cinder,
-glance), each writing its configuration and starting its processes;
+One module per service (rabbitmq, mariadb, etcd, ceph, keystone, cinder,
+glance, haproxy), each writing its configuration and starting its processes;
 `settings` holds every constant, `process` the processes and files,
 `install` the packages and the virtualenv.  Standard library only: it
 runs before any virtualenv exists.
@@ -51,6 +56,7 @@ runs before any virtualenv exists.
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -58,7 +64,9 @@ import time
 
 from local_stack import ceph
 from local_stack import cinder
+from local_stack import etcd
 from local_stack import glance
+from local_stack import haproxy
 from local_stack import install
 from local_stack import keystone
 from local_stack import mariadb
@@ -83,6 +91,7 @@ def write_configs():
     keystone.write_config()
     cinder.write_config()
     glance.write_config()
+    haproxy.write_config()
     keystone.write_clouds()
     mariadb.write_config()
     rabbitmq.write_config()
@@ -100,10 +109,12 @@ def up():
     write_configs()
     rabbitmq.start(state)
     mariadb.start(state)
+    etcd.start(state)
     ceph.start(state)
     keystone.start(state)
     cinder.start(state)
     glance.start(state)
+    haproxy.start(state)
     say('up in %.1fs (install %.1fs, services %.1fs)',
         time.monotonic() - t0, t_install, time.monotonic() - t0 - t_install)
     status()
@@ -125,7 +136,7 @@ def restart():
     for name in sys.argv[2:] or settings.SERVICES:
         if name not in settings.SERVICES and name not in settings.ALIASES:
             raise process.StackError(
-                'unknown service %r; services: %s, or cinder'
+                'unknown service %r; services: %s, or cinder, ceph, glance'
                 % (name, ', '.join(settings.SERVICES)))
         names.extend(settings.ALIASES.get(name, (name,)))
     stopped = process.stop(names)
@@ -163,8 +174,13 @@ def status():
     say('memory (PSS) total: %.0f MiB', total)
     say('state: %s  venv: %s  volumes: %s', settings.STACK, settings.VENV,
         settings.VOLUMES)
-    say('keystone %s  cinder %s  glance %s', settings.KEYSTONE_URL,
+    say('keystone %s  cinder %s  glance %s (HAProxy)', settings.KEYSTONE_URL,
         settings.CINDER_URL, settings.GLANCE_URL)
+    for glance_host in glance.hosts():
+        say('  %s: host name %s, %s, locks %s', glance_host.service,
+            glance_host.host_name or socket.gethostname(), glance_host.url,
+            glance_host.lock_path)
+    say('coordination (etcd): %s', settings.COORDINATION_URL)
     say('clouds.yaml: %s (stack-admin, stack-glance); glance config: %s',
         settings.CLOUDS, settings.GLANCE_CONF)
 
@@ -200,11 +216,12 @@ def check():
                              settings.CLOUDS],
                             env=dict(os.environ, **settings.QUIET_ENV))
     devices = list(process.loop_devices_under(settings.VOLUMES))
-    locks = settings.GLANCE_LOCKS
-    # With no volume left, no record or volume lock file may be left
-    records = sorted(n for n in os.listdir(locks)
-                     if n.startswith('cinder_store-')) if os.path.isdir(
-                         locks) else []
+    # With no volume left, no record or volume lock file may be left on
+    # any Glance host
+    records = sorted(
+        os.path.join(h.lock_path, n) for h in glance.hosts()
+        if os.path.isdir(h.lock_path) for n in os.listdir(h.lock_path)
+        if n.startswith('cinder_store-'))
     images = ceph.images()
     # os-brick's temporary Ceph configs: ours (no key) and the in-tree
     # driver's (holding the key)

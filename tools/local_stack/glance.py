@@ -15,8 +15,14 @@
 Backends: ``block``, ``file``, ``multiattach`` and ``rbd`` are
 cinder_store; ``upstream`` and ``upstream-rbd`` are glance_store's
 in-tree cinder driver on the same Cinder backends, for the benchmark.
+
+``settings.GLANCE_HOSTS`` hosts run the same configuration but for what
+is a host's own: its host name, port, lock directory (locks and
+cinder_store's records), staging directory and log.  They share the
+database and, through etcd, know which of them are alive.
 """
 
+import json
 import os
 import shutil
 
@@ -29,15 +35,48 @@ DIR = os.path.join(settings.STACK, 'glance')
 UPSTREAM = ('upstream', 'upstream-rbd')
 
 
-def sections():
+class Host(object):
+    """Glance host ``number`` (1-based): what is its own."""
+
+    def __init__(self, number):
+        self.number = number
+        self.service = settings.GLANCE_SERVICES[number - 1]
+        first = number == 1
+        # None: this machine's own host name
+        self.host_name = None if first else self.service
+        self.dir = DIR if first else os.path.join(settings.STACK,
+                                                  self.service)
+        self.lock_path = (settings.GLANCE_LOCKS if first
+                          else os.path.join(self.dir, 'lock'))
+        self.port = settings.PORTS[self.service]
+        self.url = 'http://%s:%d' % (settings.HOST, self.port)
+        self.log = os.path.join(settings.LOGS, 'glance-api.log' if first
+                                else 'glance-api-%d.log' % number)
+        self.conf = os.path.join(self.dir, 'glance-api.conf')
+
+    def describe(self):
+        return {'service': self.service, 'host_name': self.host_name,
+                'url': self.url, 'lock_path': self.lock_path,
+                'conf': self.conf, 'log': self.log}
+
+
+def hosts():
+    return [Host(n) for n in range(1, settings.GLANCE_HOSTS + 1)]
+
+
+def sections(glance_host=None):
+    glance_host = glance_host or Host(1)
+    staging = os.path.join(glance_host.dir, 'staging')
     ours = settings.CINDER_BACKENDS
     backends = (['%s:cinder_store' % b for b in ours] +
                 ['%s:cinder' % b for b in UPSTREAM])
     out = {
         'DEFAULT': {'enabled_backends': ', '.join(backends),
-                    'log_file': os.path.join(settings.LOGS,
-                                             'glance-api.log'),
+                    'log_file': glance_host.log,
                     'debug': 'true', 'workers': '2',
+                    # glance-direct: an import reaching another host than
+                    # the one that staged the data is passed on to it
+                    'worker_self_reference_url': glance_host.url,
                     # Cinder's direct clone reads the location from here
                     'show_image_direct_url': 'true',
                     'enabled_import_methods':
@@ -51,16 +90,19 @@ def sections():
         'keystone_authtoken': keystone.authtoken('glance'),
         'paste_deploy': {'flavor': 'keystone'},
         'glance_store': {'default_backend': 'block'},
-        'os_glance_staging_store': {'filesystem_store_datadir':
-                                    DIR + '/staging'},
+        'os_glance_staging_store': {'filesystem_store_datadir': staging},
         'os_glance_tasks_store': {'filesystem_store_datadir':
-                                  DIR + '/tasks'},
-        'oslo_concurrency': {'lock_path': settings.GLANCE_LOCKS},
+                                  os.path.join(glance_host.dir, 'tasks')},
+        'oslo_concurrency': {'lock_path': glance_host.lock_path},
         'privsep_osbrick': {'helper_command':
                             settings.BIN + '/privsep-helper'},
         'backend_defaults': dict(keystone.service_credentials('glance'),
                                  cinder_store_region_name=settings.REGION,
-                                 cinder_store_state_transition_timeout='120'),
+                                 cinder_store_state_transition_timeout='120',
+                                 cinder_store_coordination_url=(
+                                     settings.COORDINATION_URL),
+                                 cinder_store_lost_host_grace=str(
+                                     settings.LOST_HOST_GRACE)),
     }
     for name in settings.BACKENDS:
         out[name] = {'cinder_store_volume_type': name,
@@ -74,11 +116,11 @@ def sections():
     # The in-tree driver on the same Ceph, for the benchmark: os-brick
     # reads its keyring from /etc/ceph.
     for name in UPSTREAM:
-        out[name] = upstream_section(name)
+        out[name] = upstream_section(name, glance_host)
     return out
 
 
-def upstream_section(volume_type):
+def upstream_section(volume_type, glance_host):
     return {
         'store_description': 'in-tree glance_store cinder driver',
         'cinder_volume_type': volume_type,
@@ -88,38 +130,56 @@ def upstream_section(volume_type):
         'cinder_store_project_name': 'service',
         'cinder_os_region_name': settings.REGION,
         'cinder_catalog_info': 'block-storage::publicURL',
-        'cinder_mount_point_base': DIR + '/mnt',
+        'cinder_mount_point_base': os.path.join(glance_host.dir, 'mnt'),
         'cinder_state_transition_timeout': '120',
         'rootwrap_config': settings.VENV + '/etc/glance/rootwrap.conf',
     }
 
 
 def write_config():
+    # Host 1's configuration is the stack's glance-api.conf, which tools
+    # and the tests' in-process stores load.
     process.write(settings.GLANCE_CONF, process.ini(sections(), 'glance'))
-    os.makedirs(DIR, exist_ok=True)
-    # Glance reads glance-api.conf and the paste file from one directory.
-    shutil.copy(settings.GLANCE_CONF, os.path.join(DIR, 'glance-api.conf'))
-    shutil.copy(os.path.join(settings.VENV,
-                             'etc/glance/glance-api-paste.ini'),
-                os.path.join(DIR, 'glance-api-paste.ini'))
+    for glance_host in hosts():
+        os.makedirs(glance_host.dir, exist_ok=True)
+        # Glance reads glance-api.conf and the paste file from one
+        # directory.
+        process.write(glance_host.conf,
+                      process.ini(sections(glance_host), 'glance'))
+        shutil.copy(os.path.join(settings.VENV,
+                                 'etc/glance/glance-api-paste.ini'),
+                    os.path.join(glance_host.dir, 'glance-api-paste.ini'))
+    process.write(settings.GLANCE_HOSTS_FILE, json.dumps(
+        [h.describe() for h in hosts()], indent=2))
     process.write_wsgi_wrapper('stack_glance', 'glance.wsgi.api')
 
 
 def start(state):
-    for sub in ('staging', 'tasks', 'lock', 'mnt'):
-        os.makedirs(os.path.join(DIR, sub), exist_ok=True)
     marker = os.path.join(DIR, '.db-synced-mariadb')
     if not os.path.exists(marker):
         process.run(settings.BIN + '/glance-manage', '--config-file',
-                    DIR + '/glance-api.conf', 'db_sync')
+                    settings.GLANCE_CONF, 'db_sync')
         open(marker, 'w').close()
+    started = [h for h in hosts() if _start_host(state, h)]
+    for glance_host in started:
+        process.wait_for(glance_host.service, process.http_ok(
+            glance_host.url + '/versions'), 90)
+
+
+def _start_host(state, glance_host):
+    for sub in ('staging', 'tasks', 'lock', 'mnt'):
+        os.makedirs(os.path.join(glance_host.dir, sub), exist_ok=True)
     # A worker's threads stay busy while a client holds a download open:
     # the six held at once by the concurrent-downloads test must never
     # take every thread of the worker that accepted them.
-    process.start(state, 'glance',
-                  process.gunicorn('stack_glance', settings.PORTS['glance'],
-                                   2, threads=8),
-                  env={'OS_GLANCE_CONFIG_DIR': DIR,
-                       'PYTHONPATH': os.path.join(settings.STACK, 'wsgi')})
-    process.wait_for('glance', process.http_ok(settings.GLANCE_URL +
-                                               '/versions'), 90)
+    command = process.gunicorn('stack_glance', glance_host.port, 2,
+                               threads=8)
+    if glance_host.host_name:
+        # Its own host name: its own Cinder connector host, as a separate
+        # machine would have.
+        command = ['unshare', '--uts', 'sh', '-c', 'hostname "$0" && '
+                   'exec "$@"', glance_host.host_name] + command
+    return process.start(state, glance_host.service, command,
+                         env={'OS_GLANCE_CONFIG_DIR': glance_host.dir,
+                              'PYTHONPATH': os.path.join(settings.STACK,
+                                                         'wsgi')})

@@ -36,19 +36,38 @@ OVERRIDES = os.path.join(STACK, 'overrides')
 CLOUDS = os.path.join(STACK, 'clouds.yaml')
 GLANCE_CONF = os.path.join(STACK, 'glance-api.conf')
 CINDER_CONF = os.path.join(STACK, 'cinder', 'cinder.conf')
-# Where Glance keeps its locks, and cinder_store its records
+# Where Glance host 1 keeps its locks, and cinder_store its records
 GLANCE_LOCKS = os.path.join(STACK, 'glance', 'lock')
+# What the functional tests learn of the Glance hosts (glance.HOSTS_FILE)
+GLANCE_HOSTS_FILE = os.path.join(STACK, 'glance-hosts.json')
 
 HOST = '127.0.0.1'
 PORTS = {'epmd': 4369, 'rabbitmq': 5672, 'rabbitmq-dist': 25672,
          'mariadb': 13306, 'keystone': 5000, 'cinder-api': 8776,
-         'glance': 9292, 'ceph-mon': 46789, 'ceph-mon-v2': 43300}
+         'glance': 9292, 'ceph-mon': 46789, 'ceph-mon-v2': 43300,
+         'etcd': 12379, 'etcd-peer': 12380}
+# Glance API hosts behind HAProxy, whose port (`glance`) is the catalog's
+# image endpoint.  Host 1 runs under this machine's host name, sharing
+# its locks with the tests' in-process stores; hosts 2.. each run in a
+# UTS namespace of their own (host name glance-N), as separate machines
+# would.
+GLANCE_HOSTS = max(1, int(os.environ.get('STACK_GLANCE_HOSTS', '3')))
+GLANCE_SERVICES = tuple('glance-%d' % n for n in range(1, GLANCE_HOSTS + 1))
+for _n, _name in enumerate(GLANCE_SERVICES, 1):
+    PORTS[_name] = 9300 + _n
 # Glance's web-download may fetch from here (the functional tests serve it)
 WEB_DOWNLOAD_PORT = 18080
 KEYSTONE = 'http://%s:%d' % (HOST, PORTS['keystone'])
 KEYSTONE_URL = KEYSTONE + '/v3'
 CINDER_URL = 'http://%s:%d/v3' % (HOST, PORTS['cinder-api'])
 GLANCE_URL = 'http://%s:%d' % (HOST, PORTS['glance'])
+# tooz's etcd3gw driver (cinder_store's membership, Cinder's coordination).
+# A process out of heartbeats leaves the group after 10 s (tooz's default
+# is 30), and the Glance hosts' grace is short too: the tests of a lost
+# host wait for both.
+COORDINATION_URL = ('etcd3+http://%s:%d?api_version=v3&membership_timeout=10'
+                    % (HOST, PORTS['etcd']))
+LOST_HOST_GRACE = 15
 REGION = 'RegionOne'
 
 # Loop-file test driver backends; `rbd` is Cinder's RBD driver on Ceph.
@@ -81,6 +100,7 @@ SERVICE_USERS = ('glance', 'cinder')
 
 # qemu-utils: Cinder's image paths (create from image, upload to image)
 APT_PACKAGES = ('rabbitmq-server', 'mariadb-server', 'qemu-utils',
+                'etcd-server', 'haproxy',
                 'ceph-mon', 'ceph-mgr', 'ceph-osd', 'ceph-common',
                 'python3-rados', 'python3-rbd')
 # Debian builds the Ceph bindings for its own python (3.11) only; PyPI
@@ -88,17 +108,19 @@ APT_PACKAGES = ('rabbitmq-server', 'mariadb-server', 'qemu-utils',
 CEPH_BINDINGS = ('rados', 'rbd')
 PIP_PACKAGES = ('cinder', 'keystone', 'glance', 'glance-store', 'os-brick',
                 'python-cinderclient', 'python-keystoneclient',
-                'openstacksdk', 'gunicorn', 'PyMySQL')
+                'openstacksdk', 'gunicorn', 'PyMySQL', 'etcd3gw')
 QUIET_ENV = {'PYTHONWARNINGS': 'ignore'}
 
-SERVICES = ('epmd', 'rabbitmq', 'mariadb', 'ceph-mon', 'ceph-mgr',
+SERVICES = ('epmd', 'rabbitmq', 'mariadb', 'etcd', 'ceph-mon', 'ceph-mgr',
             'ceph-osd', 'keystone', 'cinder-api', 'cinder-scheduler',
-            'cinder-volume', 'glance')
+            'cinder-volume') + GLANCE_SERVICES + ('haproxy',)
 ALIASES = {'cinder': ('cinder-api', 'cinder-scheduler', 'cinder-volume'),
-           'ceph': ('ceph-mon', 'ceph-mgr', 'ceph-osd')}
+           'ceph': ('ceph-mon', 'ceph-mgr', 'ceph-osd'),
+           'glance': GLANCE_SERVICES + ('haproxy',)}
 # Which service listens on each port
 PORT_OWNERS = {'epmd': 'epmd', 'rabbitmq': 'rabbitmq',
                'rabbitmq-dist': 'rabbitmq', 'mariadb': 'mariadb',
                'keystone': 'keystone', 'cinder-api': 'cinder-api',
-               'glance': 'glance', 'ceph-mon': 'ceph-mon',
-               'ceph-mon-v2': 'ceph-mon'}
+               'glance': 'haproxy', 'ceph-mon': 'ceph-mon',
+               'ceph-mon-v2': 'ceph-mon', 'etcd': 'etcd', 'etcd-peer': 'etcd',
+               **{name: name for name in GLANCE_SERVICES}}

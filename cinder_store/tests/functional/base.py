@@ -58,6 +58,16 @@ def admin_cinder():
     return cinder_client.Client('3.54', session=conn.session), conn
 
 
+def glance_api(url=None):
+    """Glance's REST API as the admin: the catalog's, or ``url``'s."""
+    import openstack
+    os.environ.setdefault('OS_CLIENT_CONFIG_FILE', target()[1] or '')
+    if url is None:
+        return openstack.connect(cloud=target()[2]).image
+    return openstack.connect(cloud=target()[2],
+                             image_endpoint_override=url).image
+
+
 class PatternFile(object):
     """A file-like source of ``size`` deterministic bytes, hashed as read.
 
@@ -182,25 +192,43 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
             env=dict(os.environ, PYTHONWARNINGS='ignore'))
         return result.returncode, result.stdout
 
-    def kill_when_ready(self, helper, *args):
+    def kill_when_ready(self, helper, *args, **kwargs):
         """Run a helper process of this package; SIGKILL it mid-transfer.
 
+        See :meth:`start_mid_transfer` for the arguments.
+        """
+        worker, _ = self.start_mid_transfer(helper, *args, **kwargs)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+
+    def start_mid_transfer(self, helper, *args, host_name=None,
+                           lock_path=None):
+        """Start a helper process; return (it, its sync dir) mid-transfer.
+
         The helper (``reader`` or ``uploader``) signals it is mid-transfer
-        by creating a file in the directory passed as its last argument.
+        by creating a file in the directory passed as its last argument
+        (a reader then waits for ``go`` there).  ``host_name``: it runs
+        in a UTS namespace of its own under that name, as another Glance
+        host, with its locks in ``lock_path``.
         """
         sync = self.useFixture(fixtures.TempDir()).path
-        worker = subprocess.Popen(
-            [sys.executable, '-m', 'cinder_store.tests.functional.' + helper]
-            + list(args) + [sync], stdout=subprocess.DEVNULL)
+        command = [sys.executable, '-m',
+                   'cinder_store.tests.functional.' + helper] + list(args)
+        env = dict(os.environ)
+        if host_name:
+            command = ['unshare', '--uts', 'sh', '-c',
+                       'hostname "$0" && exec "$@"', host_name] + command
+            env['CINDER_STORE_FUNCTIONAL_LOCK_PATH'] = lock_path
+        worker = subprocess.Popen(command + [sync], env=env,
+                                  stdout=subprocess.PIPE, text=True)
         self.addCleanup(lambda: worker.poll() is None and worker.kill())
         deadline = time.monotonic() + 120
-        while not os.listdir(sync):
+        while not [n for n in os.listdir(sync) if n != 'go']:
             self.assertLess(time.monotonic(), deadline,
                             '%s never got going' % helper)
             self.assertIsNone(worker.poll())
             time.sleep(0.05)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
+        return worker, sync
 
 
 _system_tmp = []

@@ -16,6 +16,7 @@ No test-framework imports: tools/bench uses this too, from the stack's
 virtualenv.
 """
 
+import json
 import os
 import sys
 
@@ -40,6 +41,22 @@ def target():
     return None
 
 
+def glance_hosts():
+    """The local stack's Glance hosts, behind its HAProxy; [] elsewhere.
+
+    Dicts with ``service``, ``host_name`` (None: this machine's),
+    ``url``, ``lock_path``, ``conf`` and ``log``, host 1 first.
+    """
+    path = os.path.join(STACK_DIR, 'glance-hosts.json')
+    if not os.path.exists(os.path.join(STACK_DIR, 'glance-api.conf')):
+        return []
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return []
+
+
 SKIP_REASON = ('no functional target: run `tools/stack up` (local stack in '
                '$STACK_DIR) or set OS_CLOUD and CINDER_STORE_FUNCTIONAL_CONF '
                'for a devstack cloud')
@@ -54,8 +71,12 @@ def load_stores():
     # The tests run in their own virtualenv, as root; os-brick's privsep
     # daemon comes from it.
     helper = os.path.join(os.path.dirname(sys.executable), 'privsep-helper')
-    conf = maintenance.load_stores(target()[0], overrides=[
-        ('privsep_osbrick', 'helper_command', helper)])
+    overrides = [('privsep_osbrick', 'helper_command', helper)]
+    # A helper process playing another Glance host has locks of its own
+    if os.environ.get('CINDER_STORE_FUNCTIONAL_LOCK_PATH'):
+        overrides.append(('oslo_concurrency', 'lock_path',
+                          os.environ['CINDER_STORE_FUNCTIONAL_LOCK_PATH']))
+    conf = maintenance.load_stores(target()[0], overrides=overrides)
     _loaded['conf'] = conf
     return conf
 

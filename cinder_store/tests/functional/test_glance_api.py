@@ -19,13 +19,17 @@ import time
 from cinderclient import exceptions as cinder_exc
 
 from cinder_store.tests.functional import base
+from cinder_store.tests.functional import stores
 
 
 class GlanceAPITestCase(base.FunctionalTestCase):
 
     def setUp(self):
         super(GlanceAPITestCase, self).setUp()
-        self.image = self.conn.image
+        # One Glance host: these tests are about what one host does (the
+        # several-hosts tests are test_glance_hosts).
+        hosts = stores.glance_hosts()
+        self.image = base.glance_api(hosts[0]['url'] if hosts else None)
 
     def create(self, name='cinder-store-functional'):
         r = self.image.post('/images', json={

@@ -333,3 +333,41 @@ class TestAnotherHostHolds(base.CinderTestCase):
                                                      self.volume,
                                                      False).open)
         self.assertEqual([self.theirs], list(self.cinder.attachments))
+
+    def lost_after(self, seconds):
+        """Settings whose membership says otherhost is lost after that."""
+        settings = self.settings()
+        start = self.clock.now
+        settings.membership = mock.Mock()
+        settings.membership.lost.side_effect = lambda hosts: (
+            {'otherhost'} & set(hosts)
+            if self.clock.now - start >= seconds else set())
+        return settings
+
+    def test_a_lost_holder_is_released_and_the_reader_goes_on(self):
+        att = attachment.Attachment(self.api, self.lost_after(0),
+                                    self.volume, False).open()
+        # Deleted in Cinder only: the lost host's device went with it.
+        self.assertNotIn(self.theirs, self.cinder.attachments)
+        self.assertEqual([att.id], list(self.cinder.attachments))
+        self.assertEqual(1, self.brick.calls.count('connect_volume'))
+        self.assertEqual(0, self.brick.calls.count('disconnect_volume'))
+        att.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_a_holder_lost_while_the_reader_waits_is_released(self):
+        settings = self.lost_after(90)
+        att = attachment.Attachment(self.api, settings, self.volume,
+                                    False).open()
+        self.assertGreaterEqual(self.clock.now - 1000, 90)
+        self.assertNotIn(self.theirs, self.cinder.attachments)
+        att.close()
+
+    def test_a_live_holder_is_never_released(self):
+        settings = self.lost_after(10 ** 6)
+        settings.exclusive_wait = 30
+        self.assertRaisesRegex(exceptions.BackendException, 'otherhost',
+                               attachment.Attachment(self.api, settings,
+                                                     self.volume,
+                                                     False).open)
+        self.assertEqual([self.theirs], list(self.cinder.attachments))

@@ -1,0 +1,180 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Which Glance hosts are alive: a tooz group with heartbeats.
+
+With ``cinder_store_coordination_url`` set, every process using
+cinder_store joins one group as ``<host name>:<pid>`` and tooz keeps it
+there with heartbeats.  A host is alive while any of its processes is a
+member; a host that has been out of the group for longer than the grace
+is *lost*, and what it held may be released (:mod:`recovery.repairs`).
+
+What a caller may rely on:
+
+* this host is never lost, nor a host that never joined the group; a
+  host seen alive is never lost until it has been absent for the whole
+  grace, counted from the first time this process saw it absent;
+* when the coordination service cannot be asked, nobody is lost: a
+  release never happens on doubt;
+* a process whose membership expired (frozen, partitioned) joins again
+  the next time it asks.
+"""
+
+import logging
+import os
+import threading
+from typing import Iterable
+from urllib import parse
+
+from tooz import coordination
+
+from cinder_store import host
+from cinder_store import utils
+
+LOG = logging.getLogger(__name__)
+
+GROUP = b'cinder_store-glance-hosts'
+# One group per host that ever joined, never deleted: only such a host
+# can be lost.  Cinder's own hosts, and Glance hosts running without
+# coordination, attach image-volumes too: they are never released.
+HOST_GROUP_PREFIX = b'cinder_store-host:'
+
+
+def host_of(member_id: bytes) -> str:
+    """The host name of a member id ``<host name>:<pid>``."""
+    return member_id.decode('utf-8', 'replace').rsplit(':', 1)[0]
+
+
+class Membership(object):
+    """This process's membership, and what it sees of the others."""
+
+    def __init__(self, url: str, grace: float,
+                 host_name: str | None = None):
+        self.url = url
+        self.grace = grace
+        self.host_name = host_name or host.hostname()
+        self.member_id = ('%s:%d' % (self.host_name, os.getpid())).encode()
+        self._coordinator: coordination.CoordinationDriver | None = None
+        self._absent_since: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Join the group and start heartbeats; idempotent."""
+        with self._lock:
+            if self._coordinator is None:
+                coordinator = coordination.get_coordinator(
+                    self.url, self.member_id)
+                coordinator.start(start_heart=True)
+                self._coordinator = coordinator
+            self._join(self._coordinator)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._coordinator is not None:
+                self._coordinator.stop()
+                self._coordinator = None
+
+    def _join(self, coordinator):
+        for group in (GROUP, HOST_GROUP_PREFIX + self.host_name.encode()):
+            try:
+                coordinator.create_group(group).get()
+            except coordination.GroupAlreadyExist:
+                pass
+        try:
+            coordinator.join_group(GROUP).get()
+        except coordination.MemberAlreadyExist:
+            pass
+
+    def alive_hosts(self) -> set[str]:
+        """The hosts with a process in the group, this one included.
+
+        Raises what tooz raises when the service cannot be asked.
+        """
+        return self._ask()[0]
+
+    def _ask(self) -> tuple[set[str], set[str]]:
+        """(alive hosts, hosts that ever joined)."""
+        self.start()
+        coordinator = self._coordinator
+        assert coordinator is not None
+        members = coordinator.get_members(GROUP).get()
+        known = {g[len(HOST_GROUP_PREFIX):].decode('utf-8', 'replace')
+                 for g in coordinator.get_groups().get()
+                 if g.startswith(HOST_GROUP_PREFIX)}
+        if self.member_id not in members:
+            # Our membership expired while this process could not
+            # heartbeat (frozen, cut off): others may have released what
+            # this host held; from now on it is a member again.
+            LOG.warning('This host (%s) had dropped out of the Glance '
+                        'hosts group; joining again', self.host_name)
+            with self._lock:
+                self._join(coordinator)
+        return {host_of(m) for m in members} | {self.host_name}, known
+
+    def lost(self, host_names: Iterable[str]) -> set[str]:
+        """Those of ``host_names`` out of the group for the whole grace.
+
+        Only hosts that once joined: a host that never did (a Cinder
+        host, a Glance host without coordination) is never lost.
+        """
+        names = set(host_names) - {self.host_name}
+        if not names:
+            return set()
+        try:
+            alive, known = self._ask()
+        except Exception as error:
+            LOG.warning('Cannot tell whether Glance hosts %s are alive '
+                        '(coordination service at %s): %s; releasing '
+                        'nothing', ', '.join(sorted(names)),
+                        _without_secrets(self.url), error)
+            return set()
+        now = utils.monotonic()
+        with self._lock:
+            for name in alive:
+                self._absent_since.pop(name, None)
+            return {name for name in (names & known) - alive
+                    if now - self._absent_since.setdefault(name, now)
+                    >= self.grace}
+
+    def describe(self, host_name: str) -> str:
+        """'alive', 'absent <n>s' or 'lost' (for people)."""
+        if host_name in self.lost([host_name]):
+            return 'lost (out of the group for over %ss)' % self.grace
+        with self._lock:
+            since = self._absent_since.get(host_name)
+        if since is None:
+            return 'alive'
+        return 'absent for %.0fs' % (utils.monotonic() - since)
+
+
+def _without_secrets(url: str) -> str:
+    parts = parse.urlsplit(url)
+    netloc = parts.hostname or ''
+    if parts.port:
+        netloc += ':%d' % parts.port
+    return parts._replace(netloc=netloc, query='').geturl()
+
+
+_members: dict[str, Membership] = {}
+_members_lock = threading.Lock()
+
+
+def for_url(url: str, grace: float) -> Membership:
+    """This process's one membership for ``url`` (started on first use).
+
+    The stores of several backends share it; the grace is the first
+    asked for.
+    """
+    with _members_lock:
+        if url not in _members:
+            _members[url] = Membership(url, grace)
+        return _members[url]

@@ -1,0 +1,114 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+
+from cinder_store import lost_hosts
+from cinder_store import membership
+from cinder_store.recovery import rules
+from cinder_store.tests.unit import base
+
+
+class FakeMembership(object):
+    """Hosts in ``lost`` are lost; every other host is alive."""
+
+    def __init__(self, *lost):
+        self.lost_hosts = set(lost)
+        self.asked = []
+
+    def lost(self, host_names):
+        self.asked.append(set(host_names))
+        return self.lost_hosts & set(host_names)
+
+
+class TestLostHosts(base.StoreTestCase):
+
+    def setUp(self):
+        super(TestLostHosts, self).setUp()
+        self.api = self.maintenance.cinder()
+        self.store._settings.membership = FakeMembership('glance-3')
+        self.sweeper = lost_hosts.Sweeper(
+            self.maintenance.cinder, self.store._settings, None, 30)
+
+    def volume(self, image_id, uploader=None, finished=True):
+        metadata = {'glance_image_id': image_id}
+        if uploader:
+            metadata[rules.UPLOAD_HOST_KEY] = uploader
+        volume = self.api.wait_for_status(self.api.create_volume(
+            1, 'image-' + image_id, metadata, None), 'creating', 'available')
+        if finished:
+            self.api.set_readonly(volume.id)
+        return volume
+
+    def held_by(self, host_name, volume):
+        made = self.api.attachment_create(volume.id, {'host': host_name},
+                                          'ro')
+        self.api.attachment_complete(made['id'])
+        return made['id']
+
+    def test_a_sweep_releases_what_lost_hosts_held_and_only_that(self):
+        read = self.volume('read')
+        theirs = self.held_by('glance-3', read)
+        alive = self.held_by('glance-2', self.volume('alive'))
+        unfinished = self.volume('up', uploader='glance-3', finished=False)
+        finished = self.volume('done', uploader='glance-3')
+        running = self.volume('running', uploader='glance-2', finished=False)
+        done = self.sweeper.sweep()
+        self.assertEqual(2, len(done), done)
+        self.assertNotIn(theirs, self.cinder.attachments)
+        self.assertIn(alive, self.cinder.attachments)
+        self.assertNotIn(unfinished.id, self.cinder.volumes)
+        for kept in (read, finished, running):
+            self.assertIn(kept.id, self.cinder.volumes)
+        # The lost host's devices went with it: nothing disconnected here.
+        self.assertEqual(0, self.brick.calls.count('disconnect_volume'))
+        # One question to the coordination service per sweep
+        self.assertEqual([{'glance-2', 'glance-3'}],
+                         self.store._settings.membership.asked)
+
+    def test_this_hosts_unfinished_uploads_are_never_swept(self):
+        mine = self.volume('mine', uploader='testhost', finished=False)
+        self.store._settings.membership = FakeMembership('testhost')
+        self.assertEqual([], self.sweeper.sweep())
+        self.assertIn(mine.id, self.cinder.volumes)
+
+    def test_a_delete_releases_a_lost_hosts_read(self):
+        volume = self.volume('img')
+        self.held_by('glance-3', volume)
+        self.store.delete(self.location(volume.id))
+        self.assertEqual({}, self.cinder.volumes)
+        self.assertNothingLeft()
+
+    def test_a_delete_still_refuses_a_live_hosts_read(self):
+        volume = self.volume('img')
+        self.held_by('glance-2', volume)
+        self.assertRaisesRegex(Exception, 'glance-2', self.store.delete,
+                               self.location(volume.id))
+        self.assertIn(volume.id, self.cinder.volumes)
+
+
+class TestCoordinationOption(base.StoreTestCase):
+
+    def test_without_a_url_nobody_is_ever_lost(self):
+        self.assertIsNone(self.store._settings.membership)
+        self.assertIsNone(self.store.lost_host_sweeper)
+
+    def test_with_a_url_the_store_joins_and_sweeps(self):
+        self.addCleanup(membership._members.clear)
+        url = 'file://%s/coordination' % self.tmp
+        store = self.make_store(cinder_store_coordination_url=url,
+                                cinder_store_lost_host_grace=20)
+        self.addCleanup(store._settings.membership.stop)
+        self.addCleanup(store.lost_host_sweeper.stop)
+        self.assertEqual(url, store._settings.membership.url)
+        self.assertEqual({'testhost'},
+                         store._settings.membership.alive_hosts())
+        self.assertEqual(10, store.lost_host_sweeper.interval)

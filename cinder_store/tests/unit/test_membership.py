@@ -1,0 +1,115 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+
+from unittest import mock
+
+from tooz import coordination
+
+from cinder_store import membership
+from cinder_store.tests.unit import base
+
+
+class TestMembership(base.TestCase):
+    """Through tooz's file driver: real groups, no service."""
+
+    def setUp(self):
+        super(TestMembership, self).setUp()
+        self.url = 'file://%s/coordination' % self.tmp
+        self.me = membership.Membership(self.url, grace=60,
+                                        host_name='glance-1')
+        self.addCleanup(self.me.stop)
+
+    def other(self, host_name):
+        """Another host's process, joined to the group."""
+        other = coordination.get_coordinator(self.url,
+                                             ('%s:7' % host_name).encode())
+        other.start()
+        self.addCleanup(other.stop)
+        self.me.start()  # makes the group
+        other.create_group(membership.HOST_GROUP_PREFIX +
+                           host_name.encode()).get()
+        other.join_group(membership.GROUP).get()
+        return other
+
+    def test_alive_hosts_are_the_members_hosts_and_this_one(self):
+        self.other('glance-2')
+        self.assertEqual({'glance-1', 'glance-2'}, self.me.alive_hosts())
+
+    def test_a_host_is_lost_only_after_the_grace(self):
+        other = self.other('glance-2')
+        self.assertEqual(set(), self.me.lost(['glance-2']))
+        other.leave_group(membership.GROUP).get()
+        self.assertEqual(set(), self.me.lost(['glance-2']))
+        self.clock.now += 59
+        self.assertEqual(set(), self.me.lost(['glance-2']))
+        self.assertEqual('absent for 59s', self.me.describe('glance-2'))
+        self.clock.now += 1
+        self.assertEqual({'glance-2'}, self.me.lost(['glance-2']))
+        self.assertIn('lost', self.me.describe('glance-2'))
+
+    def test_a_host_that_comes_back_starts_its_grace_again(self):
+        other = self.other('glance-2')
+        other.leave_group(membership.GROUP).get()
+        self.me.lost(['glance-2'])
+        self.clock.now += 50
+        other.join_group(membership.GROUP).get()
+        self.assertEqual(set(), self.me.lost(['glance-2']))
+        other.leave_group(membership.GROUP).get()
+        self.clock.now += 50
+        self.assertEqual(set(), self.me.lost(['glance-2']))
+        self.assertEqual('alive', self.me.describe('glance-1'))
+
+    def test_a_host_that_never_joined_is_never_lost(self):
+        self.me.start()
+        self.assertEqual(set(), self.me.lost(['cinder-volume-host']))
+        self.clock.now += 1000
+        self.assertEqual(set(), self.me.lost(['cinder-volume-host']))
+
+    def test_this_host_is_never_lost(self):
+        self.me.start()
+        self.me.stop()
+        self.clock.now += 1000
+        self.assertEqual(set(), self.me.lost(['glance-1']))
+
+    def test_nobody_is_lost_when_the_service_cannot_be_asked(self):
+        self.other('glance-9').leave_group(membership.GROUP).get()
+        self.me.lost(['glance-9'])
+        self.clock.now += 1000
+        with mock.patch.object(self.me._coordinator, 'get_members',
+                               side_effect=coordination.ToozConnectionError(
+                                   'refused')):
+            self.assertEqual(set(), self.me.lost(['glance-9']))
+        self.assertEqual({'glance-9'}, self.me.lost(['glance-9']))
+
+    def test_a_process_whose_membership_expired_joins_again(self):
+        self.me.start()
+        self.me._coordinator.leave_group(membership.GROUP).get()
+        self.me.alive_hosts()
+        self.assertIn(self.me.member_id, self.me._coordinator.get_members(
+            membership.GROUP).get())
+
+    def test_member_ids_name_their_host(self):
+        self.assertEqual('glance-2.example.org', membership.host_of(
+            b'glance-2.example.org:4242'))
+        self.assertEqual(b'glance-1:%d' % __import__('os').getpid(),
+                         self.me.member_id)
+
+    def test_one_membership_per_process_and_url(self):
+        self.addCleanup(membership._members.clear)
+        first = membership.for_url(self.url, 60)
+        self.assertIs(first, membership.for_url(self.url, 30))
+        self.assertIsNot(first, membership.for_url(self.url + '2', 60))
+
+    def test_logs_name_the_service_without_its_secrets(self):
+        self.assertEqual('redis://cache:6379/x', membership._without_secrets(
+            'redis://u:secret@cache:6379/x?password=secret'))
