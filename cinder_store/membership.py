@@ -120,28 +120,32 @@ class Membership(object):
                 self._join(coordinator)
         return {host_of(m) for m in members} | {self.host_name}, known
 
-    def lost(self, host_names: Iterable[str]) -> set[str]:
+    def lost(self, host_names: Iterable[str] | None = None) -> set[str]:
         """Those of ``host_names`` out of the group for the whole grace.
 
         Only hosts that once joined: a host that never did (a Cinder
-        host, a Glance host without coordination) is never lost.
+        host, a Glance host without coordination) is never lost.  Without
+        ``host_names``: every lost host.
         """
-        names = set(host_names) - {self.host_name}
-        if not names:
+        names = None if host_names is None else (set(host_names) -
+                                                 {self.host_name})
+        if names is not None and not names:
             return set()
         try:
             alive, known = self._ask()
         except Exception as error:
-            LOG.warning('Cannot tell whether Glance hosts %s are alive '
+            LOG.warning('Cannot tell which Glance hosts are alive '
                         '(coordination service at %s): %s; releasing '
-                        'nothing', ', '.join(sorted(names)),
-                        _without_secrets(self.url), error)
+                        'nothing', _without_secrets(self.url), error)
             return set()
+        candidates = known - alive - {self.host_name}
+        if names is not None:
+            candidates &= names
         now = utils.monotonic()
         with self._lock:
             for name in alive:
                 self._absent_since.pop(name, None)
-            return {name for name in (names & known) - alive
+            return {name for name in candidates
                     if now - self._absent_since.setdefault(name, now)
                     >= self.grace}
 

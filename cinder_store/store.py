@@ -18,8 +18,8 @@ lifecycle (:mod:`attachment`), byte moving (:mod:`dataio`), the write
 path that grows the volume (:mod:`upload`), shared reads in this process
 (:mod:`process_reads`, across processes :mod:`host_reads`) and the crash
 records of uploads (:mod:`upload_records`), which other Glance hosts are
-alive (:mod:`membership`) and the release of what lost ones held
-(:mod:`lost_hosts`).
+alive (:mod:`membership`) and what a host among several tidies up
+(:mod:`housekeeping`).
 """
 
 import logging
@@ -42,8 +42,8 @@ from cinder_store import client
 from cinder_store import dataio
 from cinder_store import host
 from cinder_store import host_reads
+from cinder_store import housekeeping
 from cinder_store import location
-from cinder_store import lost_hosts
 from cinder_store import maintenance
 from cinder_store import membership
 from cinder_store import opts
@@ -85,8 +85,8 @@ class Store(driver.Store):
     _uploads: upload_records.Uploads
     #: The thread probing this host's connector, started by configure().
     host_probe: threading.Thread | None = None
-    #: The sweep for what lost hosts held (with a coordination service).
-    lost_host_sweeper: lost_hosts.Sweeper | None = None
+    #: Periodic tidying among several hosts (with a coordination service).
+    housekeeper: housekeeping.Housekeeping | None = None
 
     def __init__(self, conf: Any, backend: str | None = None):
         super(Store, self).__init__(conf, backend=backend)
@@ -190,13 +190,17 @@ class Store(driver.Store):
             LOG.warning('[%s] has cinder_store_coordination_url but no '
                         'service credentials: what lost hosts held is '
                         'released only when a reader or a delete meets '
-                        'it', self.backend_conf.backend)
+                        'it, and lock files of volumes other hosts '
+                        'deleted stay until cinder-store-check --fix',
+                        self.backend_conf.backend)
             return
-        self.lost_host_sweeper = lost_hosts.Sweeper(
+        self.housekeeper = housekeeping.Housekeeping(
             lambda: self._cinder.bind(None), self._settings,
             self.backend_conf.cinder_store_volume_type,
-            max(10, self.backend_conf.cinder_store_lost_host_grace / 2))
-        self.lost_host_sweeper.start()
+            max(10, self.backend_conf.cinder_store_lost_host_grace / 2),
+            lambda: (self._host_readers.recorded_volumes() +
+                     self._uploads.volume_ids()))
+        self.housekeeper.start()
 
     def _report_orphans(self) -> None:
         # Only reported: deleting volumes is left to the operator's

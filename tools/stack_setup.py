@@ -94,7 +94,7 @@ def volume_types():
     for name, backend in settings.VOLUME_TYPES.items():
         vtype = existing.get(name) or cinder.volume_types.create(name)
         specs = {'volume_backend_name': backend}
-        if name == 'multiattach':
+        if name in settings.MULTIATTACH_TYPES:
             specs['multiattach'] = '<is> True'
         # Cinder refuses (400) to change the specs of a type in use: set
         # only what differs, so `up` works whatever is stored.

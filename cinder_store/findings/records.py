@@ -198,10 +198,9 @@ def lock_files_of_gone_volumes(backend: maintenance.Maintenance,
     Volumes with a record are the records' findings.  A volume that is
     gone is never attached again, so its lock files are safe to remove.
     """
-    recorded = set(backend.shared_reads.recorded_volumes())
-    recorded.update(backend.uploads.volume_ids())
-    candidates = [v for v in backend.settings.locked_volumes()
-                  if v not in recorded]
+    candidates = rules.unrecorded_locked_volumes(
+        backend.settings, backend.shared_reads.recorded_volumes() +
+        backend.uploads.volume_ids())
     if not candidates:
         return Finding(OK, 'lock files', 'none of a deleted volume')
     if not backend.has_service_credentials:

@@ -222,23 +222,17 @@ def release_lost_host(cinder: Any, settings: host.HostSettings,
 
 
 def release_lost_hosts(cinder: Any, settings: host.HostSettings,
-                       volumes: list[Any]) -> list[str]:
-    """Release what lost hosts held of ``volumes``; what was done.
+                       volumes: list[Any], lost: set[str]) -> bool:
+    """Release what the ``lost`` hosts held of ``volumes``.
 
-    For every host that holds an attachment of one of them, or left an
-    unfinished upload on one (:func:`rules.unfinished_upload_of`), and
-    that :class:`membership.Membership` says is lost:
-    :func:`release_lost_host`.  A failure is logged and the rest goes on:
-    the next sweep tries again.
+    For every volume one of them holds an attachment of, or left an
+    unfinished upload on (:func:`rules.hosts_involved`):
+    :func:`release_lost_host`.  A failure is logged and the rest goes on.
+    Returns whether everything was released (False: try again later).
     """
-    membership = settings.membership
-    if membership is None:
-        return []
-    involved = {v.id: rules.hosts_involved(v) for v in volumes}
-    lost = membership.lost(set().union(*involved.values()))
-    done = []
+    complete = True
     for volume in volumes:
-        for host_name in sorted(involved[volume.id] & lost):
+        for host_name in sorted(rules.hosts_involved(volume) & lost):
             try:
                 what = release_lost_host(cinder, settings, volume,
                                          host_name)
@@ -247,13 +241,12 @@ def release_lost_hosts(cinder: Any, settings: host.HostSettings,
             except Exception as error:
                 LOG.warning('Could not release what lost host %s held of '
                             'volume %s: %s', host_name, volume.id, error)
+                complete = False
                 continue
             if what:
                 LOG.warning('Lost host %s, volume %s: %s', host_name,
                             volume.id, what)
-                done.append('lost host %s, volume %s: %s'
-                            % (host_name, volume.id, what))
-    return done
+    return complete
 
 
 def reclaim_unknown_image_volume(cinder: Any, settings: host.HostSettings,

@@ -352,6 +352,18 @@ def why_image_volume_unknown(volume: Any, image: dict | None,
     return None
 
 
+def unrecorded_locked_volumes(settings: host.HostSettings,
+                              recorded: Iterable[str]) -> list[str]:
+    """Volumes with lock files here that no record of ``recorded`` names.
+
+    The candidates whose lock files may go once Cinder no longer has the
+    volume (:func:`volume_gone`); a recorded volume is its record's to
+    clear.
+    """
+    recorded = set(recorded)
+    return [v for v in settings.locked_volumes() if v not in recorded]
+
+
 def volume_gone(cinder: Any, volume_id: str) -> bool:
     """Has Cinder deleted the volume, or is it deleting it?
 

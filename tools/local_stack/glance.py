@@ -13,8 +13,9 @@
 """Glance's API (gunicorn) with cinder_store on every Cinder backend.
 
 Backends: ``block``, ``file``, ``multiattach`` and ``rbd`` are
-cinder_store; ``upstream`` and ``upstream-rbd`` are glance_store's
-in-tree cinder driver on the same Cinder backends, for the benchmark.
+cinder_store; ``upstream``, ``upstream-rbd`` and ``upstream-multiattach``
+are glance_store's in-tree cinder driver on the same Cinder backends, for
+the benchmarks.
 
 ``settings.GLANCE_HOSTS`` hosts run the same configuration but for what
 is a host's own: its host name, port, lock directory (locks and
@@ -32,7 +33,7 @@ from local_stack import process
 from local_stack import settings
 
 DIR = os.path.join(settings.STACK, 'glance')
-UPSTREAM = ('upstream', 'upstream-rbd')
+UPSTREAM = ('upstream', 'upstream-rbd', 'upstream-multiattach')
 
 
 class Host(object):

@@ -80,6 +80,9 @@ CINDER_BACKENDS = BACKENDS + (RBD_BACKEND,)
 # location API).
 VOLUME_TYPES = dict({b: b for b in CINDER_BACKENDS}, upstream='block')
 VOLUME_TYPES['upstream-rbd'] = RBD_BACKEND
+VOLUME_TYPES['upstream-multiattach'] = 'multiattach'
+# Types that make multiattach volumes
+MULTIATTACH_TYPES = ('multiattach', 'upstream-multiattach')
 
 CEPH = os.path.join(STACK, 'ceph')
 CEPH_CONF = os.path.join(CEPH, 'ceph.conf')

@@ -69,6 +69,13 @@ class TestMembership(base.TestCase):
         self.assertEqual(set(), self.me.lost(['glance-2']))
         self.assertEqual('alive', self.me.describe('glance-1'))
 
+    def test_every_lost_host_at_once(self):
+        self.other('glance-2').leave_group(membership.GROUP).get()
+        self.other('glance-3')
+        self.assertEqual(set(), self.me.lost())
+        self.clock.now += 60
+        self.assertEqual({'glance-2'}, self.me.lost())
+
     def test_a_host_that_never_joined_is_never_lost(self):
         self.me.start()
         self.assertEqual(set(), self.me.lost(['cinder-volume-host']))

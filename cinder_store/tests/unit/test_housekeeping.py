@@ -11,7 +11,13 @@
 # under the License.
 
 
-from cinder_store import lost_hosts
+from unittest import mock
+
+import fixtures
+
+from cinder_store import attachment
+from cinder_store import client
+from cinder_store import housekeeping
 from cinder_store import membership
 from cinder_store.recovery import rules
 from cinder_store.tests.unit import base
@@ -24,19 +30,22 @@ class FakeMembership(object):
         self.lost_hosts = set(lost)
         self.asked = []
 
-    def lost(self, host_names):
-        self.asked.append(set(host_names))
+    def lost(self, host_names=None):
+        self.asked.append(None if host_names is None else set(host_names))
+        if host_names is None:
+            return set(self.lost_hosts)
         return self.lost_hosts & set(host_names)
 
 
-class TestLostHosts(base.StoreTestCase):
+class TestReleaseLostHosts(base.StoreTestCase):
 
     def setUp(self):
-        super(TestLostHosts, self).setUp()
+        super(TestReleaseLostHosts, self).setUp()
         self.api = self.maintenance.cinder()
         self.store._settings.membership = FakeMembership('glance-3')
-        self.sweeper = lost_hosts.Sweeper(
-            self.maintenance.cinder, self.store._settings, None, 30)
+        self.sweeper = housekeeping.Housekeeping(
+            self.maintenance.cinder, self.store._settings, None, 30,
+            lambda: [])
 
     def volume(self, image_id, uploader=None, finished=True):
         metadata = {'glance_image_id': image_id}
@@ -61,8 +70,7 @@ class TestLostHosts(base.StoreTestCase):
         unfinished = self.volume('up', uploader='glance-3', finished=False)
         finished = self.volume('done', uploader='glance-3')
         running = self.volume('running', uploader='glance-2', finished=False)
-        done = self.sweeper.sweep()
-        self.assertEqual(2, len(done), done)
+        self.assertEqual({'glance-3'}, self.sweeper.release_lost_hosts())
         self.assertNotIn(theirs, self.cinder.attachments)
         self.assertIn(alive, self.cinder.attachments)
         self.assertNotIn(unfinished.id, self.cinder.volumes)
@@ -71,13 +79,38 @@ class TestLostHosts(base.StoreTestCase):
         # The lost host's devices went with it: nothing disconnected here.
         self.assertEqual(0, self.brick.calls.count('disconnect_volume'))
         # One question to the coordination service per sweep
-        self.assertEqual([{'glance-2', 'glance-3'}],
-                         self.store._settings.membership.asked)
+        self.assertEqual([None], self.store._settings.membership.asked)
+
+    def test_volumes_are_listed_once_per_newly_lost_host(self):
+        self.held_by('glance-3', self.volume('read'))
+        lists = self.useFixture(fixtures.MockPatchObject(
+            client.BoundCinder, 'volumes_of_type',
+            side_effect=client.BoundCinder.volumes_of_type,
+            autospec=True)).mock
+        self.assertEqual({'glance-3'}, self.sweeper.release_lost_hosts())
+        self.assertEqual(set(), self.sweeper.release_lost_hosts())
+        self.assertEqual(1, lists.call_count)
+        # Back, then lost again: swept again
+        self.store._settings.membership.lost_hosts = set()
+        self.sweeper.release_lost_hosts()
+        self.store._settings.membership.lost_hosts = {'glance-3'}
+        self.assertEqual({'glance-3'}, self.sweeper.release_lost_hosts())
+        self.assertEqual(2, lists.call_count)
+
+    def test_a_host_whose_release_failed_is_swept_again(self):
+        volume = self.volume('read')
+        theirs = self.held_by('glance-3', volume)
+        with mock.patch.object(attachment, 'detach_attachment',
+                               side_effect=RuntimeError('cinder down')):
+            self.sweeper.release_lost_hosts()
+        self.assertIn(theirs, self.cinder.attachments)
+        self.sweeper.release_lost_hosts()
+        self.assertNotIn(theirs, self.cinder.attachments)
 
     def test_this_hosts_unfinished_uploads_are_never_swept(self):
         mine = self.volume('mine', uploader='testhost', finished=False)
         self.store._settings.membership = FakeMembership('testhost')
-        self.assertEqual([], self.sweeper.sweep())
+        self.sweeper.release_lost_hosts()
         self.assertIn(mine.id, self.cinder.volumes)
 
     def test_a_delete_releases_a_lost_hosts_read(self):
@@ -99,7 +132,7 @@ class TestCoordinationOption(base.StoreTestCase):
 
     def test_without_a_url_nobody_is_ever_lost(self):
         self.assertIsNone(self.store._settings.membership)
-        self.assertIsNone(self.store.lost_host_sweeper)
+        self.assertIsNone(self.store.housekeeper)
 
     def test_with_a_url_the_store_joins_and_sweeps(self):
         self.addCleanup(membership._members.clear)
@@ -107,8 +140,42 @@ class TestCoordinationOption(base.StoreTestCase):
         store = self.make_store(cinder_store_coordination_url=url,
                                 cinder_store_lost_host_grace=20)
         self.addCleanup(store._settings.membership.stop)
-        self.addCleanup(store.lost_host_sweeper.stop)
+        self.addCleanup(store.housekeeper.stop)
         self.assertEqual(url, store._settings.membership.url)
         self.assertEqual({'testhost'},
                          store._settings.membership.alive_hosts())
-        self.assertEqual(10, store.lost_host_sweeper.interval)
+        self.assertEqual(10, store.housekeeper.interval)
+
+
+class TestForgetGoneVolumes(base.StoreTestCase):
+
+    def setUp(self):
+        super(TestForgetGoneVolumes, self).setUp()
+        self.api = self.maintenance.cinder()
+        self.recorded = []
+        self.housekeeper = housekeeping.Housekeeping(
+            self.maintenance.cinder, self.store._settings, None, 30,
+            lambda: self.recorded)
+
+    def locked(self, volume_id):
+        with self.store._settings.volume_lock(volume_id):
+            pass
+        with self.store._settings.readers_lock(volume_id):
+            pass
+
+    def test_lock_files_of_volumes_another_host_deleted_go(self):
+        kept = self.api.wait_for_status(self.api.create_volume(
+            1, 'image-kept', {}, None), 'creating', 'available')
+        gone = '0a0b0c0d-0000-4000-8000-000000000001'
+        recorded = '0a0b0c0d-0000-4000-8000-000000000002'
+        self.recorded.append(recorded)
+        for volume_id in (kept.id, gone, recorded):
+            self.locked(volume_id)
+        self.assertEqual([gone], self.housekeeper.forget_gone_volumes())
+        self.assertEqual(sorted([kept.id, recorded]),
+                         self.store._settings.locked_volumes())
+
+    def test_nothing_to_look_at_asks_cinder_nothing(self):
+        self.cinder.calls.clear()
+        self.assertEqual([], self.housekeeper.forget_gone_volumes())
+        self.assertEqual([], self.cinder.calls)
