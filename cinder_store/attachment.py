@@ -198,8 +198,12 @@ class Attachment(object):
             wait=tenacity.wait_exponential(multiplier=0.5, max=5),
             sleep=utils.sleep, before_sleep=waiting, reraise=True)
         waiting(None)
+        membership = self.settings.membership
         try:
-            return retrying(create)
+            # Tell the holder: it then admits no new reader (yield_turn)
+            with (membership.waiting_for(self.volume.id) if membership
+                  else contextlib.nullcontext()):
+                return retrying(create)
         except Exception as error:
             if not held:
                 raise
@@ -451,6 +455,52 @@ def reclaim_volume(cinder: Any, settings: host.HostSettings, volume: Any,
     cinder.delete_volume(volume.id)
     settings.remove_locks(volume.id)
     return len(attachment_ids)
+
+
+# How long a host that let another take its turn gives it to do so
+HANDOVER_WAIT = 6
+
+
+def yield_turn(cinder: Any, settings: host.HostSettings, volume: Any,
+               held_here: Callable[[], bool]) -> None:
+    """Fair turns: wait before joining this host's hold if others wait.
+
+    On a volume that is not multiattach, held here (``held_here()``)
+    while another host waits for it (``settings.membership``), a new
+    reader does not join: it waits until this host's current readers
+    have finished, then gives a waiting host up to ``HANDOVER_WAIT``
+    seconds to take the volume, and then attaches like any reader (when
+    another host took it, it waits its turn: :class:`Attachment`).
+    Bounded by ``exclusive_wait``; never fails.  Without a coordination
+    service, or for a multiattach volume, returns at once.
+    """
+    membership = settings.membership
+    if (membership is None or getattr(volume, 'multiattach', False) or
+            not held_here()):
+        return
+    waiting = membership.others_waiting(volume.id)
+    if not waiting:
+        return
+    LOG.info('Volume %s: host(s) %s wait for it; this reader waits for '
+             'the readers of this host to finish first', volume.id,
+             ', '.join(sorted(waiting)))
+    deadline = utils.Deadline(settings.exclusive_wait)
+    _poll(held_here, deadline, 2)
+    if membership.others_waiting(volume.id):
+        _poll(lambda: not rules.attachments_elsewhere(
+            cinder.get_volume(volume.id)), utils.Deadline(HANDOVER_WAIT), 1)
+
+
+def _poll(condition: Callable[[], bool], stop: utils.Deadline,
+          longest: float) -> None:
+    """Wait while ``condition()`` holds, up to ``stop``."""
+    try:
+        tenacity.Retrying(
+            retry=tenacity.retry_if_result(bool), stop=stop,
+            wait=tenacity.wait_exponential(multiplier=0.1, max=longest),
+            sleep=utils.sleep)(condition)
+    except tenacity.RetryError:
+        pass
 
 
 def release_lost_attachment(cinder: Any, settings: host.HostSettings,

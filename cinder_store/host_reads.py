@@ -230,6 +230,13 @@ class HostReaders(object):
                 # cinder-store-check --fix detaches it.
                 self.files.save(volume_id, dict(record, holders=[]))
 
+    def held(self, volume_id: str) -> bool:
+        """Does a live process of this host hold a read of ``volume_id``?"""
+        with self.settings.readers_lock(volume_id):
+            record = self.files.load(volume_id)
+        return (record is not None and not records.written_elsewhere(record)
+                and any(records.alive(h) for h in record.get('holders', ())))
+
     def recorded_attachment(self, volume_id: str) -> str | None:
         """The attachment id this host recorded for ``volume_id``, or None."""
         with self.settings.readers_lock(volume_id):

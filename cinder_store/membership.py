@@ -26,13 +26,18 @@ What a caller may rely on:
 * when the coordination service cannot be asked, nobody is lost: a
   release never happens on doubt;
 * a process whose membership expired (frozen, partitioned) joins again
-  the next time it asks.
+  the next time it asks;
+* a host waiting for a volume another host holds says so
+  (:meth:`Membership.waiting_for`), and the holder can ask
+  (:meth:`Membership.others_waiting`): turns are fair.
 """
 
+import contextlib
 import logging
 import os
 import threading
 from typing import Iterable
+from typing import Iterator
 from urllib import parse
 
 from tooz import coordination
@@ -47,6 +52,8 @@ GROUP = b'cinder_store-glance-hosts'
 # can be lost.  Cinder's own hosts, and Glance hosts running without
 # coordination, attach image-volumes too: they are never released.
 HOST_GROUP_PREFIX = b'cinder_store-host:'
+# Hosts waiting for a volume that is not multiattach, one group per volume
+WAITING_PREFIX = b'cinder_store-waiting:'
 
 
 def host_of(member_id: bytes) -> str:
@@ -66,6 +73,8 @@ class Membership(object):
         self._coordinator: coordination.CoordinationDriver | None = None
         self._absent_since: dict[str, float] = {}
         self._lock = threading.Lock()
+        # volume id -> how many of this process's readers wait for it
+        self._waiting: dict[str, int] = {}
 
     def start(self) -> None:
         """Join the group and start heartbeats; idempotent."""
@@ -148,6 +157,81 @@ class Membership(object):
             return {name for name in candidates
                     if now - self._absent_since.setdefault(name, now)
                     >= self.grace}
+
+    @contextlib.contextmanager
+    def waiting_for(self, volume_id: str) -> Iterator[None]:
+        """Tell the other hosts, while inside, that this host waits.
+
+        For a volume another host holds that is not multiattach: the
+        holder then admits no new reader (:func:`attachment.yield_turn`).
+        Best effort: a service that cannot be told makes turns unfair,
+        never fails the read.
+        """
+        group = WAITING_PREFIX + volume_id.encode()
+        with self._lock:
+            first = not self._waiting.get(volume_id)
+            self._waiting[volume_id] = self._waiting.get(volume_id, 0) + 1
+        if first:
+            self._quietly('announce a wait for volume %s' % volume_id,
+                          self._announce, group)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting[volume_id] -= 1
+                last = not self._waiting[volume_id]
+                if last:
+                    del self._waiting[volume_id]
+            if last:
+                self._quietly('withdraw the wait for volume %s' % volume_id,
+                              self._withdraw, group)
+
+    def _running(self) -> coordination.CoordinationDriver:
+        self.start()
+        assert self._coordinator is not None
+        return self._coordinator
+
+    def _announce(self, group):
+        coordinator = self._running()
+        try:
+            coordinator.create_group(group).get()
+        except coordination.GroupAlreadyExist:
+            pass
+        try:
+            coordinator.join_group(group).get()
+        except coordination.MemberAlreadyExist:
+            pass
+
+    def _withdraw(self, group):
+        coordinator = self._running()
+        try:
+            coordinator.leave_group(group).get()
+        except coordination.MemberNotJoined:
+            pass
+        try:
+            coordinator.delete_group(group).get()
+        except (coordination.GroupNotEmpty, coordination.GroupNotCreated):
+            pass  # another host waits, or it went first
+
+    def _quietly(self, what, step, *args):
+        try:
+            step(*args)
+        except Exception as error:
+            LOG.warning('Could not %s through the coordination service: '
+                        '%s', what, error)
+
+    def others_waiting(self, volume_id: str) -> set[str]:
+        """Other hosts waiting for ``volume_id`` (empty on doubt)."""
+        try:
+            members = self._running().get_members(
+                WAITING_PREFIX + volume_id.encode()).get()
+        except coordination.GroupNotCreated:
+            return set()
+        except Exception as error:
+            LOG.warning('Cannot tell which hosts wait for volume %s: %s',
+                        volume_id, error)
+            return set()
+        return {host_of(m) for m in members} - {self.host_name}
 
     def describe(self, host_name: str) -> str:
         """'alive', 'absent <n>s' or 'lost' (for people)."""

@@ -39,6 +39,7 @@ from typing import Callable
 
 from glance_store import exceptions
 
+from cinder_store import attachment
 from cinder_store import device as device_mod
 from cinder_store import host_reads
 
@@ -120,6 +121,9 @@ class ReadAttachments(object):
         return pending.result()
 
     def acquire(self, cinder: Any, volume: Any) -> ReadLease:
+        # Another host may be waiting for this host's hold to end
+        attachment.yield_turn(cinder, self._host_readers.settings, volume,
+                              lambda: self._held_here(volume.id))
         with self._lock:
             found = self._volumes.get(volume.id)
             opener = found is None
@@ -141,6 +145,12 @@ class ReadAttachments(object):
             self.release(shared, cinder)
             raise
         return ReadLease(self, shared, cinder, device)
+
+    def _held_here(self, volume_id):
+        with self._lock:
+            if volume_id in self._volumes:
+                return True
+        return self._host_readers.held(volume_id)
 
     def _open(self, shared, cinder, volume):
         """Attach for everyone waiting on ``shared``; they wake either way."""

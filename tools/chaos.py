@@ -14,6 +14,7 @@
 
     tools/chaos [--ops N] [--seed S] [--workers W] [--kill-rate P]
                 [--freeze-rate P] [--fault-rate P] [--backends a,b]
+                [--hosts N [--host-kill-rate P] [--host-freeze-rate P]]
                 [--time-limit SECONDS] [--json PATH]
 
 Long-lived worker processes play Glance workers: each loads the stores
@@ -31,10 +32,20 @@ devices, shared-read and upload records, lock files and temporary Ceph
 configs.  It prints a table and writes JSON.  The exit status is 1 when
 anything unexpected happened or was left.
 
+With ``--hosts N`` the workers are spread over N Glance hosts, each a
+UTS namespace of its own (its own host name and lock directory, a member
+of the stack's coordination group), and whole hosts fail: a host killed
+(every worker at once, its lock directory removed: its disk is gone) is
+replaced by a new one under a new name, and its holds and unfinished
+uploads must be released by the survivors with no operator action; a host
+frozen (every worker stopped, for up to 40 s, past the stack's lost-host
+grace) resumes.  etcd is frozen too.  At the end each surviving host runs
+``cinder-store-check --fix``.
+
 What is expected: an operation killed mid-way; an error while a service
-was frozen; the refusal of a wrongly declared size; an add failed by an
-injected driver fault.  Anything else is an
-unexpected error.  Attachments whose attacher was killed are abandoned
+or its host was frozen; the refusal of a wrongly declared size; an add
+failed by an injected driver fault.  Anything else is an unexpected
+error.  Attachments whose attacher was killed are abandoned
 after ``--abandoned-age`` seconds (a config file of the campaign sets
 ``cinder_store_abandoned_attachment_age``; production keeps its own).
 """
@@ -47,6 +58,7 @@ import io
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,10 +127,14 @@ def worker(config_files):
 class Worker(object):
     """A worker process, as the campaign sees it (stderr to ``log``)."""
 
-    def __init__(self, config_files, log):
+    def __init__(self, config_files, log, host_name=None):
+        command = [sys.executable, __file__, '--worker'] + config_files
+        if host_name:
+            command = ['unshare', '--uts', 'sh', '-c',
+                       'hostname "$0" && exec "$@"', host_name] + command
         with open(log, 'ab') as err:
             self.proc = subprocess.Popen(
-                [sys.executable, __file__, '--worker'] + config_files,
+                command,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                 stderr=err, env=dict(os.environ, PYTHONWARNINGS='ignore'))
         ready = self.proc.stdout.readline()
@@ -152,6 +168,46 @@ class Worker(object):
         self.proc.wait(timeout=60)
 
 
+# -- the hosts ---------------------------------------------------------------
+
+class Host(object):
+    """A Glance host of the campaign: a name, a lock directory, workers."""
+
+    def __init__(self, campaign, slot):
+        self.slot = slot
+        self.generation = 0
+        self.workers = set()
+        self.frozen_until = 0.0
+        self.campaign = campaign
+        self._fresh()
+
+    def _fresh(self):
+        self.name = 'chaos%d-h%d-g%d' % (self.campaign.args.seed, self.slot,
+                                         self.generation)
+        self.locks = os.path.join(self.campaign.workdir, self.name, 'locks')
+        os.makedirs(self.locks)
+        self.conf = os.path.join(self.campaign.workdir, self.name + '.conf')
+        with open(self.conf, 'w') as f:
+            f.write('[oslo_concurrency]\nlock_path = %s\n' % self.locks)
+
+    def config_files(self):
+        return self.campaign.config_files + [self.conf]
+
+    def kill(self):
+        """Every worker at once, and its disk; a new host takes its slot."""
+        for worker in list(self.workers):
+            worker.kill()
+        shutil.rmtree(os.path.dirname(self.locks), ignore_errors=True)
+        self.campaign.dead_hosts.append(self.name)
+        self.generation += 1
+        self._fresh()
+
+    def signal(self, sig):
+        for worker in list(self.workers):
+            if worker.proc.poll() is None:
+                worker.proc.send_signal(sig)
+
+
 # -- the campaign ------------------------------------------------------------
 
 class Campaign(object):
@@ -175,12 +231,25 @@ class Campaign(object):
         self.fault_files = []
         self.remaining = args.ops
         self.deadline = time.monotonic() + args.time_limit
+        self.hosts = [Host(self, n) for n in range(args.hosts)] \
+            if args.hosts > 1 else []
+        self.dead_hosts = []
 
-    def new_worker(self):
+    def new_worker(self, host=None):
         """A fresh worker; a start that fails (a frozen service) is retried."""
         for attempt in range(3):
             try:
-                return Worker(self.config_files, self.worker_log)
+                if host is None:
+                    return Worker(self.config_files, self.worker_log)
+                with self.lock:
+                    name, files = host.name, host.config_files()
+                worker = Worker(files, self.worker_log, name)
+                with self.lock:
+                    if name != host.name:  # killed while it started
+                        worker.kill()
+                        continue
+                    host.workers.add(worker)
+                return worker
             except RuntimeError as e:
                 error = e
                 time.sleep(2)
@@ -249,15 +318,15 @@ class Campaign(object):
         req['fault'] = operation
         self.counts['driver faults injected'] += 1
 
-    def run_slot(self):
+    def run_slot(self, host=None):
         try:
-            self._run_slot()
+            self._run_slot(host)
         except Exception as e:
             with self.lock:
                 self.unexpected.append(('a worker slot stopped: %s' % e, {}))
 
-    def _run_slot(self):
-        worker = self.new_worker()
+    def _run_slot(self, host):
+        worker = self.new_worker(host)
         try:
             while True:
                 req = self.next_request()
@@ -283,13 +352,17 @@ class Campaign(object):
                     self.counts['killed'] += 1
                     self.counts['killed ' + req['kind']] += 1
                     worker.kill()
-                    worker = self.new_worker()
+                    if host is not None:
+                        host.workers.discard(worker)
+                    worker = self.new_worker(host)
                     continue
-                self.record(req, answer, started)
+                self.record(req, answer, started, host)
         finally:
             worker.kill()
+            if host is not None:
+                host.workers.discard(worker)
 
-    def record(self, req, answer, started):
+    def record(self, req, answer, started, host=None):
         self.counts[req['kind']] += 1
         with self.lock:
             if answer['ok']:
@@ -320,6 +393,10 @@ class Campaign(object):
                 self.counts['refused wrong size'] += 1
             elif self.frozen_during(started):
                 self.counts['errors while frozen'] += 1
+            elif host is not None and host.frozen_until >= started:
+                # Its reads and uploads may fail once it resumes: others
+                # released what it held
+                self.counts['errors of a host frozen'] += 1
             elif req['op'] == 'delete' and answer.get('not_found'):
                 self.maybe.pop(req['image'], None)
             elif req['op'] == 'get' and req['image'] not in self.stored:
@@ -335,7 +412,8 @@ class Campaign(object):
 
     def freezer(self, stop):
         pids = _stack_pids()
-        targets = [n for n in FREEZABLE if n in pids]
+        targets = [n for n in FREEZABLE + (('etcd',) if self.hosts else ())
+                   if n in pids]
         # about freeze-rate freezes per operation sent
         while not stop.wait(self.rng.uniform(1.0, 3.0)):
             if not targets or self.rng.random() > (
@@ -354,6 +432,28 @@ class Campaign(object):
             finally:
                 _signal_group(pids[name], signal.SIGCONT)
 
+    def host_faults(self, stop):
+        """Kill or freeze whole hosts, about the rates per operation."""
+        while not stop.wait(self.rng.uniform(1.0, 3.0)):
+            host = self.rng.choice(self.hosts)
+            roll = self.rng.random()
+            scale = self.args.workers * 2
+            if roll < self.args.host_kill_rate * scale:
+                with self.lock:
+                    host.kill()
+                self.counts['host kills'] += 1
+            elif roll < (self.args.host_kill_rate +
+                         self.args.host_freeze_rate) * scale:
+                length = self.rng.uniform(5.0, 40.0)
+                with self.lock:
+                    host.frozen_until = time.monotonic() + length + 1.0
+                self.counts['host freezes'] += 1
+                host.signal(signal.SIGSTOP)
+                try:
+                    stop.wait(length)
+                finally:
+                    host.signal(signal.SIGCONT)
+
     # -- the whole run -------------------------------------------------------
 
     def run(self):
@@ -362,8 +462,15 @@ class Campaign(object):
         freezer = threading.Thread(target=self.freezer, args=(stop,),
                                    daemon=True)
         freezer.start()
-        slots = [threading.Thread(target=self.run_slot, daemon=True)
-                 for _ in range(self.args.workers)]
+        faults = None
+        if self.hosts:
+            faults = threading.Thread(target=self.host_faults, args=(stop,),
+                                      daemon=True)
+            faults.start()
+        slots = [threading.Thread(
+            target=self.run_slot, daemon=True,
+            args=(self.hosts[n % len(self.hosts)] if self.hosts else None,))
+            for n in range(self.args.workers)]
         try:
             for slot in slots:
                 slot.start()
@@ -372,6 +479,10 @@ class Campaign(object):
         finally:
             stop.set()
             freezer.join()
+            if faults is not None:
+                faults.join()
+            for host in self.hosts:
+                host.signal(signal.SIGCONT)
             for pid in _stack_pids().values():
                 _signal_group(pid, signal.SIGCONT)
         campaign_s = time.monotonic() - t0
@@ -379,28 +490,61 @@ class Campaign(object):
             if os.path.exists(path):
                 os.unlink(path)
         time.sleep(self.args.abandoned_age + 1)
+        if self.dead_hosts:
+            # Released by the surviving hosts with no operator action
+            # (membership timeout + grace + a housekeeping interval)
+            self.counts['seconds waited for lost hosts'] = \
+                self.wait_for_lost_hosts()
         fixed = self.fix()
         unreadable, undeletable = self.settle()
-        left = leftovers(self.adds)
+        left = leftovers(self.adds, [settings.GLANCE_LOCKS] +
+                         [h.locks for h in self.hosts])
         return self.report(campaign_s, time.monotonic() - t0, fixed,
                            unreadable, undeletable, left)
+
+    def wait_for_lost_hosts(self, timeout=180):
+        """Seconds until nothing in Cinder names a killed host."""
+        cinder = admin_cinder()
+        dead = set(self.dead_hosts)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            volumes = cinder.volumes.list(search_opts={'all_tenants': 1})
+            held = [v for v in volumes if {a['host_name'] for a in
+                                           v.attachments} & dead]
+            unfinished = [v for v in volumes if v.metadata.get(
+                'cinder_store_upload_host') in dead and str(
+                    v.metadata.get('readonly')).lower() != 'true']
+            if not held and not unfinished:
+                return round(time.monotonic() - t0)
+            time.sleep(2)
+        self.unexpected.append(('what killed hosts held was not released '
+                                'within %ds' % timeout, {}))
+        return timeout
 
     def fix(self):
         out = []
         for backend in self.backends:
-            args = [sys.executable, '-m', 'cinder_store.cmd.check',
-                    '--backend', backend, '--fix']
-            for f in self.config_files:
-                args += ['--config-file', f]
-            result = subprocess.run(args, capture_output=True, text=True,
-                                    env=dict(os.environ,
-                                             PYTHONWARNINGS='ignore'))
-            out += [line.strip() for line in result.stdout.splitlines()
-                    if line.strip().startswith(('fixed', 'FAIL', 'warn'))]
-            if result.returncode:
-                self.unexpected.append(('check --fix failed on %s' % backend,
-                                        result.stdout[-2000:]))
+            out += self._fix(backend, self.config_files)
+            for host in self.hosts:
+                out += self._fix(backend, host.config_files(), host.name)
         return out
+
+    def _fix(self, backend, config_files, host_name=None):
+        """``cinder-store-check --fix`` as a host would run it: its lines."""
+        args = [sys.executable, '-m', 'cinder_store.cmd.check',
+                '--backend', backend, '--fix']
+        for f in config_files:
+            args += ['--config-file', f]
+        if host_name:
+            args = ['unshare', '--uts', 'sh', '-c',
+                    'hostname "$0" && exec "$@"', host_name] + args
+        result = subprocess.run(args, capture_output=True, text=True,
+                                env=dict(os.environ, PYTHONWARNINGS='ignore'))
+        if result.returncode:
+            self.unexpected.append(('check --fix failed on %s (%s)' % (
+                backend, host_name or 'this host'), result.stdout[-2000:]))
+        return [line.strip() for line in result.stdout.splitlines()
+                if line.strip().startswith(('fixed', 'FAIL', 'warn'))]
 
     def settle(self):
         """Read back what is believed stored, then delete everything."""
@@ -451,12 +595,18 @@ class Campaign(object):
         rows = [
             ('operations', self.args.ops - self.remaining),
             ('kills', c['killed']), ('freezes', c['freezes']),
+            ('hosts', self.args.hosts),
+            ('whole-host kills', c['host kills']),
+            ('whole-host freezes', c['host freezes']),
+            ('  seconds until killed hosts were released',
+             c['seconds waited for lost hosts']),
             ('driver faults injected', c['driver faults injected']),
             ('errors (all)', c['errors']),
             ('  refused a wrong declared size', c['refused wrong size']),
             ('  failed by an injected driver fault',
              c['failed by an injected fault']),
             ('  while a service was frozen', c['errors while frozen']),
+            ('  of a host that was frozen', c['errors of a host frozen']),
             ('unexpected errors', len(self.unexpected)),
             ('wrong bytes', c['wrong bytes']),
             ('  deletes refused while read (409)',
@@ -522,7 +672,7 @@ def admin_cinder():
         cloud='stack-admin').session)
 
 
-def leftovers(image_ids):
+def leftovers(image_ids, lock_dirs):
     """What the campaign's images left after everything was deleted."""
     from cinder_store import host
     from cinder_store import host_reads
@@ -536,8 +686,8 @@ def leftovers(image_ids):
         if not volumes or time.monotonic() > deadline:
             break
         time.sleep(1)
-    lock_dir = settings.GLANCE_LOCKS
-    files = sorted(os.listdir(lock_dir)) if os.path.isdir(lock_dir) else []
+    files = sorted(n for d in lock_dirs if os.path.isdir(d)
+                   for n in os.listdir(d))
     return {
         'volumes': ['%s %s' % (v.id, v.status) for v in volumes],
         'attachments': [a['attachment_id'] for v in volumes
@@ -589,6 +739,11 @@ def main():
     parser.add_argument('--time-limit', type=float, default=1800,
                         help='stop sending operations after this long')
     parser.add_argument('--abandoned-age', type=int, default=5)
+    parser.add_argument('--hosts', type=int, default=1,
+                        help='spread the workers over this many Glance '
+                             'hosts, killed and frozen whole')
+    parser.add_argument('--host-kill-rate', type=float, default=0.04)
+    parser.add_argument('--host-freeze-rate', type=float, default=0.02)
     parser.add_argument('--json')
     args = parser.parse_args()
     # A stop by SIGTERM must not leave a service frozen (finally: SIGCONT)

@@ -10,6 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import contextlib
 import errno
 import logging
 from unittest import mock
@@ -339,6 +340,8 @@ class TestAnotherHostHolds(base.CinderTestCase):
         settings = self.settings()
         start = self.clock.now
         settings.membership = mock.Mock()
+        settings.membership.waiting_for.side_effect = (
+            lambda volume_id: contextlib.nullcontext())
         settings.membership.lost.side_effect = lambda hosts: (
             {'otherhost'} & set(hosts)
             if self.clock.now - start >= seconds else set())
@@ -371,3 +374,112 @@ class TestAnotherHostHolds(base.CinderTestCase):
                                                      self.volume,
                                                      False).open)
         self.assertEqual([self.theirs], list(self.cinder.attachments))
+
+
+class WaitingHosts(object):
+    """A membership in which ``hosts`` wait for every volume."""
+
+    def __init__(self, *hosts):
+        self.hosts = set(hosts)
+
+    def others_waiting(self, volume_id):
+        return set(self.hosts)
+
+
+class TestFairTurns(base.CinderTestCase):
+
+    def setUp(self):
+        super(TestFairTurns, self).setUp()
+        self.api = self.bound()
+        self.volume = self.available_volume(self.api)
+        self.settings = self.settings()
+        self.settings.membership = WaitingHosts('glance-2')
+        self.checks = []
+        self.t0 = self.clock.now
+
+    def held_until(self, seconds):
+        def held():
+            self.checks.append(self.clock.now)
+            return self.clock.now - self.t0 < seconds
+        return held
+
+    def test_a_new_reader_waits_for_this_hosts_readers_to_finish(self):
+        # Nobody takes the volume then: it goes on after the hand-over wait
+        attachment.yield_turn(self.api, self.settings, self.volume,
+                              self.held_until(30))
+        self.assertGreaterEqual(self.clock.now - self.t0, 30)
+        self.assertLess(self.clock.now - self.t0,
+                        30 + 2 + attachment.HANDOVER_WAIT + 2)
+
+    def test_the_waiting_host_is_given_the_volume_first(self):
+        def sleep_then_they_take_it(seconds):
+            self.clock.sleep(seconds)
+            if self.clock.now - self.t0 > 12 and not self.cinder.attachments:
+                theirs = self.api.attachment_create(
+                    self.volume.id, {'host': 'glance-2'}, 'ro')
+                self.api.attachment_complete(theirs['id'])
+        self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
+                                             sleep_then_they_take_it))
+        attachment.yield_turn(self.api, self.settings, self.volume,
+                              self.held_until(10))
+        # It returned as soon as they had it, not at the hand-over's end
+        self.assertLess(self.clock.now - self.t0, 10 + 2 + 2)
+        self.assertTrue(self.cinder.attachments)
+
+    def test_the_wait_is_bounded(self):
+        self.settings.exclusive_wait = 60
+        attachment.yield_turn(self.api, self.settings, self.volume,
+                              self.held_until(10 ** 6))
+        self.assertLess(self.clock.now - self.t0,
+                        60 + 2 + attachment.HANDOVER_WAIT + 2)
+
+    def test_nobody_waiting_means_no_wait(self):
+        self.settings.membership = WaitingHosts()
+        attachment.yield_turn(self.api, self.settings, self.volume,
+                              self.held_until(30))
+        self.assertEqual(self.t0, self.clock.now)
+
+    def test_not_held_here_asks_nobody(self):
+        membership = self.settings.membership = mock.Mock()
+        attachment.yield_turn(self.api, self.settings, self.volume,
+                              lambda: False)
+        membership.others_waiting.assert_not_called()
+        self.assertEqual(self.t0, self.clock.now)
+
+    def test_multiattach_volumes_and_no_coordination_never_wait(self):
+        self.volume.multiattach = True
+        attachment.yield_turn(self.api, self.settings, self.volume,
+                              self.held_until(30))
+        self.volume.multiattach = False
+        self.settings.membership = None
+        attachment.yield_turn(self.api, self.settings, self.volume,
+                              self.held_until(30))
+        self.assertEqual([], self.checks)
+
+    def test_a_waiting_reader_tells_the_holder(self):
+        theirs = self.api.attachment_create(self.volume.id,
+                                            {'host': 'otherhost'}, 'ro')
+        self.api.attachment_complete(theirs['id'])
+        told = []
+        membership = self.settings.membership = mock.Mock()
+        membership.lost.return_value = set()
+
+        @contextlib.contextmanager
+        def waiting_for(volume_id):
+            told.append(('waits', volume_id))
+            yield
+            told.append(('done', volume_id))
+        membership.waiting_for.side_effect = waiting_for
+
+        def sleep_then_they_leave(seconds):
+            self.clock.sleep(seconds)
+            # Once the reader waits its turn (not in the client's retries)
+            if told and theirs['id'] in self.cinder.attachments:
+                self.api.attachment_delete(theirs['id'])
+        self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
+                                             sleep_then_they_leave))
+        att = attachment.Attachment(self.api, self.settings, self.volume,
+                                    False).open()
+        self.assertEqual([('waits', self.volume.id),
+                          ('done', self.volume.id)], told)
+        att.close()

@@ -120,3 +120,30 @@ class TestMembership(base.TestCase):
     def test_logs_name_the_service_without_its_secrets(self):
         self.assertEqual('redis://cache:6379/x', membership._without_secrets(
             'redis://u:secret@cache:6379/x?password=secret'))
+
+    def test_a_wait_is_seen_by_the_other_hosts_until_it_ends(self):
+        holder = membership.Membership(self.url, 60, host_name='glance-2')
+        self.addCleanup(holder.stop)
+        self.assertEqual(set(), holder.others_waiting('vol-1'))
+        with self.me.waiting_for('vol-1'):
+            with self.me.waiting_for('vol-1'):  # a second reader here
+                self.assertEqual({'glance-1'},
+                                 holder.others_waiting('vol-1'))
+            self.assertEqual({'glance-1'}, holder.others_waiting('vol-1'))
+            # A host never waits on itself
+            self.assertEqual(set(), self.me.others_waiting('vol-1'))
+            self.assertEqual(set(), holder.others_waiting('vol-2'))
+        self.assertEqual(set(), holder.others_waiting('vol-1'))
+
+    def test_a_wait_the_service_cannot_hear_still_waits(self):
+        self.me.start()
+        with mock.patch.object(self.me._coordinator, 'join_group',
+                               side_effect=coordination.ToozConnectionError(
+                                   'refused')):
+            with self.me.waiting_for('vol-1'):
+                entered = True
+        self.assertTrue(entered)
+        with mock.patch.object(self.me._coordinator, 'get_members',
+                               side_effect=coordination.ToozConnectionError(
+                                   'refused')):
+            self.assertEqual(set(), self.me.others_waiting('vol-1'))
