@@ -117,13 +117,18 @@ class Attachment(object):
         If ``on_created`` raises, the attachment is unwound like any other
         failed step.
         """
+        membership = self.settings.membership
         try:
-            self._create()
-            if on_created is not None:
-                on_created(self)
-            host.check_transport(self.connection_info, self.volume)
-            self._connect()
-            self.cinder.attachment_complete(self.id)
+            # Until Cinder sees it complete, an attachment of ours left
+            # 'attaching' must not look abandoned (rules.abandoned_...)
+            with (membership.attaching(self.volume.id) if membership
+                  else contextlib.nullcontext()):
+                self._create()
+                if on_created is not None:
+                    on_created(self)
+                host.check_transport(self.connection_info, self.volume)
+                self._connect()
+                self.cinder.attachment_complete(self.id)
             self._open_device()
         except BaseException as error:
             self._unwind(error)
@@ -544,13 +549,14 @@ def reclaim_abandoned(cinder: Any, settings: host.HostSettings,
     host cannot tell whether it was itself (Cinder names no host for an
     attachment not yet attached).
     """
-    ids = rules.abandoned_attachments(cinder, volume.id,
-                                      settings.abandoned_after)
+    ids = rules.abandoned_attachments(
+        cinder, volume.id, settings.abandoned_after,
+        in_flight=settings.attach_in_flight(volume.id))
     for attachment_id in ids:
-        LOG.warning('Deleting attachment %s of volume %s: Cinder made it '
-                    'over %ss ago and nobody completed it (its attacher '
-                    'died)', attachment_id, volume.id,
-                    settings.abandoned_after)
+        LOG.warning('Deleting attachment %s of volume %s: nobody completed '
+                    'it and its attacher died (no live process announces '
+                    'an attach, or it is over %ss old)', attachment_id,
+                    volume.id, settings.abandoned_after)
         detach_attachment(cinder, settings, volume, attachment_id,
                           disconnect=False)
     return ids

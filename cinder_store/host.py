@@ -84,6 +84,16 @@ class HostSettings(object):
         return connector_properties(
             self.root_helper, self.multipath, self.enforce_multipath)
 
+    def attach_in_flight(self, volume_id):
+        """``in_flight`` for :func:`recovery.rules.abandoned_attachments`.
+
+        None without a coordination service.
+        """
+        membership = self.membership
+        if membership is None:
+            return None
+        return lambda: membership.attach_in_flight(volume_id)
+
     def volume_lock(self, volume_id):
         """Held around connect, and around count + disconnect + delete."""
         return self._lock(volume_id)

@@ -36,6 +36,7 @@ import contextlib
 import logging
 import os
 import threading
+from typing import ContextManager
 from typing import Iterable
 from typing import Iterator
 from urllib import parse
@@ -54,6 +55,8 @@ GROUP = b'cinder_store-glance-hosts'
 HOST_GROUP_PREFIX = b'cinder_store-host:'
 # Hosts waiting for a volume that is not multiattach, one group per volume
 WAITING_PREFIX = b'cinder_store-waiting:'
+# Processes inside an attach of a volume (attachment_create to complete)
+ATTACHING_PREFIX = b'cinder_store-attaching:'
 
 
 def host_of(member_id: bytes) -> str:
@@ -73,8 +76,8 @@ class Membership(object):
         self._coordinator: coordination.CoordinationDriver | None = None
         self._absent_since: dict[str, float] = {}
         self._lock = threading.Lock()
-        # volume id -> how many of this process's readers wait for it
-        self._waiting: dict[str, int] = {}
+        # group -> how many of this process's threads announce it
+        self._announcing: dict[bytes, int] = {}
 
     def start(self) -> None:
         """Join the group and start heartbeats; idempotent."""
@@ -158,8 +161,7 @@ class Membership(object):
                     if now - self._absent_since.setdefault(name, now)
                     >= self.grace}
 
-    @contextlib.contextmanager
-    def waiting_for(self, volume_id: str) -> Iterator[None]:
+    def waiting_for(self, volume_id: str) -> ContextManager[None]:
         """Tell the other hosts, while inside, that this host waits.
 
         For a volume another host holds that is not multiattach: the
@@ -167,23 +169,37 @@ class Membership(object):
         Best effort: a service that cannot be told makes turns unfair,
         never fails the read.
         """
-        group = WAITING_PREFIX + volume_id.encode()
+        return self._announced(WAITING_PREFIX, volume_id)
+
+    def attaching(self, volume_id: str) -> ContextManager[None]:
+        """Tell every host, while inside, that this process attaches.
+
+        From before ``attachment_create`` to ``attachment_complete``: an
+        attachment left ``attaching`` that no live process announces is
+        its dead attacher's (:func:`recovery.rules.abandoned_attachments`).
+        Best effort, like :meth:`waiting_for`.
+        """
+        return self._announced(ATTACHING_PREFIX, volume_id)
+
+    @contextlib.contextmanager
+    def _announced(self, prefix: bytes, volume_id: str) -> Iterator[None]:
+        group = prefix + volume_id.encode()
         with self._lock:
-            first = not self._waiting.get(volume_id)
-            self._waiting[volume_id] = self._waiting.get(volume_id, 0) + 1
+            first = not self._announcing.get(group)
+            self._announcing[group] = self._announcing.get(group, 0) + 1
         if first:
-            self._quietly('announce a wait for volume %s' % volume_id,
-                          self._announce, group)
+            self._quietly('announce %s' % group.decode(), self._announce,
+                          group)
         try:
             yield
         finally:
             with self._lock:
-                self._waiting[volume_id] -= 1
-                last = not self._waiting[volume_id]
+                self._announcing[group] -= 1
+                last = not self._announcing[group]
                 if last:
-                    del self._waiting[volume_id]
+                    del self._announcing[group]
             if last:
-                self._quietly('withdraw the wait for volume %s' % volume_id,
+                self._quietly('withdraw %s' % group.decode(),
                               self._withdraw, group)
 
     def _running(self) -> coordination.CoordinationDriver:
@@ -222,16 +238,28 @@ class Membership(object):
 
     def others_waiting(self, volume_id: str) -> set[str]:
         """Other hosts waiting for ``volume_id`` (empty on doubt)."""
+        members = self._announcers(WAITING_PREFIX, volume_id)
+        return {host_of(m) for m in members or ()} - {self.host_name}
+
+    def attach_in_flight(self, volume_id: str) -> bool:
+        """Does any live process announce an attach of ``volume_id``?
+
+        True on doubt: an attachment is then never taken for abandoned.
+        """
+        members = self._announcers(ATTACHING_PREFIX, volume_id)
+        return members is None or bool(members)
+
+    def _announcers(self, prefix: bytes, volume_id: str) -> set[bytes] | None:
+        """Members announcing ``prefix`` for the volume; None on doubt."""
         try:
-            members = self._running().get_members(
-                WAITING_PREFIX + volume_id.encode()).get()
+            return self._running().get_members(
+                prefix + volume_id.encode()).get()
         except coordination.GroupNotCreated:
             return set()
         except Exception as error:
-            LOG.warning('Cannot tell which hosts wait for volume %s: %s',
-                        volume_id, error)
-            return set()
-        return {host_of(m) for m in members} - {self.host_name}
+            LOG.warning('Cannot ask the coordination service about volume '
+                        '%s: %s', volume_id, error)
+            return None
 
     def describe(self, host_name: str) -> str:
         """'alive', 'absent <n>s' or 'lost' (for people)."""

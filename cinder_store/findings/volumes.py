@@ -63,7 +63,9 @@ def _stuck_volume(backend: maintenance.Maintenance, cinder: client.BoundCinder,
         return Finding(WARN, 'stuck volumes', 'volume %s is detaching; if it '
                        'stays so, Cinder failed mid-detach: see cinder-volume'
                        '\'s log' % volume.id)
-    ids = rules.abandoned_attachments(cinder, volume.id, age)
+    ids = rules.abandoned_attachments(
+        cinder, volume.id, age,
+        in_flight=backend.settings.attach_in_flight(volume.id))
     if not ids:
         return Finding(OK, 'stuck volumes', 'volume %s is %s: no attachment '
                        'of it older than %ss is left uncompleted' % (

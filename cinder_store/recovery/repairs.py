@@ -65,8 +65,9 @@ def detach_stale_reader(cinder: Any, settings: host.HostSettings,
     detach that fails raises (the record must go on naming it).
     """
     same_boot = records.this_boot(record)
-    leftovers = rules.stale_reader_attachments(cinder, volume, record,
-                                               settings.abandoned_after)
+    leftovers = rules.stale_reader_attachments(
+        cinder, volume, record, settings.abandoned_after,
+        in_flight=settings.attach_in_flight(volume.id))
     for attachment_id in leftovers:
         attachment.detach_attachment(
             cinder, settings, volume, attachment_id,

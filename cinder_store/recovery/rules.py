@@ -21,6 +21,7 @@ why acting on it cannot hurt a live reader, upload or host.
 import datetime
 import logging
 from typing import Any
+from typing import Callable
 from typing import Iterable
 
 from glance_store import exceptions
@@ -104,8 +105,17 @@ def describe_attachments(volume: Any, ids: Iterable[str]) -> str:
                      for i in sorted(ids))
 
 
+# With a coordination service: seconds after which an attachment left
+# attaching that no live process announces is abandoned.  Covers attaches
+# by Cinder itself and by Glance hosts without coordination, which never
+# announce theirs and complete them within seconds.
+UNANNOUNCED_AGE = 30
+
+
 def abandoned_attachments(cinder: Any, volume_id: str, max_age: float,
-                          now: datetime.datetime | None = None) -> list[str]:
+                          now: datetime.datetime | None = None,
+                          in_flight: Callable[[], bool] | None = None
+                          ) -> list[str]:
     """Ids of ``volume_id``'s attachments whose attacher died, on any host.
 
     Applies to an attachment Cinder finished making (status
@@ -121,17 +131,35 @@ def abandoned_attachments(cinder: Any, volume_id: str, max_age: float,
     ``updated_at``), holds only abandoned reservations, since a live
     attach moves it on and a new reservation changes ``updated_at``.
 
-    One Cinder call, two when there are reservations.
+    With a coordination service, ``in_flight()`` says whether a live
+    process announces an attach of the volume
+    (:meth:`membership.Membership.attach_in_flight`; every cinder_store
+    attacher announces from before ``attachment_create`` to
+    ``attachment_complete``).  Then an ``attaching`` attachment older
+    than :data:`UNANNOUNCED_AGE` is abandoned when nobody announces one
+    and Cinder still shows it ``attaching`` after that answer: a dead
+    attacher costs seconds, not ``max_age``.
+
+    One Cinder call, two when there are reservations or unannounced
+    attachments.
     """
     now = now or timeutils.utcnow()
-    found, reserved = [], []
+    found, reserved, unannounced = [], [], []
     for att in cinder.attachments_of(volume_id, detailed=True):
         status = getattr(att, 'status', None)
         made = getattr(att, 'attached_at', None)
         if status == 'attaching' and made and older_than(made, max_age, now):
             found.append(att.id)
+        elif (status == 'attaching' and made and in_flight is not None and
+              older_than(made, UNANNOUNCED_AGE, now)):
+            unannounced.append(att.id)
         elif status == 'reserved':
             reserved.append(att.id)
+    if unannounced and in_flight is not None and not in_flight():
+        # Listed again after the answer: one that was completed meanwhile
+        # (its attacher withdrew its announcement) is no longer attaching.
+        still = set(attachments_being_made(cinder, volume_id))
+        found += [a for a in unannounced if a in still]
     if reserved:
         volume = cinder.get_volume(volume_id)
         changed = getattr(volume, 'updated_at', None)
@@ -201,8 +229,9 @@ def why_reader_record_stale(cinder: Any, volume_id: str,
 
 
 def stale_reader_attachments(cinder: Any, volume: Any,
-                             record: records.Record,
-                             max_age: float) -> list[str]:
+                             record: records.Record, max_age: float,
+                             in_flight: Callable[[], bool] | None = None
+                             ) -> list[str]:
     """Ids of the attachments a stale reader ``record`` left.
 
     The one it names, if it got that far.  A record written while Cinder
@@ -217,11 +246,14 @@ def stale_reader_attachments(cinder: Any, volume: Any,
         return [record['attachment']]
     if not getattr(volume, 'multiattach', False):
         return attachments_being_made(cinder, volume.id)
-    found = abandoned_attachments(cinder, volume.id, max_age)
+    found = abandoned_attachments(cinder, volume.id, max_age,
+                                  in_flight=in_flight)
     if not found:
         LOG.warning('A reader of multiattach volume %s died while Cinder '
-                    'was making its attachment; it is left until it is '
-                    '%ss old and counts as abandoned', volume.id, max_age)
+                    'was making its attachment; it is left until it counts '
+                    'as abandoned (%ss old, or with a coordination service '
+                    '%ss and no live attacher)', volume.id, max_age,
+                    UNANNOUNCED_AGE)
     return found
 
 

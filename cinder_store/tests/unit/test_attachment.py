@@ -342,6 +342,8 @@ class TestAnotherHostHolds(base.CinderTestCase):
         settings.membership = mock.Mock()
         settings.membership.waiting_for.side_effect = (
             lambda volume_id: contextlib.nullcontext())
+        settings.membership.attaching.side_effect = (
+            lambda volume_id: contextlib.nullcontext())
         settings.membership.lost.side_effect = lambda hosts: (
             {'otherhost'} & set(hosts)
             if self.clock.now - start >= seconds else set())
@@ -470,6 +472,8 @@ class TestFairTurns(base.CinderTestCase):
             yield
             told.append(('done', volume_id))
         membership.waiting_for.side_effect = waiting_for
+        membership.attaching.side_effect = (
+            lambda volume_id: contextlib.nullcontext())
 
         def sleep_then_they_leave(seconds):
             self.clock.sleep(seconds)

@@ -147,3 +147,20 @@ class TestMembership(base.TestCase):
                                side_effect=coordination.ToozConnectionError(
                                    'refused')):
             self.assertEqual(set(), self.me.others_waiting('vol-1'))
+
+    def test_an_attach_in_flight_is_known_until_it_completes(self):
+        other = membership.Membership(self.url, 60, host_name='glance-2')
+        self.addCleanup(other.stop)
+        self.assertFalse(other.attach_in_flight('vol-1'))
+        with self.me.attaching('vol-1'):
+            self.assertTrue(other.attach_in_flight('vol-1'))
+            self.assertTrue(self.me.attach_in_flight('vol-1'))
+            self.assertFalse(other.attach_in_flight('vol-2'))
+        self.assertFalse(other.attach_in_flight('vol-1'))
+
+    def test_an_attach_is_in_flight_on_doubt(self):
+        self.me.start()
+        with mock.patch.object(self.me._coordinator, 'get_members',
+                               side_effect=coordination.ToozConnectionError(
+                                   'refused')):
+            self.assertTrue(self.me.attach_in_flight('vol-1'))

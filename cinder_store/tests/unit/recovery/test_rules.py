@@ -10,7 +10,9 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import contextlib
 import datetime
+from unittest import mock
 
 from cinderclient import exceptions as cinder_exc
 import ddt
@@ -47,6 +49,48 @@ class TestAbandoned(base.CinderTestCase):
         self.assertEqual([old], rules.abandoned_attachments(
             self.api, self.volume.id, 600))
         self.assertIn(young, self.cinder.attachments)
+
+    def test_with_coordination_an_unannounced_one_is_abandoned_sooner(self):
+        dead = self.dead_attacher(rules.UNANNOUNCED_AGE + 1)
+        young = self.dead_attacher(rules.UNANNOUNCED_AGE - 5)
+        self.assertEqual([dead], rules.abandoned_attachments(
+            self.api, self.volume.id, 600, in_flight=lambda: False))
+        # Someone announces an attach of the volume: nothing is abandoned
+        self.assertEqual([], rules.abandoned_attachments(
+            self.api, self.volume.id, 600, in_flight=lambda: True))
+        # Without coordination only the age counts
+        self.assertEqual([], rules.abandoned_attachments(
+            self.api, self.volume.id, 600))
+        self.assertIn(young, self.cinder.attachments)
+
+    def test_one_completed_while_the_service_answered_is_kept(self):
+        made = self.dead_attacher(rules.UNANNOUNCED_AGE + 1)
+
+        def completed_meanwhile():
+            self.api.attachment_complete(made)
+            return False
+        self.assertEqual([], rules.abandoned_attachments(
+            self.api, self.volume.id, 600, in_flight=completed_meanwhile))
+
+    def test_a_reader_refused_by_an_unannounced_attach_deletes_it(self):
+        dead = self.dead_attacher(rules.UNANNOUNCED_AGE + 1)
+        self.cinder.refuse_while_attaching = True
+        settings = self.settings()
+        settings.membership = mock.Mock()
+        settings.membership.attach_in_flight.return_value = False
+        announced = []
+
+        @contextlib.contextmanager
+        def attaching(volume_id):
+            announced.append(volume_id)
+            yield
+        settings.membership.attaching.side_effect = attaching
+        att = attachment.Attachment(self.api, settings, self.volume,
+                                    False).open()
+        self.assertNotIn(dead, self.cinder.attachments)
+        self.assertEqual([self.volume.id], announced)
+        att.close()
+        self.assertNothingLeft(volumes=1)
 
     def test_a_reader_refused_by_an_abandoned_one_deletes_it(self):
         old = self.dead_attacher(601)
