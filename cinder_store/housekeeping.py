@@ -43,9 +43,11 @@ from cinder_store.recovery import rules
 
 LOG = logging.getLogger(__name__)
 
-# An unfinished upload's volume is available (created) or in-use
-# (attached to write); a read hold keeps its volume in-use.
-STATUSES = ('available', 'in-use')
+# Where a lost host may have left an image-volume: an unfinished upload's
+# is available (created), attaching or reserved (killed in the attach),
+# in-use (attached to write) or error (a failed step it never cleaned
+# up); a read hold keeps its volume in-use.
+STATUSES = ('available', 'in-use', 'attaching', 'reserved', 'error')
 # Lock files are looked at every this many intervals
 LOCKS_EVERY = 4
 

@@ -237,7 +237,8 @@ class Campaign(object):
 
     def new_worker(self, host=None):
         """A fresh worker; a start that fails (a frozen service) is retried."""
-        for attempt in range(3):
+        error = RuntimeError('no worker started')
+        for attempt in range(10):
             try:
                 if host is None:
                     return Worker(self.config_files, self.worker_log)
@@ -245,11 +246,11 @@ class Campaign(object):
                     name, files = host.name, host.config_files()
                 worker = Worker(files, self.worker_log, name)
                 with self.lock:
-                    if name != host.name:  # killed while it started
-                        worker.kill()
-                        continue
-                    host.workers.add(worker)
-                return worker
+                    if name == host.name:
+                        host.workers.add(worker)
+                        return worker
+                # Its host was killed while it started: start on the new one
+                worker.kill()
             except RuntimeError as e:
                 error = e
                 time.sleep(2)
@@ -497,6 +498,11 @@ class Campaign(object):
                 self.wait_for_lost_hosts()
         fixed = self.fix()
         unreadable, undeletable = self.settle()
+        # Each surviving host's lock files of the volumes just deleted
+        # from this one (their housekeeping stopped with their workers)
+        for backend in self.backends:
+            for host in self.hosts:
+                fixed += self._fix(backend, host.config_files(), host.name)
         left = leftovers(self.adds, [settings.GLANCE_LOCKS] +
                          [h.locks for h in self.hosts])
         return self.report(campaign_s, time.monotonic() - t0, fixed,
@@ -518,7 +524,13 @@ class Campaign(object):
                 return round(time.monotonic() - t0)
             time.sleep(2)
         self.unexpected.append(('what killed hosts held was not released '
-                                'within %ds' % timeout, {}))
+                                'within %ds' % timeout, {
+                                    'held': ['%s %s %s' % (
+                                        v.id, v.status, v.attachments)
+                                        for v in held],
+                                    'unfinished uploads': [
+                                        '%s %s' % (v.id, v.status)
+                                        for v in unfinished]}))
         return timeout
 
     def fix(self):

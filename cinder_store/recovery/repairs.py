@@ -209,12 +209,14 @@ def release_lost_host(cinder: Any, settings: host.HostSettings,
     held = [a for a, h in rules.attachments_elsewhere(volume).items()
             if h == host_name]
     if rules.unfinished_upload_of(volume, host_name):
-        attachment.reclaim_volume(cinder, settings, volume, held,
-                                  disconnect=False)
+        # Every attachment of it is the uploader's, being made ones
+        # included (killed inside the attach): Cinder lists them all.
+        detached = attachment.reclaim_volume(cinder, settings, volume,
+                                             disconnect=False)
         return ('deleted the volume of its unfinished upload of image %s '
                 '(%d attachment(s) deleted first)' % (
                     (volume.metadata or {}).get('glance_image_id'),
-                    len(held)))
+                    detached))
     for attachment_id in held:
         attachment.release_lost_attachment(cinder, settings, volume,
                                            attachment_id, host_name)

@@ -81,6 +81,17 @@ class TestReleaseLostHosts(base.StoreTestCase):
         # One question to the coordination service per sweep
         self.assertEqual([None], self.store._settings.membership.asked)
 
+    def test_unfinished_uploads_stuck_anywhere_are_reclaimed(self):
+        # Killed inside the attach for writing: its attachment was never
+        # completed; and one whose failed step left the volume in error.
+        attaching = self.volume('a', uploader='glance-3', finished=False)
+        self.api.attachment_create(attaching.id, {'host': 'glance-3'}, 'rw')
+        failed = self.volume('e', uploader='glance-3', finished=False)
+        self.cinder.volumes[failed.id].status = 'error'
+        self.assertEqual({'glance-3'}, self.sweeper.release_lost_hosts())
+        self.assertEqual({}, self.cinder.volumes)
+        self.assertEqual({}, self.cinder.attachments)
+
     def test_volumes_are_listed_once_per_newly_lost_host(self):
         self.held_by('glance-3', self.volume('read'))
         lists = self.useFixture(fixtures.MockPatchObject(
