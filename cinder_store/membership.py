@@ -242,12 +242,15 @@ class Membership(object):
         return {host_of(m) for m in members or ()} - {self.host_name}
 
     def attach_in_flight(self, volume_id: str) -> bool:
-        """Does any live process announce an attach of ``volume_id``?
+        """Does another live process announce an attach of ``volume_id``?
 
-        True on doubt: an attachment is then never taken for abandoned.
+        This process's own announcement does not count: it is the
+        caller's attach, refused (one process attaches a volume once at a
+        time: :mod:`process_reads`, :mod:`host_reads`).  True on doubt: an
+        attachment is then never taken for abandoned.
         """
         members = self._announcers(ATTACHING_PREFIX, volume_id)
-        return members is None or bool(members)
+        return members is None or bool(members - {self.member_id})
 
     def _announcers(self, prefix: bytes, volume_id: str) -> set[bytes] | None:
         """Members announcing ``prefix`` for the volume; None on doubt."""

@@ -154,7 +154,8 @@ class TestMembership(base.TestCase):
         self.assertFalse(other.attach_in_flight('vol-1'))
         with self.me.attaching('vol-1'):
             self.assertTrue(other.attach_in_flight('vol-1'))
-            self.assertTrue(self.me.attach_in_flight('vol-1'))
+            # Its own (refused) attach is not another's in flight
+            self.assertFalse(self.me.attach_in_flight('vol-1'))
             self.assertFalse(other.attach_in_flight('vol-2'))
         self.assertFalse(other.attach_in_flight('vol-1'))
 
