@@ -266,27 +266,6 @@ class FaultContract(object):
                          self.read(uri, self.backend))
         self.assertEqual([], self.attachments(uri.rsplit('/', 1)[1]))
 
-    def test_with_coordination_a_dead_attacher_costs_seconds(self):
-        # Every attacher announces its attach until Cinder sees it
-        # complete: an attachment left attaching that nobody announces is
-        # abandoned at 30 s, not at the age (600 s here).
-        if self.host.membership is None:
-            self.skipTest('no coordination service configured')
-        data, uri = self.kill_reader_in_attach()
-        self.addCleanup(self.delete, uri, self.backend)
-        got = []
-
-        def readable():
-            try:
-                got.append(self.read(uri, self.backend))
-            except exceptions.BackendException:
-                time.sleep(2)
-            return bool(got)
-        with mock.patch.object(self.host, 'abandoned_after', 600):
-            self.wait_for(readable, 'the dead attacher still blocks reads')
-        self.assertEqual((hashlib.sha256(data).hexdigest(), len(data)),
-                         got[0])
-
     def test_image_whose_reader_was_killed_in_attach_is_deleted(self):
         _, uri = self.kill_reader_in_attach()
         self.delete(uri, self.backend)
