@@ -96,15 +96,8 @@ class Membership(object):
                 self._coordinator = None
 
     def _join(self, coordinator):
-        for group in (GROUP, HOST_GROUP_PREFIX + self.host_name.encode()):
-            try:
-                coordinator.create_group(group).get()
-            except coordination.GroupAlreadyExist:
-                pass
-        try:
-            coordinator.join_group(GROUP).get()
-        except coordination.MemberAlreadyExist:
-            pass
+        _create(coordinator, HOST_GROUP_PREFIX + self.host_name.encode())
+        _enter(coordinator, GROUP)
 
     def alive_hosts(self) -> set[str]:
         """The hosts with a process in the group, this one included.
@@ -208,15 +201,7 @@ class Membership(object):
         return self._coordinator
 
     def _announce(self, group):
-        coordinator = self._running()
-        try:
-            coordinator.create_group(group).get()
-        except coordination.GroupAlreadyExist:
-            pass
-        try:
-            coordinator.join_group(group).get()
-        except coordination.MemberAlreadyExist:
-            pass
+        _enter(self._running(), group)
 
     def _withdraw(self, group):
         coordinator = self._running()
@@ -273,6 +258,24 @@ class Membership(object):
         if since is None:
             return 'alive'
         return 'absent for %.0fs' % (utils.monotonic() - since)
+
+
+def _create(coordinator: coordination.CoordinationDriver,
+            group: bytes) -> None:
+    try:
+        coordinator.create_group(group).get()
+    except coordination.GroupAlreadyExist:
+        pass
+
+
+def _enter(coordinator: coordination.CoordinationDriver,
+           group: bytes) -> None:
+    """Join ``group``, creating it first; idempotent."""
+    _create(coordinator, group)
+    try:
+        coordinator.join_group(group).get()
+    except coordination.MemberAlreadyExist:
+        pass
 
 
 def _without_secrets(url: str) -> str:
