@@ -35,6 +35,7 @@ import time
 import zlib
 
 import openstack
+import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from local_stack import settings  # noqa: E402
@@ -113,7 +114,14 @@ def percentile(values, p):
 
 
 def storm(api, store, image, downloads):
-    image_id, up = upload(api, store, image)
+    try:
+        image_id, up = upload(api, store, image)
+    except (RuntimeError, requests.RequestException) as e:
+        # A store that cannot take the image fails every boot: a result
+        return {'store': store, 'downloads': downloads, 'failed': downloads,
+                'why': [str(e)[:300]], 'upload_s': None, 'wall_s': None,
+                'aggregate_mbs': 0.0, 'ttfb_p50': None, 'ttfb_p99': None,
+                'done_p50': None, 'done_p99': None}
     try:
         start = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(downloads) as pool:

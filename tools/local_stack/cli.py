@@ -127,6 +127,7 @@ def down():
         subprocess.run(['losetup', '-d', device], capture_output=True)
         released += 1
     ceph.forget_etc_keyring()
+    glance.forget_host_names()
     say('down: stopped %d services, released %d loop devices', len(pids),
         released)
 

@@ -26,6 +26,7 @@ database and, through etcd, know which of them are alive.
 import json
 import os
 import shutil
+import socket
 
 from local_stack import keystone
 from local_stack import mariadb
@@ -34,6 +35,9 @@ from local_stack import settings
 
 DIR = os.path.join(settings.STACK, 'glance')
 UPSTREAM = ('upstream', 'upstream-rbd', 'upstream-multiattach')
+ETC_HOSTS = '/etc/hosts'
+# Marks the lines ``up`` adds to ETC_HOSTS, so ``down`` removes only them
+HOSTS_MARK = '# cinder_store local stack'
 
 
 class Host(object):
@@ -178,9 +182,42 @@ def _start_host(state, glance_host):
     if glance_host.host_name:
         # Its own host name: its own Cinder connector host, as a separate
         # machine would have.
+        _make_resolvable(glance_host.host_name)
         command = ['unshare', '--uts', 'sh', '-c', 'hostname "$0" && '
                    'exec "$@"', glance_host.host_name] + command
     return process.start(state, glance_host.service, command,
                          env={'OS_GLANCE_CONFIG_DIR': glance_host.dir,
                               'PYTHONPATH': os.path.join(settings.STACK,
                                                          'wsgi')})
+
+
+def _make_resolvable(name):
+    """Let ``name`` resolve to this machine, as a host's name does.
+
+    The in-tree driver resolves its own host name for its connector; on a
+    name no resolver knows its every upload fails.
+    """
+    try:
+        socket.getaddrinfo(name, None)
+        return
+    except socket.gaierror:
+        pass
+    with open(ETC_HOSTS, 'a+') as hosts_file:
+        hosts_file.seek(0)
+        text = hosts_file.read()
+        separator = '\n' if text and not text.endswith('\n') else ''
+        hosts_file.write('%s%s %s %s\n'
+                         % (separator, settings.HOST, name, HOSTS_MARK))
+
+
+def forget_host_names():
+    """``up`` writes them again; nothing of the stack stays outside it."""
+    try:
+        with open(ETC_HOSTS) as hosts_file:
+            lines = hosts_file.readlines()
+    except FileNotFoundError:
+        return
+    kept = [line for line in lines if not line.rstrip().endswith(HOSTS_MARK)]
+    if kept != lines:
+        with open(ETC_HOSTS, 'w') as hosts_file:
+            hosts_file.writelines(kept)
