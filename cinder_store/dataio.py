@@ -17,6 +17,11 @@ md5 (+ signature verifier), the multihash, and the device write.  hashlib
 releases the GIL on large buffers, so on two cores the hashes and the write
 overlap the read.  At most ``depth`` chunks are in flight: memory stays
 below ``(depth + 1) * chunk_size`` per upload.
+
+Every byte is hashed, but runs of zeros (in :data:`ZERO_BLOCK` blocks) are
+not written as data: on a volume that reads zeros where never written they
+are skipped, elsewhere the device zeroes them as cheaply as it can
+(:meth:`device.Device.write_zeroes`).
 """
 
 import collections
@@ -39,6 +44,35 @@ LOG = logging.getLogger(__name__)
 
 CHUNK_SIZE = 4 * units.Mi
 DEPTH = 8
+# Zeros are found in blocks of this size, aligned to the chunk's start
+ZERO_BLOCK = 64 * units.Ki
+_ZEROS = bytes(CHUNK_SIZE)
+
+
+def _is_zero(data: bytes) -> bool:
+    if len(data) <= len(_ZEROS):
+        return data == _ZEROS[:len(data)]
+    return data == bytes(len(data))
+
+
+def zero_runs(chunk: bytes, block: int = ZERO_BLOCK):
+    """``(start, end, is_zero)`` of ``chunk``'s runs, in order.
+
+    Runs are whole ``block``s but for the chunk's last; adjacent blocks of
+    the same kind are merged.
+    """
+    if _is_zero(chunk):
+        yield 0, len(chunk), True
+        return
+    start, zero = 0, None
+    for at in range(0, len(chunk), block):
+        # a slice and a compare are C speed; a memoryview compare is not
+        this = _is_zero(chunk[at:at + block])
+        if zero is not None and this != zero:
+            yield start, at, zero
+            start = at
+        zero = this
+    yield start, len(chunk), bool(zero)
 
 
 def _map_os_error(error):
@@ -85,10 +119,11 @@ class ImageWriter(object):
 
     ``fill(device, capacity)`` may be called several times (the volume is
     grown in between); each call writes from where the last one stopped.
-    Callers may rely on: every byte read is hashed exactly once and written
-    exactly once, in order; data longer or shorter than a declared size
-    raises ``exceptions.Invalid``; ENOSPC/EFBIG raise ``StorageFull`` and
-    EACCES ``StorageWriteDenied``.
+    Callers may rely on: every byte read is hashed exactly once and lands
+    on the device exactly once, in order (runs of zeros as zeroing, or
+    not at all with ``skip_zeros``); data longer or shorter than a
+    declared size raises ``exceptions.Invalid``; ENOSPC/EFBIG raise
+    ``StorageFull`` and EACCES ``StorageWriteDenied``.
     """
 
     def __init__(self, image_file: BinaryIO, declared_size: int,
@@ -103,6 +138,7 @@ class ImageWriter(object):
         self.verifier = verifier
         self.bytes_read = 0
         self.bytes_written = 0
+        self.zero_bytes = 0  # of bytes_written: zeroed or skipped
         self.eof = False
         self._pending = b''
 
@@ -158,15 +194,18 @@ class ImageWriter(object):
         if self.verifier is not None:
             self.verifier.update(chunk)
 
-    def fill(self, device: device_mod.Device, capacity: int) -> bool:
+    def fill(self, device: device_mod.Device, capacity: int,
+             skip_zeros: bool = False) -> bool:
         """Write until EOF or ``capacity`` bytes; True when all is written.
 
         Returns False when the source has more data than fits; the data
         already read but not yet written is kept for the next call.
+        ``skip_zeros``: the device reads zeros wherever it was never
+        written (a new thin volume), so runs of zeros are left unwritten.
         """
         lanes = _Lanes(('md5', 'multihash', 'write'), self.depth)
         try:
-            done = self._fill(lanes, device, capacity)
+            done = self._fill(lanes, device, capacity, skip_zeros)
             lanes.drain()
             return done
         except OSError as error:
@@ -174,7 +213,7 @@ class ImageWriter(object):
         finally:
             lanes.shutdown()
 
-    def _fill(self, lanes, device, capacity):
+    def _fill(self, lanes, device, capacity, skip_zeros):
         while True:
             chunk, self._pending = self._pending, b''
             if not chunk:
@@ -195,9 +234,20 @@ class ImageWriter(object):
             offset = self.bytes_written
             self.bytes_written += len(chunk)
             lanes.submit({'write': lambda c=chunk, o=offset:
-                          device.pwrite(c, o)})
+                          self._write(device, c, o, skip_zeros)})
             if self._pending:
                 return False
+
+    def _write(self, device, chunk, offset, skip_zeros):
+        for start, end, zero in zero_runs(chunk):
+            if not zero:
+                whole = start == 0 and end == len(chunk)
+                device.pwrite(chunk if whole else chunk[start:end],
+                              offset + start)
+                continue
+            self.zero_bytes += end - start
+            if not skip_zeros:
+                device.write_zeroes(offset + start, end - start)
 
 
 def _release(attachment, lock):

@@ -20,11 +20,14 @@ a file object instead of a path (RBD attached in userspace, without a
 kernel module); it is wrapped with the same interface.
 """
 
+import ctypes
 import errno
+import fcntl
 import io
 import mmap
 import os
 import stat
+import struct
 import threading
 from typing import Any
 
@@ -34,13 +37,26 @@ from cinder_store import utils
 
 
 class Device(object):
-    """Interface: ``pread``, ``pwrite``, ``sync``, ``size``, ``close``."""
+    """An attached volume: positional reads, writes and zeroing."""
 
     def pread(self, length: int, offset: int) -> bytes:
         raise NotImplementedError
 
     def pwrite(self, data: bytes, offset: int) -> None:
         raise NotImplementedError
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        """Make ``length`` bytes from ``offset`` read as zeros.
+
+        As cheaply as the device allows (a hole, the device's own zeroing);
+        here, by writing zeros.  A failure raises like a failed write.
+        """
+        end = offset + length
+        zeros = bytes(min(length, ZERO_WRITE))
+        while offset < end:
+            n = min(len(zeros), end - offset)
+            self.pwrite(zeros if n == len(zeros) else zeros[:n], offset)
+            offset += n
 
     def sync(self) -> None:
         raise NotImplementedError
@@ -71,6 +87,35 @@ class Device(object):
 
 
 ALIGN = 4096
+# The largest write of zeros where the device cannot zero by itself
+ZERO_WRITE = 4 * 1024 * 1024
+
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+BLKZEROOUT = 0x127f  # _IO(0x12, 127): zero a range of a block device
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64,
+                            ctypes.c_int64)
+
+
+def punch_hole(fd: int, offset: int, length: int) -> None:
+    """Deallocate a range of a file or block device; it then reads zeros.
+
+    Raises OSError (EOPNOTSUPP, EINVAL...) where it cannot be done.
+    """
+    if _libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                       offset, length) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, 'fallocate(PUNCH_HOLE): %s' % os.strerror(err))
+
+
+def zero_out(fd: int, offset: int, length: int) -> None:
+    """Have a block device zero a range itself (BLKZEROOUT)."""
+    fcntl.ioctl(fd, BLKZEROOUT, struct.pack('QQ', offset, length))
+
+
+# errno of a zeroing call the device does not do: fall back to the next way
+_CANNOT_ZERO = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS)
 
 
 class _DirectWriter(object):
@@ -221,6 +266,25 @@ class FdDevice(Device):
             view = view[written:]
             offset += written
 
+    def write_zeroes(self, offset, length):
+        # A hole where the device can make one: nothing written and, on a
+        # file or a thin backend, nothing allocated.  Then the block
+        # device's own zeroing.  Ranges that are not sector-aligned, and
+        # a file's range past its end, are written.
+        fd = self._open_fd()
+        aligned = not (offset % ALIGN or length % ALIGN)
+        inside = not self.is_file or offset + length <= self.size()
+        ways = ([punch_hole] if aligned and inside else []) + (
+            [zero_out] if aligned and not self.is_file else [])
+        for way in ways:
+            try:
+                way(fd, offset, length)
+                return
+            except OSError as e:
+                if e.errno not in _CANNOT_ZERO:
+                    raise
+        super(FdDevice, self).write_zeroes(offset, length)
+
     def sync(self):
         if self.direct is not None:
             self.direct.sync()
@@ -334,6 +398,17 @@ class FileObjectDevice(Device):
         except BaseException:
             self._slots.release()
             raise
+
+    def write_zeroes(self, offset, length):
+        if self.image is None or not hasattr(self.image, 'write_zeroes'):
+            return super(FileObjectDevice, self).write_zeroes(offset, length)
+        self._raise_failure()
+        if offset + length > self.image.size():
+            raise OSError(errno.ENOSPC, 'RBD image is %d bytes, zeroing to %d'
+                          ' would not fit' % (self.image.size(),
+                                              offset + length))
+        # librbd deallocates whole objects and zeroes partial ones
+        self.image.write_zeroes(offset, length)
 
     def _written(self, completion, offset, length):
         # librbd's callback thread: record, never raise

@@ -59,7 +59,8 @@ class HostSettings(object):
                  enforce_multipath: bool, mount_base: str, lock_path: str,
                  backend: str | None = None, abandoned_after: int = 600,
                  rbd: "RBDClient | None" = None,
-                 exclusive_wait: float = 300, membership: Any = None):
+                 exclusive_wait: float = 300, membership: Any = None,
+                 new_volumes_read_zeros: str = 'auto'):
         self.root_helper = root_helper
         self.multipath = multipath
         self.enforce_multipath = enforce_multipath
@@ -79,6 +80,19 @@ class HostSettings(object):
         # membership.Membership when a coordination service is configured:
         # which other hosts are lost, and what they held may be released.
         self.membership = membership
+        # 'auto', 'true' or 'false': see new_volume_reads_zeros()
+        self.new_volumes_read_zeros = new_volumes_read_zeros
+
+    def new_volume_reads_zeros(self, connection_info: dict) -> bool:
+        """Does a volume this upload created read zeros where unwritten?
+
+        ``auto`` trusts it of RBD only (a new RBD image has no objects);
+        other backends may hand out old data (thick LVM with
+        ``volume_clear = none``).
+        """
+        if self.new_volumes_read_zeros == 'auto':
+            return connection_info.get('driver_volume_type') == 'rbd'
+        return self.new_volumes_read_zeros == 'true'
 
     def connector(self):
         return connector_properties(

@@ -157,6 +157,23 @@ OPTIONS = [
                     'Glance workers on this host. Unset means '
                     '[oslo_concurrency] lock_path. One of the two is '
                     'required: the store refuses to start without it.'),
+    cfg.StrOpt('cinder_store_new_volumes_read_zeros',
+               default='auto', choices=[
+                   ('auto', 'true for volumes attached through RBD (a new '
+                            'RBD image reads zeros), false otherwise'),
+                   ('true', 'a new volume of this backend reads zeros '
+                            'wherever it was never written'),
+                   ('false', 'a new volume may hold old data (thick LVM '
+                             'with volume_clear = none, encrypted volumes)')],
+               help='Whether a new volume of this backend reads zeros where '
+                    'it was never written. Runs of zeros in an image are '
+                    'never written as data: where a new volume reads '
+                    'zeros they are skipped (the volume stays thin), '
+                    'otherwise they are zeroed by the device (a hole on a '
+                    'file or thin device, BLKZEROOUT, RBD write_zeroes) or, '
+                    'as a last resort, written. Set true only when the '
+                    'backend guarantees it: a wrong true serves old data '
+                    'inside images.'),
     cfg.BoolOpt('cinder_store_extend_online',
                 default=True,
                 deprecated_opts=_renamed('cinder_do_extend_attached'),

@@ -157,7 +157,9 @@ class Store(driver.Store):
             rbd=host.RBDClient(options.cinder_store_rbd_keyring,
                                options.cinder_store_rbd_client_timeout),
             exclusive_wait=options.cinder_store_exclusive_attach_wait,
-            membership=members)
+            membership=members,
+            new_volumes_read_zeros=(
+                options.cinder_store_new_volumes_read_zeros))
         self._host_readers = host_reads.HostReaders(self._settings)
         self._readers = process_reads.ReadAttachments(self._host_readers)
         self._uploads = upload_records.Uploads(self._settings)
@@ -282,8 +284,9 @@ class Store(driver.Store):
         except BaseException as e:
             with excutils.save_and_reraise_exception():
                 self._delete_failed_volume(cinder, volume, image_id, e)
-        LOG.info('Stored image %s (%d bytes) on volume %s', image_id,
-                 writer.bytes_written, volume.id)
+        LOG.info('Stored image %s (%d bytes, %d in runs of zeros not '
+                 'written as data) on volume %s', image_id,
+                 writer.bytes_written, writer.zero_bytes, volume.id)
         url = StoreLocation({'volume_id': volume.id,
                              'backend': self.backend_group},
                             self.conf).get_uri()

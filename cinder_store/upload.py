@@ -63,7 +63,10 @@ def write_image(cinder: client.BoundCinder, settings: host.HostSettings,
             extend_to = None
         with attachment.Attachment(cinder, settings, volume,
                                    writable=True) as att:
-            while not writer.fill(att.device, volume.size * units.Gi):
+            # Only a volume this upload created is here: never a clone
+            skip_zeros = settings.new_volume_reads_zeros(att.connection_info)
+            while not writer.fill(att.device, volume.size * units.Gi,
+                                  skip_zeros):
                 target = next_size_gb(volume.size)
                 if not online:
                     extend_to = target

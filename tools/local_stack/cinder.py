@@ -73,6 +73,8 @@ def sections():
             'volume_backend_name': name,
             'loopfile_volume_dir': os.path.join(settings.VOLUMES, name),
             'loopfile_mode': 'file' if name == 'file' else 'block',
+            # New volumes hold old data: images must never show it
+            'loopfile_junk': 'true',
             # upload-to-image clones the volume and registers cinder://
             'image_upload_use_cinder_backend': 'true',
         }

@@ -71,6 +71,33 @@ class StoreContract(object):
     def test_300mib(self):
         self.round_trip(300 * base.MiB)
 
+    def test_runs_of_zeros_at_every_alignment_read_back(self):
+        # Zeros are skipped (RBD) or zeroed (the loop-file backends, whose
+        # new volumes hold old data in the stack): never old data shown.
+        chunk, block = 4 * base.MiB, 64 * 1024
+
+        def data(n, seed):
+            return base.pattern_bytes(n, seed=seed).replace(b'\0', b'\1')
+        images = {
+            'all zero': bytes(2 * chunk + 5),
+            'mixed': (data(chunk, 1) + bytes(chunk) + data(block, 2) +
+                      bytes(3 * block) + data(1, 3) + bytes(block - 1) +
+                      data(block + 7, 4) + bytes(chunk + 4096) +
+                      data(512, 5)),
+            'zero tail': data(chunk, 6) + bytes(block + 777),
+        }
+        for name, image in images.items():
+            for size in (len(image), 0):  # declared, and unknown
+                uri, written, _, multihash, _ = self.add(
+                    self.backend, image, size=size)
+                self.addCleanup(self.delete, uri, self.backend)
+                self.assertEqual(
+                    (len(image), hashlib.sha512(image).hexdigest()),
+                    (written, multihash), name)
+                self.assertEqual(
+                    (hashlib.sha256(image).hexdigest(), len(image)),
+                    self.read(uri, self.backend), name)
+
     def test_offset_and_length(self):
         data = base.pattern_bytes(5 * base.MiB + 3, seed=7)
         uri = self.add(self.backend, data)[0]

@@ -301,6 +301,7 @@ class FakeRBDImage(object):
         self.path = path
         self.flushes = 0
         self.aio_reads = []
+        self.zeroed = []
 
     def size(self):
         return os.path.getsize(self.path)
@@ -346,6 +347,12 @@ class FakeRBDImage(object):
             return
         data = FakeRBDImage.read(self, offset, length)
         oncomplete(_Completion(len(data)), data)
+
+    def write_zeroes(self, offset, length):
+        if offset + length > self.size():
+            raise OSError(errno.EINVAL, 'zeroing past the end')
+        self.zeroed.append((offset, length))
+        FakeRBDImage.write(self, bytes(length), offset)
 
     def flush(self):
         self.flushes += 1

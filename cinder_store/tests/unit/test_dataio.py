@@ -14,6 +14,8 @@ import hashlib
 import io
 import os
 
+import ddt
+
 from glance_store import exceptions
 
 from cinder_store import dataio
@@ -22,13 +24,18 @@ from cinder_store.tests.unit import base
 
 
 class MemoryDevice(device.Device):
-    def __init__(self, size):
-        self.buf = bytearray(size)
+    def __init__(self, size, fill=b'\0'):
+        self.buf = bytearray(fill * size)
         self.writes = []
+        self.zeroed = []
 
     def pwrite(self, data, offset):
         self.writes.append((offset, len(data)))
         self.buf[offset:offset + len(data)] = data
+
+    def write_zeroes(self, offset, length):
+        self.zeroed.append((offset, length))
+        self.buf[offset:offset + length] = bytes(length)
 
     def pread(self, length, offset):
         return bytes(self.buf[offset:offset + length])
@@ -40,6 +47,112 @@ class Verifier(object):
 
     def update(self, data):
         self.seen += data
+
+
+BLOCK = dataio.ZERO_BLOCK
+CHUNK = dataio.CHUNK_SIZE
+
+
+def data(n):
+    """``n`` bytes without a zero byte."""
+    return (os.urandom(n).replace(b'\0', b'\1'))
+
+
+# Images with runs of zeros at every alignment that matters
+ALIGNMENTS = {
+    'all zero': bytes(2 * CHUNK + 5),
+    'no zero': data(2 * CHUNK + 5),
+    'zero chunk between data': data(CHUNK) + bytes(CHUNK) + data(BLOCK),
+    'zero blocks inside a chunk': (data(BLOCK) + bytes(3 * BLOCK) +
+                                   data(1) + bytes(BLOCK - 1) + data(BLOCK)),
+    'unaligned zero tail': data(CHUNK) + bytes(BLOCK + 777),
+    'zero then data in the last sector': bytes(CHUNK + 4096) + data(512),
+    'one zero byte short of a block': data(1) + bytes(BLOCK - 1),
+}
+
+
+@ddt.ddt
+class TestZeroRuns(base.TestCase):
+
+    @ddt.data(*ALIGNMENTS)
+    def test_runs_cover_the_chunk_and_say_what_is_zero(self, name):
+        for at in range(0, len(ALIGNMENTS[name]), CHUNK):
+            chunk = ALIGNMENTS[name][at:at + CHUNK]
+            runs = list(dataio.zero_runs(chunk))
+            self.assertEqual(0, runs[0][0])
+            self.assertEqual(len(chunk), runs[-1][1])
+            for (_, end, zero), (start, _, next_zero) in zip(runs, runs[1:]):
+                self.assertEqual(end, start)
+                self.assertNotEqual(zero, next_zero)  # merged
+            for start, end, zero in runs:
+                self.assertEqual(zero, chunk[start:end] == bytes(end - start))
+                self.assertEqual(0, start % BLOCK)
+
+    def test_blocks_of_zeros_are_merged(self):
+        chunk = data(BLOCK) + bytes(3 * BLOCK) + data(10)
+        self.assertEqual([(0, BLOCK, False), (BLOCK, 4 * BLOCK, True),
+                          (4 * BLOCK, 4 * BLOCK + 10, False)],
+                         list(dataio.zero_runs(chunk)))
+
+
+@ddt.ddt
+class TestZerosNotWritten(base.TestCase):
+
+    def fill(self, image, skip_zeros, device):
+        w = dataio.ImageWriter(io.BytesIO(image), len(image), 'sha512')
+        self.assertTrue(w.fill(device, len(image), skip_zeros))
+        self.assertEqual(hashlib.sha512(image).hexdigest(), w.multihash_hex)
+        self.assertEqual(hashlib.md5(image).hexdigest(), w.checksum)
+        return w
+
+    @ddt.data(*ALIGNMENTS)
+    def test_zeros_are_zeroed_on_a_volume_holding_old_data(self, name):
+        image = ALIGNMENTS[name]
+        dev = MemoryDevice(len(image), fill=b'J')
+        w = self.fill(image, False, dev)
+        self.assertEqual(image, bytes(dev.buf))
+        self.assertEqual(sum(n for _, n in dev.zeroed), w.zero_bytes)
+        self.assertEqual(len(image), w.zero_bytes +
+                         sum(n for _, n in dev.writes))
+
+    @ddt.data(*ALIGNMENTS)
+    def test_zeros_are_skipped_on_a_volume_reading_zeros(self, name):
+        image = ALIGNMENTS[name]
+        dev = MemoryDevice(len(image))
+        w = self.fill(image, True, dev)
+        self.assertEqual(image, bytes(dev.buf))
+        self.assertEqual([], dev.zeroed)
+        self.assertEqual(len(image) - w.zero_bytes,
+                         sum(n for _, n in dev.writes))
+
+    def test_zero_blocks_are_not_written_as_data(self):
+        image = ALIGNMENTS['zero blocks inside a chunk']
+        dev = MemoryDevice(len(image), fill=b'J')
+        self.fill(image, False, dev)
+        # the block of one data byte and zeros is written whole
+        self.assertEqual([(BLOCK, 3 * BLOCK)], dev.zeroed)
+
+    def test_a_failed_zeroing_fails_the_upload_like_a_failed_write(self):
+        class NoSpace(MemoryDevice):
+            def write_zeroes(self, offset, length):
+                raise OSError(28, 'No space left on device')
+        image = bytes(CHUNK)
+        w = dataio.ImageWriter(io.BytesIO(image), len(image), 'md5')
+        self.assertRaises(exceptions.StorageFull, w.fill,
+                          NoSpace(len(image)), len(image))
+
+    def test_a_volume_holding_old_data_reads_back_the_image(self):
+        # The real thing: a file full of junk, zeroed by a hole or writes
+        path = os.path.join(self.tmp, 'junk')
+        image = b''.join(ALIGNMENTS.values())
+        with open(path, 'wb') as f:
+            f.write(b'J' * len(image))
+        dev = device.open_device(path, writable=True)
+        self.addCleanup(dev.close)
+        self.fill(image, False, dev)
+        dev.sync()
+        with open(path, 'rb') as f:
+            self.assertEqual(image, f.read())
 
 
 class TestImageWriter(base.TestCase):

@@ -52,6 +52,45 @@ class TestFdDevice(base.TestCase):
         dev.close()
         dev.close()  # idempotent
 
+    def test_zeroing_a_file_punches_a_hole(self):
+        with open(self.path, 'wb') as f:
+            f.write(b'J' * (4 * device.ALIGN))
+        os.fsync(os.open(self.path, os.O_RDONLY))
+        before = os.stat(self.path).st_blocks
+        dev = device.open_device(self.path, writable=True)
+        self.addCleanup(dev.close)
+        dev.write_zeroes(device.ALIGN, 2 * device.ALIGN)
+        with open(self.path, 'rb') as f:
+            self.assertEqual(b'J' * device.ALIGN + bytes(2 * device.ALIGN) +
+                             b'J' * device.ALIGN, f.read())
+        self.assertLess(os.stat(self.path).st_blocks, before)
+
+    def test_zeroing_writes_zeros_where_no_hole_can_be_made(self):
+        dev = device.open_device(self.path, writable=True)
+        self.addCleanup(dev.close)
+        with mock.patch.object(device, 'punch_hole', side_effect=OSError(
+                errno.EOPNOTSUPP, 'not here')):
+            dev.write_zeroes(0, 7)  # and unaligned: written in any case
+        with open(self.path, 'rb') as f:
+            self.assertEqual(bytes(7) + b' data', f.read())
+
+    def test_zeroing_past_the_end_of_a_file_writes_zeros(self):
+        dev = device.open_device(self.path, writable=True)
+        self.addCleanup(dev.close)
+        with mock.patch.object(device, 'punch_hole') as punch:
+            dev.write_zeroes(device.ALIGN, device.ALIGN)
+        punch.assert_not_called()
+        self.assertEqual(2 * device.ALIGN, os.path.getsize(self.path))
+
+    def test_a_failed_zeroing_raises(self):
+        with open(self.path, 'wb') as f:
+            f.write(b'J' * device.ALIGN)
+        dev = device.open_device(self.path, writable=True)
+        self.addCleanup(dev.close)
+        with mock.patch.object(device, 'punch_hole',
+                               side_effect=OSError(errno.EIO, 'I/O error')):
+            self.assertRaises(OSError, dev.write_zeroes, 0, device.ALIGN)
+
     def test_regular_file_does_not_wait_for_size(self):
         dev = device.open_device(self.path, writable=False)
         dev.wait_for_size(1 << 40, timeout=1)
@@ -176,6 +215,13 @@ class TestRBDDevice(base.TestCase):
             f.write(b'0123456789')
         self.handle = fakes.FakeRBDHandle(self.path, None)
         self.dev = device.open_device(self.handle, writable=True)
+
+    def test_zeroing_asks_librbd_and_stays_inside_the_image(self):
+        self.dev.write_zeroes(2, 4)
+        self.assertEqual([(2, 4)], self.handle.rbd_image.zeroed)
+        self.assertEqual(b'01' + bytes(4) + b'6789', self.dev.pread(10, 0))
+        e = self.assertRaises(OSError, self.dev.write_zeroes, 8, 4)
+        self.assertEqual(errno.ENOSPC, e.errno)
 
     def test_reads_are_positional_and_stop_at_the_end(self):
         self.assertEqual(b'6789', self.dev.pread(8, 6))

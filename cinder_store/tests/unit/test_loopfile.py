@@ -49,6 +49,16 @@ class TestLoopFiles(base.TestCase):
         self.assertLess(st.st_blocks * 512, 1 << 20)
         self.assertRaises(FileExistsError, self.files.create, 'v', 1)
 
+    def test_junk_volumes_hold_old_data_in_every_stride(self):
+        junky = files.LoopFiles(self.tmp, execute=self.losetup, junk=True)
+        junky.create('j', 1)
+        junky.extend('j', 2)
+        with open(junky.path('j'), 'rb') as f:
+            for offset in (0, files.JUNK_STRIDE, (1 << 30) - files.JUNK_STRIDE,
+                           1 << 30, (2 << 30) - files.JUNK_STRIDE):
+                f.seek(offset)
+                self.assertEqual(files.JUNK, f.read(len(files.JUNK)))
+
     def test_attach_reuses_device_for_multiattach(self):
         self.files.create('v', 1)
         first = self.files.attach('v')

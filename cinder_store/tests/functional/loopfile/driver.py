@@ -33,6 +33,10 @@ OPTS = [
                help='Capacity reported to the scheduler.'),
     cfg.StrOpt('loopfile_mode', default='block', choices=['block', 'file'],
                help='Hand volumes over as loop devices or as file paths.'),
+    cfg.BoolOpt('loopfile_junk', default=False,
+                help='New volumes, and what an extend adds, hold old data '
+                     '(as thick LVM with volume_clear = none) instead of '
+                     'reading zeros.'),
 ]
 cfg.CONF.register_opts(OPTS, group='backend_defaults')
 
@@ -54,7 +58,8 @@ class LoopFileDriver(driver.VolumeDriver):
         return OPTS
 
     def do_setup(self, context):
-        self.files = files.LoopFiles(self.configuration.loopfile_volume_dir)
+        self.files = files.LoopFiles(self.configuration.loopfile_volume_dir,
+                                     junk=self.configuration.loopfile_junk)
         self.files.setup()
 
     def check_for_setup_error(self):

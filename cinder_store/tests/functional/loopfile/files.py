@@ -24,6 +24,11 @@ operation instead: the driver creates ``<that file>.stalled`` and waits
 until the test removes the stall file (at most ``STALL_LIMIT`` seconds).
 The test thus sees a client mid-call, with Cinder's side half done.
 
+With ``junk``, a new volume (and the part an extend adds) holds old data,
+as thick LVM with ``volume_clear = none`` does: :data:`JUNK` at the start
+of every :data:`JUNK_STRIDE` bytes, so any range of the size cinder_store
+skips as zeros that was left unwritten shows.
+
 Each clone leaves ``clones/<new volume's name>`` holding the source
 volume's name, until the clone is deleted: the proof a test needs that
 Cinder cloned an image-volume instead of downloading the image.
@@ -39,6 +44,8 @@ from oslo_utils import units
 FAULTS_DIR = 'faults'
 CLONES_DIR = 'clones'
 STALL_LIMIT = 120
+JUNK = b'old data from a deleted volume!\n' * 16  # 512 bytes
+JUNK_STRIDE = 64 * units.Ki
 
 
 class InjectedFault(Exception):
@@ -53,9 +60,10 @@ def run(*cmd):
 class LoopFiles(object):
     """Volume files under ``directory``; ``execute`` runs losetup."""
 
-    def __init__(self, directory, execute=run):
+    def __init__(self, directory, execute=run, junk=False):
         self.directory = directory
         self.execute = execute
+        self.junk = junk
 
     def path(self, name):
         return os.path.join(self.directory, '%s.img' % name)
@@ -67,6 +75,13 @@ class LoopFiles(object):
     def create(self, name, size_gb):
         with open(self.path(name), 'xb') as f:
             f.truncate(size_gb * units.Gi)
+            self._fill_junk(f, 0, size_gb * units.Gi)
+
+    def _fill_junk(self, f, start, end):
+        if not self.junk:
+            return
+        for offset in range(start, end, JUNK_STRIDE):
+            os.pwrite(f.fileno(), JUNK, offset)
 
     def delete(self, name):
         for device in self.loops(name):
@@ -79,7 +94,9 @@ class LoopFiles(object):
 
     def extend(self, name, size_gb):
         with open(self.path(name), 'r+b') as f:
+            old_size = os.fstat(f.fileno()).st_size
             f.truncate(size_gb * units.Gi)
+            self._fill_junk(f, old_size, size_gb * units.Gi)
         for device in self.loops(name):
             self.execute('losetup', '-c', device)
 
