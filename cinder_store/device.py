@@ -20,10 +20,12 @@ a file object instead of a path (RBD attached in userspace, without a
 kernel module); it is wrapped with the same interface.
 """
 
+import bisect
 import ctypes
 import errno
 import fcntl
 import io
+import logging
 import mmap
 import os
 import stat
@@ -34,6 +36,8 @@ from typing import Any
 from glance_store import exceptions
 
 from cinder_store import utils
+
+LOG = logging.getLogger(__name__)
 
 
 class Device(object):
@@ -240,6 +244,9 @@ class FdDevice(Device):
             return None
 
     def pread(self, length, offset):
+        if self.is_file and not self._file_has_data(length, offset):
+            # A hole: the file system knows it reads zeros
+            return bytes(max(0, min(length, self.size() - offset)))
         data = self._try_direct('direct_reader',
                                 lambda r: r.read(length, offset))
         if data is not None:
@@ -265,6 +272,15 @@ class FdDevice(Device):
                 raise OSError(errno.ENOSPC, 'device accepted 0 bytes')
             view = view[written:]
             offset += written
+
+    def _file_has_data(self, length, offset):
+        try:
+            return os.lseek(self._open_fd(), offset,
+                            os.SEEK_DATA) < offset + length
+        except OSError as e:
+            if e.errno == errno.ENXIO:
+                return False  # no data from offset to the end
+            return True  # SEEK_DATA unknown here: read it
 
     def write_zeroes(self, offset, length):
         # A hole where the device can make one: nothing written and, on a
@@ -337,6 +353,7 @@ class FileObjectDevice(Device):
     def __init__(self, handle):
         self.handle = handle
         self.image = getattr(handle, 'rbd_image', None)
+        self._data_map: DataMap | None = None
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(RBD_WRITES_IN_FLIGHT)
         self._failures = []
@@ -359,16 +376,30 @@ class FileObjectDevice(Device):
         else:
             if ahead is not None:
                 ahead.done.wait()  # not what is asked: let it finish
-            data = self.image.read(offset, length)
+            if self.data_map().has_data(offset, length):
+                data = self.image.read(offset, length)
+            else:
+                data = bytes(length)  # no object there: librbd reads zeros
         self._read_ahead(offset + length, min(length, size - offset -
                                               length))
         return data
+
+    def data_map(self) -> 'DataMap':
+        """Where the image has objects, asked of librbd once per device.
+
+        Only images that no longer change are read (an image-volume is
+        read-only once stored), so the map stays true.
+        """
+        if self._data_map is None:
+            assert self.image is not None
+            self._data_map = DataMap.of_rbd_image(self.image)
+        return self._data_map
 
     def _read_ahead(self, offset, length):
         # Sequential readers ask for the next range next: asking librbd
         # for it now keeps two reads in flight (raw librbd here: 304 MB/s
         # one at a time, 419 MB/s two), without copying.
-        if length <= 0:
+        if length <= 0 or not self.data_map().has_data(offset, length):
             return
         ahead = _PendingRead(offset, length)
         assert self.image is not None  # only file objects of librbd read so
@@ -455,6 +486,45 @@ class FileObjectDevice(Device):
             if ahead is not None:
                 ahead.done.wait()
             self._drain()
+
+
+class DataMap(object):
+    """The ranges of a device that hold data; elsewhere it reads zeros.
+
+    ``None`` extents: unknown, everything may hold data.
+    """
+
+    def __init__(self, extents: list[tuple[int, int]] | None):
+        # sorted, non-overlapping (start, end)
+        self._starts = [start for start, _ in extents or ()]
+        self._ends = [end for _, end in extents or ()]
+        self.known = extents is not None
+
+    @classmethod
+    def of_rbd_image(cls, image: Any) -> 'DataMap':
+        extents: list[tuple[int, int]] = []
+
+        def seen(offset, length, exists):
+            if exists:
+                extents.append((offset, offset + length))
+        try:
+            # whole objects: one question per object, none per sub-extent
+            image.diff_iterate(0, image.size(), None, seen,
+                               include_parent=True, whole_object=True)
+        except Exception as e:
+            LOG.debug('No allocation map of the RBD image (%s): every '
+                      'range is read', e)
+            return cls(None)
+        extents.sort()
+        return cls(extents)
+
+    def has_data(self, offset: int, length: int) -> bool:
+        """May ``length`` bytes from ``offset`` hold anything but zeros?"""
+        if not self.known:
+            return True
+        # the last extent starting before the range's end
+        i = bisect.bisect_left(self._starts, offset + length) - 1
+        return i >= 0 and self._ends[i] > offset
 
 
 class _PendingRead(object):

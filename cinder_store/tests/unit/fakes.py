@@ -348,6 +348,19 @@ class FakeRBDImage(object):
         data = FakeRBDImage.read(self, offset, length)
         oncomplete(_Completion(len(data)), data)
 
+    # (offset, length) of the objects that exist; None: no allocation map
+    extents = None
+
+    def diff_iterate(self, offset, length, from_snapshot, iterate_cb,
+                     include_parent=True, whole_object=False):
+        if self.extents is None:
+            raise OSError(errno.EOPNOTSUPP, 'no diff here')
+        self.diff_calls += 1
+        for start, n in self.extents:
+            iterate_cb(start, n, True)
+
+    diff_calls = 0
+
     def write_zeroes(self, offset, length):
         if offset + length > self.size():
             raise OSError(errno.EINVAL, 'zeroing past the end')

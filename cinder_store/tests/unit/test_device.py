@@ -91,6 +91,22 @@ class TestFdDevice(base.TestCase):
                                side_effect=OSError(errno.EIO, 'I/O error')):
             self.assertRaises(OSError, dev.write_zeroes, 0, device.ALIGN)
 
+    def test_holes_of_a_file_are_zeros_not_read(self):
+        block = 1 << 20
+        with open(self.path, 'r+b') as f:
+            f.truncate(3 * block)
+            f.seek(block)
+            f.write(b'D' * block)
+        dev = device.open_device(self.path, writable=False)
+        self.addCleanup(dev.close)
+        with mock.patch.object(device.os, 'pread',
+                               side_effect=AssertionError('read a hole')):
+            self.assertEqual(bytes(4096), dev.pread(4096, 2 * block))
+            self.assertEqual(bytes(100), dev.pread(4096, 3 * block - 100))
+            self.assertEqual(b'', dev.pread(4096, 3 * block))
+        self.assertEqual(b'D' * 4096, dev.pread(4096, block))
+        self.assertEqual(b'earlier data', dev.pread(12, 0))
+
     def test_regular_file_does_not_wait_for_size(self):
         dev = device.open_device(self.path, writable=False)
         dev.wait_for_size(1 << 40, timeout=1)
@@ -151,11 +167,13 @@ class TestDirectWrites(base.TestCase):
         reader.close()
 
     def test_read_einval_falls_back_to_buffered(self):
+        with open(self.path, 'r+b') as f:
+            f.write(b'd' * 10)  # data, not a hole: read, not assumed
         dev = device.open_device(self.path, writable=False)
         reader = mock.Mock()
         reader.read.side_effect = OSError(errno.EINVAL, 'alignment')
         dev.direct_reader = reader
-        self.assertEqual(b'\0' * 10, dev.pread(10, 0))
+        self.assertEqual(b'd' * 10, dev.pread(10, 0))
         self.assertIsNone(dev.direct_reader)
         reader.close.assert_called_once_with()
         dev.close()
@@ -222,6 +240,20 @@ class TestRBDDevice(base.TestCase):
         self.assertEqual(b'01' + bytes(4) + b'6789', self.dev.pread(10, 0))
         e = self.assertRaises(OSError, self.dev.write_zeroes, 8, 4)
         self.assertEqual(errno.ENOSPC, e.errno)
+
+    def test_ranges_without_objects_are_zeros_not_read(self):
+        image = self.handle.rbd_image
+        image.extents = [(4, 4)]  # one object of 4 bytes holds data
+        image.read = mock.Mock(side_effect=AssertionError('read a hole'))
+        self.assertEqual(bytes(4), self.dev.pread(4, 0))
+        self.assertEqual(b'4567', self.dev.pread(4, 4))  # read ahead
+        self.assertEqual([(4, 4)], image.aio_reads)  # none of the holes
+        self.assertEqual(bytes(2), self.dev.pread(4, 8))
+        self.assertEqual(1, image.diff_calls)  # the map is asked once
+
+    def test_without_an_allocation_map_every_range_is_read(self):
+        self.assertFalse(self.dev.data_map().known)
+        self.assertEqual(b'0123', self.dev.pread(4, 0))
 
     def test_reads_are_positional_and_stop_at_the_end(self):
         self.assertEqual(b'6789', self.dev.pread(8, 6))
