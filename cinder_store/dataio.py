@@ -56,7 +56,7 @@ def _is_zero(data: bytes) -> bool:
 
 
 def zero_runs(chunk: bytes, block: int = ZERO_BLOCK):
-    """``(start, end, is_zero)`` of ``chunk``'s runs, in order.
+    """The runs of ``chunk``: ``(start, end, is_zero)`` tuples, in order.
 
     Runs are whole ``block``s but for the chunk's last; adjacent blocks of
     the same kind are merged.

@@ -12,7 +12,8 @@
 
 """cinder_store vs the in-tree driver vs the device, in one run.
 
-    tools/bench [--quick] [--rbd] [--reps N] [--json PATH] [--plot PATH]
+    tools/bench [--quick] [--rbd] [--sparse] [--reps N] [--json PATH]
+                [--plot PATH]
 
 Runs in the local stack's virtualenv against the running stack, through
 glance_store's multi-store API: ``block`` (cinder_store) and ``upstream``
@@ -22,17 +23,24 @@ device limits are raw librbd (same chunk size, write + flush, read).
 Repetitions are interleaved (ours, theirs, ours, ...); the table shows
 medians and the spread of cinder_store's samples, JSON has every sample.
 Every timed operation starts after an untimed ``sync``; reads start from a
-dropped page cache.
+dropped page cache.  ``--sparse`` runs only the real-image scenario: an
+ext4 file system made by ``mke2fs -d`` from a directory tree (mostly
+zeros), and a random image of the same size, added and read back by both
+drivers, with the space each volume allocates for the image.
 It reports; it asserts nothing about time.
 """
 
 import argparse
 import concurrent.futures
+import errno
 import hashlib
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -321,6 +329,74 @@ class Bench(object):
         self.delete(OURS, uri)
         return peak
 
+    def sparse(self):
+        """Real images: an ext4 file system mostly of zeros, and random."""
+        a = self.args
+        size = 512 * MiB if a.quick else 2 * GiB
+        reps = a.reps or 1
+        mb = 1e6
+        print_header()
+        with tempfile.TemporaryDirectory(dir=settings.STACK) as tmp:
+            path, data_bytes = ext4_image(tmp, size, a.quick)
+            images = (('ext4 %s, %d MiB of data' % (
+                human(size), data_bytes // MiB), path),
+                ('random %s' % human(size), None))
+            for name, image in images:
+                def one(backend):
+                    return self.sparse_cycle(backend, size, image)
+                samples = self.interleave(one, reps)
+                self.row('%s: add' % name, 'MB/s',
+                         [size / x[0] / mb for x in samples[OURS]],
+                         [size / x[0] / mb for x in samples[THEIRS]],
+                         note='MB/s of virtual size')
+                self.row('%s: get' % name, 'MB/s',
+                         [size / x[1] / mb for x in samples[OURS]],
+                         [size / x[1] / mb for x in samples[THEIRS]])
+                self.row('%s: allocated' % name, 'MiB',
+                         [x[2] / MiB for x in samples[OURS]],
+                         [x[2] / MiB for x in samples[THEIRS]],
+                         better='lower', note='of the image\'s range')
+        return self.results
+
+    def sparse_cycle(self, backend, size, path):
+        """(add s, get s, bytes allocated) of one image on ``backend``."""
+        from glance_store import multi_backend
+
+        def add():
+            source = open(path, 'rb') if path else Source(self.block, size)
+            try:
+                return multi_backend.add_with_multihash(
+                    self.conf, str(uuid.uuid4()), source, size, backend,
+                    'sha512', context=self.ctx)[0]
+            finally:
+                if path:
+                    source.close()
+        if path:
+            with open(path, 'rb') as f:  # the source from the page cache
+                while f.read(CHUNK):
+                    pass
+        t_add, uri = timed(add)
+        try:
+            allocated = self.allocated(backend, uri, size)
+            drop_caches()
+            t_get, _ = timed(lambda: self.get(backend, uri))
+        finally:
+            self.delete(backend, uri)
+        return t_add, t_get, allocated
+
+    def allocated(self, backend, uri, size):
+        """Bytes the volume allocates in its first ``size`` bytes."""
+        cinder = self.store(OURS).maintenance().cinder(self.ctx)
+        volume = cinder.get_volume(uri.rsplit('/', 1)[1])
+        if self.args.rbd:
+            return rbd_allocated('volume-%s' % volume.id, size)
+        # host@backend#pool: the loop-file driver's directory
+        cinder_backend = getattr(volume, 'os-vol-host-attr:host').split(
+            '@')[1].split('#')[0]
+        return file_allocated(os.path.join(
+            settings.VOLUMES, cinder_backend,
+            'volume-%s.img' % volume.id), size)
+
     # -- the run -------------------------------------------------------------
 
     def row(self, scenario, unit, ours, theirs=None, limit=None,
@@ -447,6 +523,65 @@ def raw_librbd(size, read=True):
         cluster.shutdown()
 
 
+def ext4_image(tmp, size, quick):
+    """A ``size`` ext4 image holding a real directory tree; (path, data).
+
+    ``mke2fs -d`` fills it without mounting; ``data`` is what it allocates.
+    """
+    import glance_store
+    tree = os.path.dirname(os.path.dirname(glance_store.__file__))
+    if quick:  # a few packages, not all of site-packages
+        tree = os.path.join(tmp, 'tree')
+        for name in ('cinder', 'glance', 'os_brick'):
+            package = __import__(name).__file__
+            shutil.copytree(os.path.dirname(package),
+                            os.path.join(tree, name))
+    path = os.path.join(tmp, 'ext4.img')
+    subprocess.run(['mke2fs', '-q', '-F', '-t', 'ext4', '-d', tree, path,
+                    '%dk' % (size // 1024)], check=True)
+    return path, file_allocated(path, size)
+
+
+def file_allocated(path, size):
+    """Bytes of ``path``'s first ``size`` bytes that are not holes."""
+    total, offset = 0, 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno == errno.ENXIO:
+                    break
+                raise
+            if start >= size:
+                break
+            end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+            total += end - start
+            offset = end
+    finally:
+        os.close(fd)
+    return total
+
+
+def rbd_allocated(name, size):
+    """Bytes of the RBD image's first ``size`` bytes held in objects."""
+    import rados
+    import rbd
+    extents = []
+    cluster = rados.Rados(conffile=settings.CEPH_CONF,
+                          rados_id=settings.CEPH_USER)
+    cluster.connect(timeout=10)
+    try:
+        with cluster.open_ioctx(settings.CEPH_POOL) as ioctx:
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                image.diff_iterate(0, size, None, lambda o, n, e: e and
+                                   extents.append(n))
+    finally:
+        cluster.shutdown()
+    return sum(extents)
+
+
 def placement():
     if OURS == 'rbd':
         osd = os.path.join(settings.CEPH, 'osd')
@@ -538,6 +673,9 @@ def main():
     parser.add_argument('--rbd', action='store_true',
                         help='on the stack\'s Ceph: rbd vs upstream-rbd, '
                              'beside raw librbd')
+    parser.add_argument('--sparse', action='store_true',
+                        help='only real images: ext4 mostly of zeros, '
+                             'and random, with the space allocated')
     parser.add_argument('--reps', type=int, default=0)
     parser.add_argument('--json', help='write the results as JSON here')
     parser.add_argument('--plot', help='write a PNG bar chart here')
@@ -545,7 +683,8 @@ def main():
     args = parser.parse_args()
     global OURS, THEIRS, SHARED
     OURS, THEIRS, SHARED = PLACEMENTS['rbd' if args.rbd else 'block']
-    results = Bench(args).run()
+    bench = Bench(args)
+    results = bench.sparse() if args.sparse else bench.run()
     print('* ratio: cinder_store over upstream for throughput, upstream over '
           'cinder_store for times and call counts (>1: cinder_store better)')
     if args.json:
