@@ -58,8 +58,8 @@ def _is_zero(data: bytes) -> bool:
 def zero_runs(chunk: bytes, block: int = ZERO_BLOCK):
     """The runs of ``chunk``: ``(start, end, is_zero)`` tuples, in order.
 
-    Runs are whole ``block``s but for the chunk's last; adjacent blocks of
-    the same kind are merged.
+    Runs are whole blocks of ``block`` bytes but for the chunk's last;
+    blocks of the same kind next to each other are merged.
     """
     if _is_zero(chunk):
         yield 0, len(chunk), True
