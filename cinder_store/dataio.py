@@ -66,8 +66,11 @@ def zero_runs(chunk: bytes, block: int = ZERO_BLOCK):
         return
     start, zero = 0, None
     for at in range(0, len(chunk), block):
-        # a slice and a compare are C speed; a memoryview compare is not
-        this = _is_zero(chunk[at:at + block])
+        last = min(at + block, len(chunk)) - 1
+        # Data blocks rarely start and end with zeros: no copy for them.
+        # A slice and a compare are C speed; a memoryview compare is not.
+        this = (chunk[at] == 0 and chunk[last] == 0 and
+                _is_zero(chunk[at:last + 1]))
         if zero is not None and this != zero:
             yield start, at, zero
             start = at
