@@ -184,7 +184,7 @@ class Bench(object):
         """Delete; unless told not to, wait until Cinder removed it."""
         from glance_store import multi_backend
         multi_backend.delete(uri, backend, context=self.ctx)
-        if wait:
+        if wait and uri.startswith('cinder://'):
             self.wait_deleted(uri)
 
     def wait_deleted(self, uri):
@@ -333,6 +333,7 @@ class Bench(object):
         """Real images: an ext4 file system mostly of zeros, and random.
 
         Each through glance_store's API, then through Glance's (HAProxy).
+        With ``--rbd``, Glance's own rbd store (thin) is the limit column.
         """
         a = self.args
         size = 512 * MiB if a.quick else 2 * GiB
@@ -348,22 +349,34 @@ class Bench(object):
                                    (', through Glance', self.rest_cycle)):
                     samples = self.interleave(
                         lambda backend: cycle(backend, size, image), reps)
-                    self.sparse_rows(name + how, size, samples)
+                    native = None
+                    if a.rbd:
+                        native = [cycle(settings.GLANCE_RBD_BACKEND, size,
+                                        image) for _ in range(reps)]
+                    self.sparse_rows(name + how, size, samples, native)
         return self.results
 
-    def sparse_rows(self, name, size, samples):
+    def sparse_rows(self, name, size, samples, native=None):
         mb = 1e6
+
+        def med(values):
+            return statistics.median(values) if values else None
+        native = native or []
+        note = "; limit: Glance's rbd store (thin)" if native else ''
         self.row('%s: add' % name, 'MB/s',
                  [size / x[0] / mb for x in samples[OURS]],
                  [size / x[0] / mb for x in samples[THEIRS]],
-                 note='MB/s of virtual size')
+                 med([size / x[0] / mb for x in native]),
+                 note='MB/s of virtual size' + note)
         self.row('%s: get' % name, 'MB/s',
                  [size / x[1] / mb for x in samples[OURS]],
-                 [size / x[1] / mb for x in samples[THEIRS]])
+                 [size / x[1] / mb for x in samples[THEIRS]],
+                 med([size / x[1] / mb for x in native]), note=note[2:])
         self.row('%s: allocated' % name, 'MiB',
                  [x[2] / MiB for x in samples[OURS]],
                  [x[2] / MiB for x in samples[THEIRS]],
-                 better='lower', note='of the image\'s range')
+                 med([x[2] / MiB for x in native]), better='lower',
+                 note="of the image's range" + note)
 
     def rest_cycle(self, backend, size, path):
         """sparse_cycle through Glance's API (HAProxy), as a user would."""
@@ -448,11 +461,15 @@ class Bench(object):
         return t_add, t_get, allocated
 
     def allocated(self, backend, uri, size):
-        """Bytes the volume allocates in its first ``size`` bytes."""
+        """Bytes the image's volume (or RBD image) allocates of ``size``."""
+        if uri.startswith('rbd://'):  # fsid/pool/image/snapshot
+            _, pool, name, _ = uri[len('rbd://'):].split('/')
+            return rbd_allocated(pool, name, size)
         cinder = self.store(OURS).maintenance().cinder(self.ctx)
         volume = cinder.get_volume(uri.rsplit('/', 1)[1])
         if self.args.rbd:
-            return rbd_allocated('volume-%s' % volume.id, size)
+            return rbd_allocated(settings.CEPH_POOL, 'volume-%s' % volume.id,
+                                 size)
         # host@backend#pool: the loop-file driver's directory
         cinder_backend = getattr(volume, 'os-vol-host-attr:host').split(
             '@')[1].split('#')[0]
@@ -627,7 +644,7 @@ def file_allocated(path, size):
     return total
 
 
-def rbd_allocated(name, size):
+def rbd_allocated(pool, name, size):
     """Bytes of the RBD image's first ``size`` bytes held in objects."""
     import rados
     import rbd
@@ -636,7 +653,7 @@ def rbd_allocated(name, size):
                           rados_id=settings.CEPH_USER)
     cluster.connect(timeout=10)
     try:
-        with cluster.open_ioctx(settings.CEPH_POOL) as ioctx:
+        with cluster.open_ioctx(pool) as ioctx:
             with rbd.Image(ioctx, name, read_only=True) as image:
                 image.diff_iterate(0, size, None, lambda o, n, e: e and
                                    extents.append(n))

@@ -177,15 +177,20 @@ def create_osd(osd_dir):
 
 
 def setup_pool():
-    """The volumes pool and Cinder's client user (idempotent)."""
-    pool = settings.CEPH_POOL
-    if pool not in cli('osd', 'pool', 'ls').split():
-        cli('osd', 'pool', 'create', pool, '8', '8')
-        process.run('rbd', '--conf', settings.CEPH_CONF, 'pool', 'init',
-                    pool)
-    keyring = cli('auth', 'get-or-create', 'client.' + settings.CEPH_USER,
-                  'mon', 'profile rbd', 'osd', 'profile rbd pool=' + pool,
-                  'mgr', 'profile rbd pool=' + pool)
+    """The volumes and images pools and the client user (idempotent)."""
+    pools = (settings.CEPH_POOL, settings.GLANCE_RBD_POOL)
+    existing = cli('osd', 'pool', 'ls').split()
+    for pool in pools:
+        if pool not in existing:
+            cli('osd', 'pool', 'create', pool, '8', '8')
+            process.run('rbd', '--conf', settings.CEPH_CONF, 'pool', 'init',
+                        pool)
+    user = 'client.' + settings.CEPH_USER
+    caps = ', '.join('profile rbd pool=' + pool for pool in pools)
+    cli('auth', 'get-or-create', user)
+    # caps again on every up: a stack made before the images pool
+    cli('auth', 'caps', user, 'mon', 'profile rbd', 'osd', caps, 'mgr', caps)
+    keyring = cli('auth', 'get', user)
     for path in (settings.CEPH_KEYRING, settings.ETC_KEYRING):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -205,10 +210,12 @@ def setup_pool():
 
 
 def images():
-    """Names of the RBD images in the volumes pool."""
-    return subprocess.run(
-        ['rbd', '--conf', settings.CEPH_CONF, 'ls', settings.CEPH_POOL],
-        capture_output=True, text=True, timeout=30).stdout.split()
+    """``pool/name`` of the RBD images in the volumes and images pools."""
+    return ['%s/%s' % (pool, name)
+            for pool in (settings.CEPH_POOL, settings.GLANCE_RBD_POOL)
+            for name in subprocess.run(
+                ['rbd', '--conf', settings.CEPH_CONF, 'ls', pool],
+                capture_output=True, text=True, timeout=30).stdout.split()]
 
 
 def forget_etc_keyring():

@@ -14,7 +14,8 @@
 
 Backends: ``block``, ``file``, ``multiattach`` and ``rbd`` are
 cinder_store; ``upstream``, ``upstream-rbd`` and ``upstream-multiattach``
-are glance_store's in-tree cinder driver on the same Cinder backends, for
+are glance_store's in-tree cinder driver on the same Cinder backends, and
+``glance-rbd`` is Glance's own rbd store (thin) on a pool of its own, for
 the benchmarks.
 
 ``settings.GLANCE_HOSTS`` hosts run the same configuration but for what
@@ -74,7 +75,8 @@ def sections(glance_host=None):
     staging = os.path.join(glance_host.dir, 'staging')
     ours = settings.CINDER_BACKENDS
     backends = (['%s:cinder_store' % b for b in ours] +
-                ['%s:cinder' % b for b in UPSTREAM])
+                ['%s:cinder' % b for b in UPSTREAM] +
+                ['%s:rbd' % settings.GLANCE_RBD_BACKEND])
     out = {
         'DEFAULT': {'enabled_backends': ', '.join(backends),
                     'log_file': glance_host.log,
@@ -122,6 +124,13 @@ def sections(glance_host=None):
     # reads its keyring from /etc/ceph.
     for name in UPSTREAM:
         out[name] = upstream_section(name, glance_host)
+    out[settings.GLANCE_RBD_BACKEND] = {
+        'store_description': "Glance's rbd store, thin",
+        'rbd_store_pool': settings.GLANCE_RBD_POOL,
+        'rbd_store_user': settings.CEPH_USER,
+        'rbd_store_ceph_conf': settings.CEPH_CONF,
+        'rbd_thin_provisioning': 'true',
+        'rados_connect_timeout': str(settings.CEPH_CLIENT_TIMEOUT)}
     return out
 
 

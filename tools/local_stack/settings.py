@@ -87,6 +87,9 @@ MULTIATTACH_TYPES = ('multiattach', 'upstream-multiattach')
 CEPH = os.path.join(STACK, 'ceph')
 CEPH_CONF = os.path.join(CEPH, 'ceph.conf')
 CEPH_POOL = 'volumes'
+# Glance's own rbd store (backend GLANCE_RBD_BACKEND), the bar on Ceph
+GLANCE_RBD_POOL = 'images'
+GLANCE_RBD_BACKEND = 'glance-rbd'
 # The Ceph client Cinder and Glance use.  The in-tree driver (through
 # os-brick) reads its keyring only from /etc/ceph/ceph.client.<user>.keyring:
 # a name of its own keeps the stack from touching a real one there.
