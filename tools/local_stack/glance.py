@@ -88,6 +88,9 @@ def sections(glance_host=None):
                     'show_image_direct_url': 'true',
                     'enabled_import_methods':
                         '[glance-direct,web-download,copy-image]'},
+        # Imports end raw, the format Cinder clones an image-volume in
+        'image_import_opts': {'image_import_plugins': "['image_conversion']"},
+        'image_conversion': {'output_format': 'raw'},
         'import_filtering_opts': {
             'allowed_hosts': '[%s]' % settings.HOST,
             'allowed_ports': '[80,443,%d]' % settings.WEB_DOWNLOAD_PORT},

@@ -105,7 +105,9 @@ PASSWORDS = {'admin': 'adminpass', 'glance': 'glancepass',
 SERVICE_USERS = ('glance', 'cinder')
 
 # qemu-utils: Cinder's image paths (create from image, upload to image)
+# and Glance's image conversion; e2fsprogs: real file-system images
 APT_PACKAGES = ('rabbitmq-server', 'mariadb-server', 'qemu-utils',
+                'e2fsprogs',
                 'etcd-server', 'haproxy',
                 'ceph-mon', 'ceph-mgr', 'ceph-osd', 'ceph-common',
                 'python3-rados', 'python3-rbd')

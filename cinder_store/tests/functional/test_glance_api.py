@@ -31,9 +31,10 @@ class GlanceAPITestCase(base.FunctionalTestCase):
         hosts = stores.glance_hosts()
         self.image = base.glance_api(hosts[0]['url'] if hosts else None)
 
-    def create(self, name='cinder-store-functional'):
+    def create(self, name='cinder-store-functional', disk_format='raw'):
         r = self.image.post('/images', json={
-            'name': name, 'disk_format': 'raw', 'container_format': 'bare'})
+            'name': name, 'disk_format': disk_format,
+            'container_format': 'bare'})
         self.assertEqual(201, r.status_code, r.text)
         image_id = r.json()['id']
         self.image_ids.add(image_id)
