@@ -46,13 +46,10 @@ CHUNK_SIZE = 4 * units.Mi
 DEPTH = 8
 # Zeros are found in blocks of this size, aligned to the chunk's start
 ZERO_BLOCK = 64 * units.Ki
-_ZEROS = bytes(CHUNK_SIZE)
 
 
 def _is_zero(data: bytes) -> bool:
-    if len(data) <= len(_ZEROS):
-        return data == _ZEROS[:len(data)]
-    return data == bytes(len(data))
+    return data == device_mod.zeros(len(data))
 
 
 def zero_runs(chunk: bytes, block: int = ZERO_BLOCK):
