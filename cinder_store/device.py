@@ -57,10 +57,9 @@ class Device(object):
         here, by writing zeros.  A failure raises like a failed write.
         """
         end = offset + length
-        zeros = bytes(min(length, ZERO_WRITE))
         while offset < end:
-            n = min(len(zeros), end - offset)
-            self.pwrite(zeros if n == len(zeros) else zeros[:n], offset)
+            n = min(ZERO_WRITE, end - offset)
+            self.pwrite(zeros(n), offset)
             offset += n
 
     def sync(self) -> None:
@@ -299,10 +298,12 @@ class FdDevice(Device):
         # device's own zeroing.  Ranges that are not sector-aligned, and
         # a file's range past its end, are written.
         fd = self._open_fd()
-        aligned = not (offset % ALIGN or length % ALIGN)
-        inside = not self.is_file or offset + length <= self.size()
-        ways = ([punch_hole] if aligned and inside else []) + (
-            [zero_out] if aligned and not self.is_file else [])
+        ways = []
+        if not (offset % ALIGN or length % ALIGN):
+            if not self.is_file:
+                ways = [punch_hole, zero_out]
+            elif offset + length <= self.size():
+                ways = [punch_hole]
         for way in ways:
             try:
                 way(fd, offset, length)

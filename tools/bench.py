@@ -427,17 +427,19 @@ class Bench(object):
             self._glance_api.get('/images?limit=1').raise_for_status()
         return self._glance_api
 
+    def source(self, size, path):
+        """The image as a file: ``path``, or random data if None."""
+        if path:
+            return open(path, 'rb')
+        return contextlib.nullcontext(Source(self.block, size))
+
     def chunks(self, size, path):
-        source = open(path, 'rb') if path else Source(self.block, size)
-        try:
+        with self.source(size, path) as source:
             while True:
                 data = source.read(CHUNK)
                 if not data:
                     return
                 yield data
-        finally:
-            if path:
-                source.close()
 
     def location_of(self, api, image_id):
         """The image's location URL (Glance shows it to admins)."""
@@ -454,14 +456,10 @@ class Bench(object):
         from glance_store import multi_backend
 
         def add():
-            source = open(path, 'rb') if path else Source(self.block, size)
-            try:
+            with self.source(size, path) as source:
                 return multi_backend.add_with_multihash(
                     self.conf, str(uuid.uuid4()), source, size, backend,
                     'sha512', context=self.ctx)[0]
-            finally:
-                if path:
-                    source.close()
         if path:
             with open(path, 'rb') as f:  # the source from the page cache
                 while f.read(CHUNK):
@@ -587,33 +585,40 @@ def human(n):
 
 def raw_librbd(size, read=True):
     """librbd alone on the stack's Ceph: (write+flush B/s, read B/s)."""
-    import rados
     import rbd
+    name = 'bench-raw-%s' % uuid.uuid4()
+    block = os.urandom(CHUNK)
+    with ceph_pool(settings.CEPH_POOL) as ioctx:
+        rbd.RBD().create(ioctx, name, size)
+        try:
+            with rbd.Image(ioctx, name) as image:
+                def write():
+                    for offset in range(0, size, CHUNK):
+                        image.write(block, offset)
+                    image.flush()
+                write_s, _ = timed(write)
+                if not read:
+                    return size / write_s, None
+
+                def read_all():
+                    for offset in range(0, size, CHUNK):
+                        image.read(offset, CHUNK)
+                read_s, _ = timed(read_all)
+            return size / write_s, size / read_s
+        finally:
+            rbd.RBD().remove(ioctx, name)
+
+
+@contextlib.contextmanager
+def ceph_pool(pool):
+    """An I/O context on the stack's Ceph ``pool``, as its client user."""
+    import rados
     cluster = rados.Rados(conffile=settings.CEPH_CONF,
                           rados_id=settings.CEPH_USER)
     cluster.connect(timeout=10)
-    name = 'bench-raw-%s' % uuid.uuid4()
-    block = os.urandom(CHUNK)
     try:
-        with cluster.open_ioctx(settings.CEPH_POOL) as ioctx:
-            rbd.RBD().create(ioctx, name, size)
-            try:
-                with rbd.Image(ioctx, name) as image:
-                    def write():
-                        for offset in range(0, size, CHUNK):
-                            image.write(block, offset)
-                        image.flush()
-                    write_s, _ = timed(write)
-                    if not read:
-                        return size / write_s, None
-
-                    def read_all():
-                        for offset in range(0, size, CHUNK):
-                            image.read(offset, CHUNK)
-                    read_s, _ = timed(read_all)
-                return size / write_s, size / read_s
-            finally:
-                rbd.RBD().remove(ioctx, name)
+        with cluster.open_ioctx(pool) as ioctx:
+            yield ioctx
     finally:
         cluster.shutdown()
 
@@ -674,19 +679,12 @@ def file_allocated(path, size):
 
 def rbd_allocated(pool, name, size):
     """Bytes of the RBD image's first ``size`` bytes held in objects."""
-    import rados
     import rbd
     extents = []
-    cluster = rados.Rados(conffile=settings.CEPH_CONF,
-                          rados_id=settings.CEPH_USER)
-    cluster.connect(timeout=10)
-    try:
-        with cluster.open_ioctx(pool) as ioctx:
-            with rbd.Image(ioctx, name, read_only=True) as image:
-                image.diff_iterate(0, size, None, lambda o, n, e: e and
-                                   extents.append(n))
-    finally:
-        cluster.shutdown()
+    with ceph_pool(pool) as ioctx:
+        with rbd.Image(ioctx, name, read_only=True) as image:
+            image.diff_iterate(0, size, None, lambda o, n, e: e and
+                               extents.append(n))
     return sum(extents)
 
 

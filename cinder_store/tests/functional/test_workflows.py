@@ -284,8 +284,7 @@ class TestCinderWorkflows(WorkflowTestCase):
         one: the stack's loop-file volumes hold old data (junk mode).
         """
         digest = hashlib.sha256()
-        with open(os.path.join(base.local_volume_dir(backend),
-                               'volume-%s.img' % volume.id), 'rb') as f:
+        with open(self.volume_path(backend, volume), 'rb') as f:
             while size > 0:
                 chunk = f.read(min(size, base.MiB))
                 if not chunk:
@@ -294,11 +293,14 @@ class TestCinderWorkflows(WorkflowTestCase):
                 size -= len(chunk)
         return digest.hexdigest()
 
+    def volume_path(self, backend, volume):
+        """A local-stack volume's file."""
+        return os.path.join(base.local_volume_dir(backend),
+                            'volume-%s.img' % volume.id)
+
     def volume_bytes(self, backend, volume, size):
         """The first ``size`` bytes of a local-stack volume's file."""
-        directory = base.local_volume_dir(backend)
-        with open(os.path.join(directory, 'volume-%s.img' % volume.id),
-                  'rb') as f:
+        with open(self.volume_path(backend, volume), 'rb') as f:
             return f.read(size)
 
     def clone_source(self, backend, volume):
