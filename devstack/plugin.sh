@@ -7,7 +7,7 @@
 # environment file: source $CINDER_STORE_DIR/functional.env, then
 # tox -e functional.
 
-# "<id>:<volume-type>[:<cinder-backend>]" entries, one a line.
+# "<id>:<volume-type>[:<cinder-backend>[:multiattach]]" entries, one a line.
 function _cinder_store_backends {
     local be
     if [[ -n "$CINDER_STORE_BACKENDS" ]]; then
@@ -102,10 +102,19 @@ function configure_cinder_store {
     iniset $GLANCE_API_CONF oslo_concurrency lock_path $GLANCE_LOCK_DIR
     configure_cinder_store_rootwrap
 
-    cat > $CINDER_STORE_DIR/functional.env <<ENV
-export OS_CLOUD=devstack-admin
-export CINDER_STORE_FUNCTIONAL_CONF=$GLANCE_API_CONF
-ENV
+    _cinder_store_functional_env > $CINDER_STORE_DIR/functional.env
+}
+
+# What the functional tests need to find this cloud and its backends.
+function _cinder_store_functional_env {
+    local pair role id
+    echo "export OS_CLOUD=devstack-admin"
+    echo "export OS_CLIENT_CONFIG_FILE=/etc/openstack/clouds.yaml"
+    echo "export CINDER_STORE_FUNCTIONAL_CONF=$GLANCE_API_CONF"
+    for pair in ${CINDER_STORE_FUNCTIONAL_ROLES//,/ }; do
+        IFS=: read -r role id <<< "$pair"
+        echo "export CINDER_STORE_FUNCTIONAL_${role^^}_BACKEND=$id"
+    done
 }
 
 # Device hand-over to the unprivileged glance-api goes through
@@ -143,15 +152,43 @@ function configure_cinder_store_rootwrap {
 
 # After Cinder is up: the volume types of entries naming a Cinder backend.
 function create_cinder_store_volume_types {
-    local entry id vtype be
+    local entry id vtype be flag
+    local -a extra
     for entry in $(_cinder_store_backends); do
-        IFS=: read -r id vtype be <<< "$entry"
+        IFS=: read -r id vtype be flag <<< "$entry"
         [[ -z "$be" ]] && continue
+        extra=()
+        if [[ "$flag" == "multiattach" ]]; then
+            extra=(--property "multiattach=<is> True")
+        fi
         if ! openstack --os-cloud devstack-admin volume type show $vtype > /dev/null 2>&1; then
             openstack --os-cloud devstack-admin volume type create \
-                --property volume_backend_name=$be $vtype
+                --property volume_backend_name=$be "${extra[@]}" $vtype
         fi
     done
+}
+
+# A Cinder backend type "loopfile" (CINDER_ENABLED_BACKENDS=loopfile:<name>):
+# the tests' loop-file volume driver, for machines without LVM or iSCSI.
+# lib/cinder calls these for each such backend.  cinder-volume runs as
+# $STACK_USER, so losetup goes through sudo.
+function configure_cinder_backend_loopfile {
+    local be_name=$1 mode=block
+    if [[ ",$CINDER_STORE_LOOPFILE_FILE_BACKENDS," == *",$be_name,"* ]]; then
+        mode=file
+    fi
+    iniset $CINDER_CONF $be_name volume_backend_name $be_name
+    iniset $CINDER_CONF $be_name volume_driver \
+        cinder_store.tests.functional.loopfile.driver.LoopFileDriver
+    iniset $CINDER_CONF $be_name loopfile_volume_dir \
+        $CINDER_STORE_LOOPFILE_DIR/$be_name
+    iniset $CINDER_CONF $be_name loopfile_mode $mode
+    iniset $CINDER_CONF $be_name loopfile_root_helper sudo
+}
+
+function init_cinder_backend_loopfile {
+    local be_name=$1
+    mkdir -p $CINDER_STORE_LOOPFILE_DIR/$be_name
 }
 
 if is_service_enabled glance && is_service_enabled cinder; then

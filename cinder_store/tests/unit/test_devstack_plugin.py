@@ -55,7 +55,7 @@ function echo_summary { :; }
 function define_plugin { :; }
 function setup_develop { echo "setup_develop $*" >> "$CALLS"; }
 function openstack {
-    echo "openstack $*" >> "$CALLS"
+    { printf 'openstack'; printf ' %q' "$@"; echo; } >> "$CALLS"
     [[ " $* " != *" volume type show "* ]]
 }
 function sudo {
@@ -70,6 +70,7 @@ function sudo {
 }
 source "$PLUGIN_DIR/settings"
 source "$PLUGIN_DIR/plugin.sh" "$@"
+eval "${THEN:-}"
 '''
 
 # What devstack's lib/glance leaves before the plugin's post-config.
@@ -307,6 +308,53 @@ class TestDevstackPlugin(base.TestCase):
                       'cinder_store-a', calls)
         # a type given without a Cinder backend is the operator's own
         self.assertFalse([c for c in calls if 'existing-type' in c])
+
+    def test_multiattach_flag_makes_a_multiattach_type(self):
+        self.devstack(SINGLE_STORE, CINDER_STORE_BACKENDS=(
+            'cs-m:cinder_store-m:lf-multi:multiattach'))
+        self.phase('stack', 'extra')
+        with open(self.calls) as f:
+            calls = f.read().splitlines()
+        # one argument "multiattach=<is> True", as Cinder's extra spec
+        self.assertIn('openstack --os-cloud devstack-admin volume type '
+                      'create --property volume_backend_name=lf-multi '
+                      r'--property multiattach=\<is\>\ True '
+                      'cinder_store-m', calls)
+
+    def test_functional_env_names_the_cloud_and_the_roles(self):
+        self.devstack(SINGLE_STORE, CINDER_STORE_FUNCTIONAL_ROLES=(
+            'block:cs-a,multiattach:cs-m'))
+        self.post_config()
+        with open(os.path.join(self.plugin_home, 'functional.env')) as f:
+            env = f.read().splitlines()
+        self.assertEqual([
+            'export OS_CLOUD=devstack-admin',
+            'export OS_CLIENT_CONFIG_FILE=/etc/openstack/clouds.yaml',
+            'export CINDER_STORE_FUNCTIONAL_CONF=%s' % self.conf_path,
+            'export CINDER_STORE_FUNCTIONAL_BLOCK_BACKEND=cs-a',
+            'export CINDER_STORE_FUNCTIONAL_MULTIATTACH_BACKEND=cs-m'], env)
+
+    def test_loopfile_backend_for_lib_cinder(self):
+        cinder_conf = os.path.join(self.tmp, 'cinder.conf')
+        self.devstack(SINGLE_STORE, backends='loopfile:lf-a,loopfile:lf-f',
+                      CINDER_CONF=cinder_conf,
+                      CINDER_STORE_LOOPFILE_FILE_BACKENDS='lf-f',
+                      THEN='configure_cinder_backend_loopfile lf-a; '
+                           'configure_cinder_backend_loopfile lf-f; '
+                           'init_cinder_backend_loopfile lf-a')
+        self.phase('stack', 'post-config')
+        written = configparser.ConfigParser(interpolation=None)
+        written.read(cinder_conf)
+        volumes = os.path.join(self.tmp, 'data', 'cinder_store-loopfile')
+        self.assertEqual({
+            'volume_backend_name': 'lf-a',
+            'volume_driver': 'cinder_store.tests.functional.loopfile.'
+                             'driver.LoopFileDriver',
+            'loopfile_volume_dir': os.path.join(volumes, 'lf-a'),
+            'loopfile_mode': 'block',
+            'loopfile_root_helper': 'sudo'}, dict(written['lf-a']))
+        self.assertEqual('file', written['lf-f']['loopfile_mode'])
+        self.assertTrue(os.path.isdir(os.path.join(volumes, 'lf-a')))
 
     def test_nothing_without_cinder(self):
         self.devstack(SINGLE_STORE, services='glance,g-api')

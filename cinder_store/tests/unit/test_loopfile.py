@@ -59,6 +59,19 @@ class TestLoopFiles(base.TestCase):
                 f.seek(offset)
                 self.assertEqual(files.JUNK, f.read(len(files.JUNK)))
 
+    def test_root_helper_prefixes_losetup_only(self):
+        calls = []
+        helped = files.LoopFiles(
+            self.tmp, root_helper=('sudo',),
+            execute=lambda *cmd: calls.append(cmd) or '/dev/loop7\n')
+        helped.create('v', 1)
+        helped.copy('v', 'w')
+        self.assertEqual('/dev/loop7', helped.attach('v'))
+        self.assertEqual([('sudo', 'losetup', '-j', helped.path('v'), '-O',
+                           'NAME', '-n')], calls[1:2])
+        self.assertEqual('cp', calls[0][0])
+        self.assertTrue(all(c[0] == 'sudo' for c in calls[1:]))
+
     def test_attach_reuses_device_for_multiattach(self):
         self.files.create('v', 1)
         first = self.files.attach('v')

@@ -37,6 +37,9 @@ OPTS = [
                 help='New volumes, and what an extend adds, hold old data '
                      '(as thick LVM with volume_clear = none) instead of '
                      'reading zeros.'),
+    cfg.StrOpt('loopfile_root_helper', default='',
+               help='Command prefix for losetup when cinder-volume does '
+                    'not run as root, e.g. "sudo" (devstack).'),
 ]
 cfg.CONF.register_opts(OPTS, group='backend_defaults')
 
@@ -58,8 +61,10 @@ class LoopFileDriver(driver.VolumeDriver):
         return OPTS
 
     def do_setup(self, context):
-        self.files = files.LoopFiles(self.configuration.loopfile_volume_dir,
-                                     junk=self.configuration.loopfile_junk)
+        self.files = files.LoopFiles(
+            self.configuration.loopfile_volume_dir,
+            junk=self.configuration.loopfile_junk,
+            root_helper=self.configuration.loopfile_root_helper.split())
         self.files.setup()
 
     def check_for_setup_error(self):

@@ -58,19 +58,27 @@ def run(*cmd):
 
 
 class LoopFiles(object):
-    """Volume files under ``directory``; ``execute`` runs losetup."""
+    """Volume files under ``directory``; ``execute`` runs commands.
 
-    def __init__(self, directory, execute=run, junk=False):
+    ``root_helper`` (e.g. ``('sudo',)``) prefixes losetup, the one command
+    that needs root, when cinder-volume does not run as root (devstack).
+    """
+
+    def __init__(self, directory, execute=run, junk=False, root_helper=()):
         self.directory = directory
         self.execute = execute
         self.junk = junk
+        self.root_helper = tuple(root_helper)
+
+    def losetup(self, *args):
+        return self.execute(*self.root_helper, 'losetup', *args)
 
     def path(self, name):
         return os.path.join(self.directory, '%s.img' % name)
 
     def setup(self):
         os.makedirs(self.directory, exist_ok=True)
-        self.execute('losetup', '--version')
+        self.losetup('--version')
 
     def create(self, name, size_gb):
         with open(self.path(name), 'xb') as f:
@@ -85,7 +93,7 @@ class LoopFiles(object):
 
     def delete(self, name):
         for device in self.loops(name):
-            self.execute('losetup', '-d', device)
+            self.losetup('-d', device)
         for path in (self.path(name), self.clone_record(name)):
             try:
                 os.unlink(path)
@@ -98,11 +106,11 @@ class LoopFiles(object):
             f.truncate(size_gb * units.Gi)
             self._fill_junk(f, old_size, size_gb * units.Gi)
         for device in self.loops(name):
-            self.execute('losetup', '-c', device)
+            self.losetup('-c', device)
 
     def loops(self, name):
         """Loop devices currently bound to the volume's file."""
-        out = self.execute('losetup', '-j', self.path(name), '-O', 'NAME',
+        out = self.losetup('-j', self.path(name), '-O', 'NAME',
                            '-n')
         return [line.strip() for line in out.splitlines() if line.strip()]
 
@@ -111,12 +119,12 @@ class LoopFiles(object):
         existing = self.loops(name)
         if existing:
             return existing[0]
-        return self.execute('losetup', '-f', '--show',
+        return self.losetup('-f', '--show',
                             self.path(name)).strip()
 
     def detach(self, name):
         for device in self.loops(name):
-            self.execute('losetup', '-d', device)
+            self.losetup('-d', device)
 
     def copy(self, source, dest):
         self.execute('cp', '--sparse=always', self.path(source),
