@@ -100,6 +100,9 @@ function configure_cinder_store {
         iniset $GLANCE_API_CONF backend_defaults cafile $SSL_BUNDLE_FILE
     fi
     iniset $GLANCE_API_CONF oslo_concurrency lock_path $GLANCE_LOCK_DIR
+    # cinder_store keeps its records there too: glance-api's user must own
+    # it, whoever (a test run, a cinder-store-check) comes first.
+    sudo install -d -o $STACK_USER $GLANCE_LOCK_DIR
     configure_cinder_store_rootwrap
 
     _cinder_store_functional_env > $CINDER_STORE_DIR/functional.env
@@ -191,6 +194,20 @@ function init_cinder_backend_loopfile {
     mkdir -p $CINDER_STORE_LOOPFILE_DIR/$be_name
 }
 
+# Glance's images are volumes of the service project: devstack's default
+# quota (10) fails a parallel test run.  lib/cinder raises it only for its
+# in-tree store (USE_CINDER_FOR_GLANCE); never lowered here.
+function raise_cinder_store_volume_quota {
+    local current
+    current=$(openstack --os-cloud devstack-admin quota show -f value \
+        -c volumes $SERVICE_PROJECT_NAME)
+    if [[ "$current" != "-1" ]] && \
+            (( ${current:-0} < CINDER_STORE_SERVICE_VOLUME_QUOTA )); then
+        openstack --os-cloud devstack-admin quota set \
+            --volumes $CINDER_STORE_SERVICE_VOLUME_QUOTA $SERVICE_PROJECT_NAME
+    fi
+}
+
 if is_service_enabled glance && is_service_enabled cinder; then
     if [[ "$1" == "stack" && "$2" == "install" ]]; then
         echo_summary "Installing cinder_store"
@@ -201,6 +218,7 @@ if is_service_enabled glance && is_service_enabled cinder; then
     elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
         echo_summary "Creating the volume types of cinder_store backends"
         create_cinder_store_volume_types
+        raise_cinder_store_volume_quota
     fi
     if [[ "$1" == "clean" ]]; then
         rm -f $CINDER_STORE_DIR/functional.env

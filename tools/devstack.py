@@ -24,6 +24,7 @@ named for what it works around.  Standard library only.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,14 @@ PASSWORD = 'devstack-secret'
 DAEMONS = ('apache2', 'mariadb', 'mysql', 'rabbitmq-server', 'memcached',
            'tgt')
 LOOPFILE_DIR = os.path.join(DEST, 'data', 'cinder_store-loopfile')
+# Where stack.sh adds files that unstack.sh leaves (units, sudoers rules,
+# Apache sites, links, service configuration): what is new in them after
+# up is removed by down.
+WATCHED = ('/etc/systemd/system', '/etc/sudoers.d', '/usr/local/bin',
+           '/etc/apache2/sites-available', '/etc/apache2/sites-enabled')
+# Service configuration directories stack.sh makes (packages' own /etc
+# directories stay: the packages stay installed)
+CONF_DIRS = ('/etc/keystone', '/etc/glance', '/etc/cinder', '/etc/openstack')
 
 # Functional roles on the devstack cloud: loop-file backends of the
 # plugin, as <glance id>:<volume type>:<cinder backend>[:multiattach]
@@ -62,8 +71,8 @@ STORE_BACKENDS = ('cs-block:cinder_store-block:lf-block,'
                   'cs-file:cinder_store-file:lf-file,'
                   'cs-multi:cinder_store-multi:lf-multi:multiattach')
 ROLES = 'block:cs-block,file:cs-file,multiattach:cs-multi'
-# Written by the plugin: what the functional tests need to find the cloud
-FUNCTIONAL_ENV = os.path.join(DEST, 'cinder_store', 'functional.env')
+# tox for the stack user, who runs the functional suite
+TOX_VENV = os.path.join(DEST, '.cinder_store-tox')
 
 LOCAL_CONF = """[[local|localrc]]
 ADMIN_PASSWORD={password}
@@ -81,7 +90,9 @@ DOWNLOAD_DEFAULT_IMAGES=False
 IMAGE_URLS=
 disable_all_services
 enable_service mysql rabbit key g-api c-api c-sch c-vol
-GLANCE_ENABLE_MULTIPLE_STORES=True
+# Single-store Glance, devstack's default: the plugin makes it multi-store
+# and keeps its file store.  (With GLANCE_ENABLE_MULTIPLE_STORES and file
+# stores, lib/glance configure_multiple_file_stores gives them no datadir.)
 CINDER_ENABLED_BACKENDS={cinder_backends}
 CINDER_TARGET_HELPER=tgtadm
 enable_plugin cinder_store file://{dest}/cinder_store
@@ -275,6 +286,10 @@ def up(args):
     plugin_tree()
     write_local_conf()
     sh('chown', '-R', '%s:%s' % (USER, USER), DEST)
+    record.setdefault('before', {
+        'listings': {d: listing(d) for d in WATCHED},
+        'absent': [d for d in CONF_DIRS if not os.path.exists(d)]})
+    save_record(record)
     if os.path.exists(os.path.join(DEST, 'devstack', '.stackenv')):
         as_stack('cd %s/devstack && ./unstack.sh' % DEST)
     say('stack.sh (log: %s)', LOG)
@@ -283,24 +298,46 @@ def up(args):
     say('stack.sh took %.0f s', time.monotonic() - started)
 
 
-def functional_env():
-    """The plugin's functional.env, as the Zuul job sources it."""
-    env = {}
-    with open(FUNCTIONAL_ENV) as f:
-        for line in f:
-            name, _, value = line.strip()[len('export '):].partition('=')
-            env[name] = value
-    return env
-
-
 def test(args):
-    env = dict(os.environ, **functional_env())
-    # The local stack's files, if any, would be the suite's first target
-    env['STACK_DIR'] = os.path.join(DEST, 'no-local-stack')
-    env['TOX_CONSTRAINTS_FILE'] = settings.CONSTRAINTS
-    return subprocess.run(
-        [sys.executable, '-m', 'tox', '-e', 'functional', '--'] + args.rest,
-        cwd=ROOT, env=env).returncode
+    """The functional suite from devstack's copy of the checkout.
+
+    As the stack user, whom glance-api runs as: the in-process stores
+    share its records and locks (lock_path), so they must be able to
+    write each other's files; devices go through sudo glance-rootwrap, as
+    glance-api's do.  The variables are the plugin's functional.env.
+    """
+    if not os.path.exists(os.path.join(TOX_VENV, 'bin', 'tox')):
+        as_stack('python3 -m venv %s && %s/bin/pip install -q "tox>=4,<5"'
+                 % (TOX_VENV, TOX_VENV))
+    plugin = os.path.join(DEST, 'cinder_store')
+    # PATH: the leak check lists loop devices with /usr/sbin/losetup
+    command = ('cd %s && set -a && . ./functional.env && set +a && '
+               'PATH=$PATH:/usr/sbin:/sbin '
+               'TOX_CONSTRAINTS_FILE=$PWD/constraints.txt %s/bin/tox '
+               '-e functional -- %s'
+               % (plugin, TOX_VENV, ' '.join(map(shlex.quote, args.rest))))
+    return subprocess.run(['su', '-', USER, '-c', command]).returncode
+
+
+def listing(directory):
+    try:
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+
+
+def remove_what_stack_sh_added(before):
+    for directory in CONF_DIRS:
+        if directory in before.get('absent', []):
+            shutil.rmtree(directory, ignore_errors=True)
+    for directory, names in before.get('listings', {}).items():
+        for name in set(listing(directory)) - set(names):
+            path = os.path.join(directory, name)
+            say('removing %s', path)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
 
 
 def stop_daemons():
@@ -308,6 +345,8 @@ def stop_daemons():
     for unit in DAEMONS:
         subprocess.run(['systemctl', 'stop', unit], capture_output=True)
     subprocess.run(['pkill', '-u', USER], capture_output=True)
+    # RabbitMQ's port mapper outlives rabbitmq-server
+    subprocess.run(['epmd', '-kill'], capture_output=True)
 
 
 def free_loop_devices():
@@ -327,6 +366,7 @@ def down(args):
                         'cd %s/devstack && ./unstack.sh' % DEST])
     stop_daemons()
     free_loop_devices()
+    remove_what_stack_sh_added(record.get('before', {}))
     if record.get('systemctl'):
         os.unlink(SYSTEMCTL)
         sh('dpkg-divert', '--local', '--rename', '--remove', '/bin/systemctl')

@@ -68,10 +68,14 @@ def load_stores():
     """Load glance_store exactly as Glance does, once per process."""
     if _loaded:
         return _loaded['conf']
-    # The tests run in their own virtualenv, as root; os-brick's privsep
-    # daemon comes from it.
-    helper = os.path.join(os.path.dirname(sys.executable), 'privsep-helper')
-    overrides = [('privsep_osbrick', 'helper_command', helper)]
+    overrides = []
+    if os.geteuid() == 0:
+        # As root (the local stack), os-brick's privsep daemon comes from
+        # the tests' own virtualenv.  Otherwise (devstack, as Glance's
+        # user) it starts through glance-rootwrap, as Glance's does.
+        helper = os.path.join(os.path.dirname(sys.executable),
+                              'privsep-helper')
+        overrides.append(('privsep_osbrick', 'helper_command', helper))
     # A helper process playing another Glance host has locks of its own
     if os.environ.get('CINDER_STORE_FUNCTIONAL_LOCK_PATH'):
         overrides.append(('oslo_concurrency', 'lock_path',

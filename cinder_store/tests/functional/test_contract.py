@@ -268,6 +268,7 @@ class FaultContract(object):
         Cinder goes on to make an attachment nobody holds, on a volume
         only one may attach.  Returns the image's data and location.
         """
+        self.volume_dir()  # skips before the image is stored
         data = base.pattern_bytes(4 * base.MiB, seed=33)
         image_id = self.new_image_id()
         uri = self.add(self.backend, data, image_id=image_id)[0]

@@ -56,6 +56,7 @@ function define_plugin { :; }
 function setup_develop { echo "setup_develop $*" >> "$CALLS"; }
 function openstack {
     { printf 'openstack'; printf ' %q' "$@"; echo; } >> "$CALLS"
+    [[ " $* " == *" quota show "* ]] && echo "${QUOTA:-10}"
     [[ " $* " != *" volume type show "* ]]
 }
 function sudo {
@@ -308,6 +309,20 @@ class TestDevstackPlugin(base.TestCase):
                       'cinder_store-a', calls)
         # a type given without a Cinder backend is the operator's own
         self.assertFalse([c for c in calls if 'existing-type' in c])
+
+    def quota_calls(self, **settings):
+        self.devstack(SINGLE_STORE, **settings)
+        self.phase('stack', 'extra')
+        with open(self.calls) as f:
+            return [c for c in f.read().splitlines() if ' quota set ' in c]
+
+    def test_extra_raises_the_service_projects_volume_quota(self):
+        self.assertEqual(['openstack --os-cloud devstack-admin quota set '
+                          '--volumes 100 service'], self.quota_calls())
+        os.unlink(self.calls)
+        # never lowered, unlimited kept
+        self.assertEqual([], self.quota_calls(QUOTA='500'))
+        self.assertEqual([], self.quota_calls(QUOTA='-1'))
 
     def test_multiattach_flag_makes_a_multiattach_type(self):
         self.devstack(SINGLE_STORE, CINDER_STORE_BACKENDS=(
