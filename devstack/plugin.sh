@@ -199,8 +199,10 @@ function init_cinder_backend_loopfile {
 # in-tree store (USE_CINDER_FOR_GLANCE); never lowered here.
 function raise_cinder_store_volume_quota {
     local current
+    # "quota show" lists Resource/Limit rows in recent clients
     current=$(openstack --os-cloud devstack-admin quota show -f value \
-        -c volumes $SERVICE_PROJECT_NAME)
+        -c Resource -c Limit $SERVICE_PROJECT_NAME |
+        awk '$1 == "volumes" {print $2}')
     if [[ "$current" != "-1" ]] && \
             (( ${current:-0} < CINDER_STORE_SERVICE_VOLUME_QUOTA )); then
         openstack --os-cloud devstack-admin quota set \

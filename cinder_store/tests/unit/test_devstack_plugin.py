@@ -56,7 +56,9 @@ function define_plugin { :; }
 function setup_develop { echo "setup_develop $*" >> "$CALLS"; }
 function openstack {
     { printf 'openstack'; printf ' %q' "$@"; echo; } >> "$CALLS"
-    [[ " $* " == *" quota show "* ]] && echo "${QUOTA:-10}"
+    if [[ " $* " == *" quota show "* ]]; then
+        printf 'gigabytes 1000\nvolumes %s\nsnapshots 10\n' "${QUOTA:-10}"
+    fi
     [[ " $* " != *" volume type show "* ]]
 }
 function sudo {
