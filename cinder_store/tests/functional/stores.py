@@ -16,6 +16,7 @@ No test-framework imports: tools/bench uses this too, from the stack's
 virtualenv.
 """
 
+import configparser
 import json
 import os
 import sys
@@ -55,6 +56,16 @@ def glance_hosts():
             return json.load(f)
     except FileNotFoundError:
         return []
+
+
+def glance_own_url():
+    """Glance's own address (``worker_self_reference_url``), if set.
+
+    On devstack, the address of glance-api's uwsgi behind Apache.
+    """
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(target()[0])
+    return conf.get('DEFAULT', 'worker_self_reference_url', fallback=None)
 
 
 SKIP_REASON = ('no functional target: run `tools/stack up` (local stack in '

@@ -27,9 +27,12 @@ class GlanceAPITestCase(base.FunctionalTestCase):
     def setUp(self):
         super(GlanceAPITestCase, self).setUp()
         # One Glance host: these tests are about what one host does (the
-        # several-hosts tests are test_glance_hosts).
+        # several-hosts tests are test_glance_hosts).  On devstack, Glance
+        # itself rather than Apache in front of it: Apache cut two
+        # concurrent streamed downloads after 8 KiB, silently.
         hosts = stores.glance_hosts()
-        self.image = base.glance_api(hosts[0]['url'] if hosts else None)
+        self.image = base.glance_api(hosts[0]['url'] if hosts
+                                     else stores.glance_own_url())
 
     def create(self, name='cinder-store-functional', disk_format='raw'):
         r = self.image.post('/images', json={
@@ -152,13 +155,17 @@ class TestGlanceAPI(GlanceAPITestCase):
         self.wait_detached(image_id)
 
     def test_concurrent_downloads_share_one_attachment(self):
-        # A boot storm in miniature: six downloads open at once across
+        # A boot storm in miniature: downloads open at once across
         # Glance's workers, of an image whose volume is not multiattach.
-        data = base.pattern_bytes(24 * base.MiB + 1, seed=23)
+        # Two: devstack's Glance has two single-threaded uwsgi workers,
+        # and a third request would wait for one of them.  Larger than
+        # what socket and proxy buffers hold on loopback, so the reads
+        # stay open.
+        data = base.pattern_bytes(96 * base.MiB + 1, seed=23)
         image_id = self.create()
         self.assertEqual(204, self.upload(image_id, data).status_code)
         responses = [self.image.get('/images/%s/file' % image_id,
-                                    stream=True) for _ in range(6)]
+                                    stream=True) for _ in range(2)]
         firsts = [next(r.iter_content(1 << 20)) for r in responses]
         (volume_id,) = self.my_volumes()
         self.assertEqual(1, len(self.cinder.volumes.get(volume_id)
