@@ -266,6 +266,38 @@ def local_volume_dir(backend):
     return conf.get(backend, 'loopfile_volume_dir')
 
 
+def local_rbd(backend):
+    """``rbd`` CLI arguments for the local stack's Cinder RBD ``backend``.
+
+    From the stack's cinder.conf (pool, client user, ceph.conf), as
+    ``(args, pool)``; None elsewhere.
+    """
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(os.path.join(STACK_DIR, 'cinder', 'cinder.conf'))
+    if not conf.has_option(backend, 'rbd_pool'):
+        return None
+    section = conf[backend]
+    return (['rbd', '--format', 'json', '-c', section['rbd_ceph_conf'],
+             '--id', section['rbd_user']], section['rbd_pool'])
+
+
+def data_extents(path, block):
+    """How many ``block``-sized pieces of the sparse file hold any data."""
+    pieces = set()
+    with open(path, 'rb') as f:
+        end = os.fstat(f.fileno()).st_size
+        offset = 0
+        while offset < end:
+            try:
+                start = os.lseek(f.fileno(), offset, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                break
+            stop = os.lseek(f.fileno(), start, os.SEEK_HOLE)
+            pieces.update(range(start // block, (stop - 1) // block + 1))
+            offset = stop
+    return len(pieces)
+
+
 def stale_loop_devices():
     """Loop devices bound to a file that is gone (a deleted volume)."""
     out = subprocess.run(['losetup', '-l', '-n', '-O', 'NAME,BACK-FILE'],
