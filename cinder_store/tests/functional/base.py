@@ -277,8 +277,8 @@ def local_rbd(backend):
     if not conf.has_option(backend, 'rbd_pool'):
         return None
     section = conf[backend]
-    return (['rbd', '--format', 'json', '-c', section['rbd_ceph_conf'],
-             '--id', section['rbd_user']], section['rbd_pool'])
+    return (['rbd', '-c', section['rbd_ceph_conf'], '--id',
+             section['rbd_user']], section['rbd_pool'])
 
 
 def data_extents(path, block):

@@ -189,8 +189,8 @@ class TestImport(WorkflowTestCase):
 
         def rbd_json(*more):
             return json.loads(subprocess.run(
-                args + list(more), check=True, capture_output=True,
-                text=True).stdout)
+                args + list(more) + ['--format', 'json'], check=True,
+                capture_output=True, text=True).stdout)
         image = '%s/volume-%s' % (pool, image_volume)
         info = rbd_json('info', image)
         used = sum(i['used_size'] for i in rbd_json('du', image)['images'])
@@ -205,6 +205,16 @@ class TestImport(WorkflowTestCase):
         parent = rbd_json('info', '%s/volume-%s' % (pool, volume.id))
         self.assertEqual('volume-%s' % image_volume,
                          parent.get('parent', {}).get('image'))
+        # Cinder's RBD driver leaves the clone's snapshot on the
+        # image-volume when the clone is deleted, and then keeps the
+        # deleted image-volume as "<name>.deleted" for good: remove it.
+        self.delete_volume(volume.id)
+        snap = '%s@%s' % (image, parent['parent']['snapshot'])
+        for action in ('unprotect', 'rm'):
+            subprocess.run(args + ['snap', action, snap], check=True,
+                           capture_output=True)
+        self.assertEqual([], [s for s in rbd_json('snap', 'ls', image)
+                              if s['name'].endswith('.clone_snap')])
 
     def test_glance_direct_into_several_stores(self):
         data = base.pattern_bytes(3 * base.MiB + 1, seed=32)
