@@ -98,6 +98,7 @@ CINDER_TARGET_HELPER=tgtadm
 enable_plugin cinder_store file://{dest}/cinder_store
 CINDER_STORE_BACKENDS={store_backends}
 CINDER_STORE_LOOPFILE_FILE_BACKENDS=lf-file
+CINDER_STORE_LOOPFILE_DIR={loopfile_dir}
 CINDER_STORE_FUNCTIONAL_ROLES={roles}
 """
 
@@ -110,8 +111,13 @@ def sh(*cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def as_stack(command, **kw):
-    return sh('su', '-', USER, '-c', command, **kw)
+def as_stack(command, check=True):
+    return subprocess.run(['su', '-', USER, '-c', command], check=check)
+
+
+def devstack_script(name, check=True):
+    """Run devstack's ``stack.sh`` or ``unstack.sh`` as the stack user."""
+    return as_stack('cd %s/devstack && ./%s' % (DEST, name), check=check)
 
 
 def load_record():
@@ -221,12 +227,14 @@ def service_tree(name):
         tar.extractall(DEST, filter='tar')
     os.rename(os.path.join(DEST, top), dest)
     os.unlink(archive)
-    commit_tree(dest, '%s %s from PyPI' % (name, version))
+    commit(dest, '%s %s from PyPI' % (name, version), init=True)
 
 
-def commit_tree(path, message):
+def commit(path, message, init=False):
+    """Commit everything under ``path`` (a new repository if ``init``)."""
     git = ('git', '-c', 'safe.directory=*', '-C', path)
-    sh(*git, 'init', '-q', '-b', 'master')
+    if init:
+        sh(*git, 'init', '-q', '-b', 'master')
     sh(*git, 'add', '-A', '-f')
     sh(*git, '-c', 'user.name=devstack', '-c', 'user.email=devstack@local',
        'commit', '-q', '-m', message)
@@ -252,10 +260,7 @@ def plugin_tree():
         os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
         shutil.copy2(os.path.join(ROOT, rel), os.path.join(dest, rel))
     if diff or untracked:
-        sh('git', '-C', dest, 'add', '-A')
-        sh('git', '-C', dest, '-c', 'user.name=devstack', '-c',
-           'user.email=devstack@local', 'commit', '-q', '-m',
-           'uncommitted changes of the checkout')
+        commit(dest, 'uncommitted changes of the checkout')
 
 
 def write_local_conf():
@@ -264,7 +269,7 @@ def write_local_conf():
         f.write(LOCAL_CONF.format(
             password=PASSWORD, log=LOG, dest=DEST,
             cinder_backends=CINDER_BACKENDS, store_backends=STORE_BACKENDS,
-            roles=ROLES))
+            roles=ROLES, loopfile_dir=LOOPFILE_DIR))
 
 
 def up(args):
@@ -291,10 +296,10 @@ def up(args):
         'absent': [d for d in CONF_DIRS if not os.path.exists(d)]})
     save_record(record)
     if os.path.exists(os.path.join(DEST, 'devstack', '.stackenv')):
-        as_stack('cd %s/devstack && ./unstack.sh' % DEST)
+        devstack_script('unstack.sh')
     say('stack.sh (log: %s)', LOG)
     started = time.monotonic()
-    as_stack('cd %s/devstack && ./stack.sh' % DEST)
+    devstack_script('stack.sh')
     say('stack.sh took %.0f s', time.monotonic() - started)
 
 
@@ -316,7 +321,7 @@ def test(args):
                'TOX_CONSTRAINTS_FILE=$PWD/constraints.txt %s/bin/tox '
                '-e functional -- %s'
                % (plugin, TOX_VENV, ' '.join(map(shlex.quote, args.rest))))
-    return subprocess.run(['su', '-', USER, '-c', command]).returncode
+    return as_stack(command, check=False).returncode
 
 
 def listing(directory):
@@ -362,8 +367,7 @@ def free_loop_devices():
 def down(args):
     record = load_record()
     if os.path.exists(os.path.join(DEST, 'devstack', 'unstack.sh')):
-        subprocess.run(['su', '-', USER, '-c',
-                        'cd %s/devstack && ./unstack.sh' % DEST])
+        devstack_script('unstack.sh', check=False)
     stop_daemons()
     free_loop_devices()
     remove_what_stack_sh_added(record.get('before', {}))

@@ -300,12 +300,18 @@ class TestDevstackPlugin(base.TestCase):
         self.assertEqual('slow', conf.glance_store.default_backend)
         self.assertEqual('hdd', conf.slow.cinder_store_volume_type)
 
-    def test_extra_creates_the_volume_types_once_cinder_is_up(self):
-        self.devstack(SINGLE_STORE, CINDER_STORE_BACKENDS=(
-            'cs-a:cinder_store-a:lvmdriver-1,mine:existing-type'))
+    def extra_calls(self, **settings):
+        """The openstack calls of the extra phase under ``settings``."""
+        self.devstack(SINGLE_STORE, **settings)
+        if os.path.exists(self.calls):
+            os.unlink(self.calls)
         self.phase('stack', 'extra')
         with open(self.calls) as f:
-            calls = f.read().splitlines()
+            return f.read().splitlines()
+
+    def test_extra_creates_the_volume_types_once_cinder_is_up(self):
+        calls = self.extra_calls(CINDER_STORE_BACKENDS=(
+            'cs-a:cinder_store-a:lvmdriver-1,mine:existing-type'))
         self.assertIn('openstack --os-cloud devstack-admin volume type '
                       'create --property volume_backend_name=lvmdriver-1 '
                       'cinder_store-a', calls)
@@ -313,25 +319,19 @@ class TestDevstackPlugin(base.TestCase):
         self.assertFalse([c for c in calls if 'existing-type' in c])
 
     def quota_calls(self, **settings):
-        self.devstack(SINGLE_STORE, **settings)
-        self.phase('stack', 'extra')
-        with open(self.calls) as f:
-            return [c for c in f.read().splitlines() if ' quota set ' in c]
+        return [c for c in self.extra_calls(**settings)
+                if ' quota set ' in c]
 
     def test_extra_raises_the_service_projects_volume_quota(self):
         self.assertEqual(['openstack --os-cloud devstack-admin quota set '
                           '--volumes 100 service'], self.quota_calls())
-        os.unlink(self.calls)
         # never lowered, unlimited kept
         self.assertEqual([], self.quota_calls(QUOTA='500'))
         self.assertEqual([], self.quota_calls(QUOTA='-1'))
 
     def test_multiattach_flag_makes_a_multiattach_type(self):
-        self.devstack(SINGLE_STORE, CINDER_STORE_BACKENDS=(
+        calls = self.extra_calls(CINDER_STORE_BACKENDS=(
             'cs-m:cinder_store-m:lf-multi:multiattach'))
-        self.phase('stack', 'extra')
-        with open(self.calls) as f:
-            calls = f.read().splitlines()
         # one argument "multiattach=<is> True", as Cinder's extra spec
         self.assertIn('openstack --os-cloud devstack-admin volume type '
                       'create --property volume_backend_name=lf-multi '
