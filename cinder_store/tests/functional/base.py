@@ -27,7 +27,9 @@ Keystone, Cinder, os-brick and glance_store.
 import configparser
 import hashlib
 import io
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -156,6 +158,8 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
             except Exception as e:
                 details[vid] = repr(e)
         self.assertEqual({}, details, 'volumes left behind')
+        self.assertEqual([], glance_rbd_images(self.conf, self.image_ids),
+                         "images left in Glance's own rbd store")
         self.assertEqual([], files, 'temporary Ceph configs left behind')
         self.assertEqual([], stale_loop_devices(), 'stale loop devices')
 
@@ -277,8 +281,54 @@ def local_rbd(backend):
     if not conf.has_option(backend, 'rbd_pool'):
         return None
     section = conf[backend]
-    return (['rbd', '-c', section['rbd_ceph_conf'], '--id',
-             section['rbd_user']], section['rbd_pool'])
+    return (_rbd_cli(section['rbd_ceph_conf'], section['rbd_user']),
+            section['rbd_pool'])
+
+
+def glance_rbd(conf):
+    """``(backend, rbd CLI arguments, pool)`` of Glance's own rbd store.
+
+    The target's first backend of Glance's ``rbd`` driver (the local
+    stack's ``glance-rbd``, the bar on Ceph); None without one or without
+    the rbd CLI.
+    """
+    backends = stores.glance_rbd_backends(conf)
+    if not backends or not shutil.which('rbd'):
+        return None
+    section = conf[backends[0]]
+    return (backends[0], _rbd_cli(section.rbd_store_ceph_conf,
+                                  section.rbd_store_user),
+            section.rbd_store_pool)
+
+
+def glance_rbd_images(conf, image_ids):
+    """Those of ``image_ids`` that Glance's own rbd store still holds.
+
+    That store names each RBD image after its Glance image.
+    """
+    rbd = glance_rbd(conf)
+    if rbd is None or not image_ids:
+        return []
+    _, args, pool = rbd
+    names = subprocess.run(args + ['ls', pool], check=True,
+                           capture_output=True, text=True).stdout.split()
+    return sorted(set(image_ids) & set(names))
+
+
+def rbd_json(args, *more):
+    """The rbd CLI's JSON answer (``--format`` goes after the command)."""
+    return json.loads(subprocess.run(
+        list(args) + list(more) + ['--format', 'json'], check=True,
+        capture_output=True, text=True).stdout)
+
+
+def rbd_used(args, image):
+    """Bytes an RBD image (with its snapshots) allocates: ``rbd du``."""
+    return sum(i['used_size'] for i in rbd_json(args, 'du', image)['images'])
+
+
+def _rbd_cli(ceph_conf, user):
+    return ['rbd', '-c', ceph_conf, '--id', user]
 
 
 def data_extents(path, block):

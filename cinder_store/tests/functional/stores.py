@@ -101,6 +101,12 @@ def our_backends(conf):
                   if kind == 'cinder_store')
 
 
+def glance_rbd_backends(conf):
+    """Backends of Glance's own ``rbd`` driver (compared with, not ours)."""
+    return sorted(b for b, kind in conf.enabled_backends.items()
+                  if kind == 'rbd')
+
+
 ROLES = ('block', 'file', 'multiattach', 'rbd')
 
 

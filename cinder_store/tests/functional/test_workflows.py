@@ -20,7 +20,6 @@ checks the bytes and, through the base class, that no volume is left.
 
 import hashlib
 import http.server
-import json
 import os
 import shutil
 import subprocess
@@ -174,26 +173,26 @@ class TestImport(WorkflowTestCase):
              shown['os_hash_value']))
         self.assertEqual(hashlib.sha256(data).hexdigest(),
                          self.download_sha256(image_id))
-        self.assert_thin_and_cloned(store, raw, image_id)
+        used = self.assert_thin_and_cloned(store, raw, image_id)
+        self.assert_no_larger_than_glance_rbd(qcow2, used)
 
     def assert_thin_and_cloned(self, store, raw, image_id):
         """The image-volume holds only objects with data; Cinder clones it.
 
         Needs the local stack's Ceph (the rbd CLI and the backend's
-        cinder.conf section); elsewhere the checks are left out.
+        cinder.conf section); elsewhere the checks are left out.  Returns
+        what the image-volume allocates (None when not checked).
         """
         rbd = base.local_rbd(store)
         if rbd is None:
-            return
+            return None
         (args, pool), (image_volume,) = rbd, self.my_volumes()
 
         def rbd_json(*more):
-            return json.loads(subprocess.run(
-                args + list(more) + ['--format', 'json'], check=True,
-                capture_output=True, text=True).stdout)
+            return base.rbd_json(args, *more)
         image = '%s/volume-%s' % (pool, image_volume)
         info = rbd_json('info', image)
-        used = sum(i['used_size'] for i in rbd_json('du', image)['images'])
+        used = base.rbd_used(args, image)
         objects = base.data_extents(raw, info['object_size'])
         # Every object the raw image has data in, at most: no zeros
         # written as data (the in-tree driver allocates the whole size).
@@ -215,6 +214,27 @@ class TestImport(WorkflowTestCase):
                            capture_output=True)
         self.assertEqual([], [s for s in rbd_json('snap', 'ls', image)
                               if s['name'].endswith('.clone_snap')])
+        return used
+
+    def assert_no_larger_than_glance_rbd(self, qcow2, used):
+        """Glance's own thin rbd store allocates at least as much.
+
+        The same import into it (a separate image: with an rbd location
+        too, Cinder would clone from Glance's pool).  It skips only whole
+        chunks of zeros; cinder_store writes nothing but data, so every
+        object it allocates, Glance's store allocates too.
+        """
+        native = base.glance_rbd(self.conf)
+        if native is None or used is None:
+            return
+        backend, args, pool = native
+        image_id = self.create(disk_format='qcow2')
+        with open(qcow2, 'rb') as f:
+            self.stage(image_id, f)
+        self.import_image(image_id, {'name': 'glance-direct'}, [backend])
+        self.stored_in(image_id, [backend])
+        self.assertLessEqual(used, base.rbd_used(args, '%s/%s' % (pool,
+                                                                  image_id)))
 
     def test_glance_direct_into_several_stores(self):
         data = base.pattern_bytes(3 * base.MiB + 1, seed=32)
