@@ -389,11 +389,19 @@ class Bench(object):
                  [x[2] / MiB for x in samples[THEIRS]],
                  med([x[2] / MiB for x in native]), better='lower',
                  note="of the image's range" + note)
+        if len(samples[OURS][0]) > 3:  # through Glance
+            self.row('%s: first byte' % name, 's',
+                     [x[3] for x in samples[OURS]],
+                     [x[3] for x in samples[THEIRS]],
+                     med([x[3] for x in native]), better='lower',
+                     note='of a download (response headers)' + note)
 
     def rest_cycle(self, backend, size, path):
         """sparse_cycle through Glance's API (HAProxy), as a user would.
 
-        The read time is the median of :data:`REST_READS` downloads.
+        The read time, and the time to the first byte (the response's
+        headers: Glance's server sends them with the first chunk), are
+        medians of :data:`REST_READS` downloads.
         """
         api = self.glance_api()
         r = api.post('/images', json={'name': 'bench-sparse',
@@ -413,23 +421,25 @@ class Bench(object):
                     backend, r.status_code))
             allocated = self.allocated(
                 backend, self.location_of(api, image_id), size)
-            t_get = statistics.median(
-                self.rest_download(api, backend, image_id, size)
-                for _ in range(REST_READS))
+            reads = [self.rest_download(api, backend, image_id, size)
+                     for _ in range(REST_READS)]
         finally:
             api.delete('/images/%s' % image_id)
-        return t_add, t_get, allocated
+        return (t_add, statistics.median(t for t, _ in reads), allocated,
+                statistics.median(first for _, first in reads))
 
     def rest_download(self, api, backend, image_id, size):
+        """(seconds, seconds to the response's headers) of one download."""
         drop_caches()
         t0 = time.monotonic()
         r = api.get('/images/%s/file' % image_id, stream=True)
+        t_first = time.monotonic() - t0
         got = sum(len(c) for c in r.iter_content(CHUNK))
         t_get = time.monotonic() - t0
         if got != size:
             raise RuntimeError('download from %s: %d of %d bytes' % (
                 backend, got, size))
-        return t_get
+        return t_get, t_first
 
     def glance_api(self):
         """Glance's API through HAProxy, authenticated (untimed) once."""
