@@ -163,11 +163,8 @@ class Attachment(object):
             # attacher's attachment may be holding it in 'attaching'...
             if reclaim_abandoned(self.cinder, self.settings, self.volume):
                 return create()
-            # ...or another host reads a volume that is not multiattach.
-            holders = self._held_elsewhere()
-            if not holders:
-                raise
-        return self._wait_for_turn(create, holders)
+        # ...or another host reads a volume that is not multiattach.
+        return self._wait_for_turn(create, self._held_elsewhere())
 
     def _held_elsewhere(self):
         if getattr(self.volume, 'multiattach', False):
@@ -179,8 +176,12 @@ class Attachment(object):
         """Retry ``create`` while other hosts hold the volume, bounded.
 
         Past ``exclusive_wait`` the refusal is raised naming the holders.
+        A refusal no holder explains (the holder detached between Cinder's
+        answer and the look at its attachments) gets one more try; without
+        ``holders`` this call is that try.  Then it is raised.
         """
         held = dict(holders)
+        spare = [1 if holders else 0]  # tries left for an unexplained one
 
         def still_held(error):
             held.clear()
@@ -192,9 +193,17 @@ class Attachment(object):
             for attachment_id in released:
                 del held[attachment_id]
             # Released a lost host's hold: the next try may succeed.
-            return bool(held or released)
+            if held or released:
+                return True
+            spare[0] -= 1
+            return spare[0] >= 0
 
         def waiting(retry_state):
+            if not held:
+                LOG.info('Attachment of volume %s was refused though no '
+                         'other host holds it now; trying again',
+                         self.volume.id)
+                return
             LOG.info('Volume %s is held by %s; waiting for its readers '
                      'there to finish', self.volume.id, _named(held))
         retrying = tenacity.Retrying(

@@ -208,7 +208,10 @@ class TestAttachment(base.CinderTestCase):
             400, 'status must be available or downloading to reserve'),
             times=-1)
         self.assertRaises(exceptions.BackendException, self.attach().open)
-        self.assertEqual(3, self.cinder.calls.count('attachments.create'))
+        # The client's three attempts, and three more: no other host holds
+        # the volume, so its holder may have just detached.
+        self.assertEqual(6, self.cinder.calls.count('attachments.create'))
+        self.assertNothingLeft(volumes=1)
 
 
 class TestSharedTargets(base.CinderTestCase):
@@ -308,6 +311,41 @@ class TestAnotherHostHolds(base.CinderTestCase):
         att = attachment.Attachment(self.api, self.settings(), self.volume,
                                     False).open()
         self.assertGreater(self.clock.now, 1020)
+        att.close()
+        self.assertNothingLeft(volumes=1)
+
+    def they_leave_as_cinder_refuses(self, after_looks=0):
+        """Their detach lands between Cinder's refusal and our look.
+
+        After ``after_looks`` looks that still see them.
+        """
+        real = rules.attachments_elsewhere
+        looks = []
+
+        def look(volume):
+            looks.append(volume)
+            if (len(looks) > after_looks and
+                    self.theirs in self.cinder.attachments):
+                self.api.attachment_delete(self.theirs)
+                volume = self.api.get_volume(self.volume.id)
+            return real(volume)
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_store.recovery.rules.attachments_elsewhere', look))
+        return looks
+
+    def test_a_holder_gone_by_the_first_look_is_no_error(self):
+        looks = self.they_leave_as_cinder_refuses()
+        att = attachment.Attachment(self.api, self.settings(), self.volume,
+                                    False).open()
+        self.assertEqual(1, len(looks))
+        att.close()
+        self.assertNothingLeft(volumes=1)
+
+    def test_a_holder_gone_while_waiting_is_no_error(self):
+        looks = self.they_leave_as_cinder_refuses(after_looks=2)
+        att = attachment.Attachment(self.api, self.settings(), self.volume,
+                                    False).open()
+        self.assertEqual(3, len(looks))
         att.close()
         self.assertNothingLeft(volumes=1)
 
