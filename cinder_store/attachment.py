@@ -181,9 +181,10 @@ class Attachment(object):
         ``holders`` this call is that try.  Then it is raised.
         """
         held = dict(holders)
-        spare = [1 if holders else 0]  # tries left for an unexplained one
+        spare = 1 if holders else 0  # tries left for an unexplained one
 
         def still_held(error):
+            nonlocal spare
             held.clear()
             if not client.reservation_refused(error):
                 return False
@@ -195,8 +196,8 @@ class Attachment(object):
             # Released a lost host's hold: the next try may succeed.
             if held or released:
                 return True
-            spare[0] -= 1
-            return spare[0] >= 0
+            spare -= 1
+            return spare >= 0
 
         def waiting(retry_state):
             if not held:
