@@ -95,6 +95,8 @@ class Attachment(object):
         self.device: device_mod.Device | None = None
         self._device_info: dict | None = None
         self.stranded = False
+        # This attach's claim while it is being made (membership)
+        self._claim: Any = None
         # (what, how) of each step done, undone in reverse
         self._undo: list[tuple[str, Callable[[], Any]]] = []
 
@@ -117,13 +119,13 @@ class Attachment(object):
         If ``on_created`` raises, the attachment is unwound like any other
         failed step.
         """
-        membership = self.settings.membership
         try:
             # Until Cinder sees it complete, an attachment of ours left
             # 'attaching' must not look abandoned (rules.abandoned_...)
-            with (membership.attaching(self.volume.id) if membership
-                  else contextlib.nullcontext()):
+            with self.settings.membership.attaching(self.volume.id) as claim:
+                self._claim = claim
                 self._create()
+                claim.name(self.id)
                 if on_created is not None:
                     on_created(self)
                 host.check_transport(self.connection_info, self.volume)
@@ -152,8 +154,8 @@ class Attachment(object):
         connector = self.settings.connector()
 
         def create():
-            return self.cinder.attachment_create(self.volume.id, connector,
-                                                 mode)
+            return self.cinder.attachment_create(
+                self.volume.id, connector, mode, attempts=self._claim)
         try:
             return create()
         except Exception as error:
@@ -161,7 +163,8 @@ class Attachment(object):
                 raise
             # Refused for the volume's status past the retries: a dead
             # attacher's attachment may be holding it in 'attaching'...
-            if reclaim_abandoned(self.cinder, self.settings, self.volume):
+            if reclaim_abandoned(self.cinder, self.settings, self.volume,
+                                 excluding=self._claim):
                 return create()
         # ...or another host reads a volume that is not multiattach.
         return self._wait_for_turn(create, self._held_elsewhere())
@@ -176,30 +179,43 @@ class Attachment(object):
         """Retry ``create`` while other hosts hold the volume, bounded.
 
         Past ``exclusive_wait`` the refusal is raised naming the holders.
-        A refusal no holder explains (the holder detached between Cinder's
-        answer and the look at its attachments) gets one more try; without
-        ``holders`` this call is that try.  Then it is raised.
+        With a coordination service, an attachment another attacher is
+        making holds it too: it completes, or once abandoned it is
+        deleted here (:func:`reclaim_abandoned`).  A refusal nothing
+        explains (the holder detached between Cinder's answer and the
+        look at its attachments) gets one more try; without ``holders``
+        this call is that try.  Then it is raised.
         """
         held = dict(holders)
         spare = 1 if holders else 0  # tries left for an unexplained one
+        being_made = False
 
         def still_held(error):
-            nonlocal spare
+            nonlocal spare, being_made
             held.clear()
             if not client.reservation_refused(error):
                 return False
+            if reclaim_abandoned(self.cinder, self.settings, self.volume,
+                                 excluding=self._claim):
+                return True
             held.update(self._held_elsewhere())
             released = release_lost_holders(self.cinder, self.settings,
                                             self.volume, held)
             for attachment_id in released:
                 del held[attachment_id]
+            being_made = not held and self._being_made()
             # Released a lost host's hold: the next try may succeed.
-            if held or released:
+            if held or released or being_made:
                 return True
             spare -= 1
             return spare >= 0
 
         def waiting(retry_state):
+            if being_made:
+                LOG.info('Volume %s has an attachment being made; waiting '
+                         'for it to complete or count as abandoned',
+                         self.volume.id)
+                return
             if not held:
                 LOG.info('Attachment of volume %s was refused though no '
                          'other host holds it now; trying again',
@@ -213,11 +229,9 @@ class Attachment(object):
             wait=tenacity.wait_exponential(multiplier=0.5, max=5),
             sleep=utils.sleep, before_sleep=waiting, reraise=True)
         waiting(None)
-        membership = self.settings.membership
         try:
             # Tell the holder: it then admits no new reader (yield_turn)
-            with (membership.waiting_for(self.volume.id) if membership
-                  else contextlib.nullcontext()):
+            with self.settings.membership.waiting_for(self.volume.id):
                 return retrying(create)
         except Exception as error:
             if not held:
@@ -229,6 +243,14 @@ class Attachment(object):
                 'Glance hosts read at once belong on a multiattach volume '
                 'type' % (self.volume.id, _named(held),
                           self.settings.exclusive_wait)) from error
+
+    def _being_made(self):
+        # Only when claims tell a live attacher's from a dead one's: a dead
+        # one's is then abandoned within seconds (rules.abandoned_...)
+        if self.settings.claims(self.volume.id, self._claim)() is None:
+            return False
+        return bool(rules.attachments_being_made(self.cinder,
+                                                 self.volume.id))
 
     def _release_reservations(self, error):
         # When the backend fails inside attachment_create, Cinder keeps the
@@ -490,8 +512,7 @@ def yield_turn(cinder: Any, settings: host.HostSettings, volume: Any,
     service, or for a multiattach volume, returns at once.
     """
     membership = settings.membership
-    if (membership is None or getattr(volume, 'multiattach', False) or
-            not held_here()):
+    if getattr(volume, 'multiattach', False) or not held_here():
         return
     waiting = membership.others_waiting(volume.id)
     if not waiting:
@@ -541,31 +562,31 @@ def release_lost_holders(cinder: Any, settings: host.HostSettings,
     Lost as ``settings.membership`` says (nobody without a coordination
     service).  Returns the attachment ids released.
     """
-    membership = settings.membership
-    if membership is None or not held:
+    if not held:
         return []
-    lost = membership.lost(held.values())
+    lost = settings.membership.lost(held.values())
     return [attachment_id for attachment_id, holder in held.items()
             if holder in lost and release_lost_attachment(
                 cinder, settings, volume, attachment_id, holder)]
 
 
 def reclaim_abandoned(cinder: Any, settings: host.HostSettings,
-                      volume: Any) -> list[str]:
+                      volume: Any, excluding: Any = None) -> list[str]:
     """Delete ``volume``'s abandoned attachments in Cinder; their ids.
 
-    Which are abandoned is :func:`recovery.rules.abandoned_attachments`.
-    Only in Cinder: whichever host made one never completed it, and this
-    host cannot tell whether it was itself (Cinder names no host for an
-    attachment not yet attached).
+    Which are abandoned is :func:`recovery.rules.abandoned_attachments`
+    (``excluding``: the caller's own claim, for an attach that was just
+    refused).  Only in Cinder: whichever host made one never completed
+    it, and this host cannot tell whether it was itself (Cinder names no
+    host for an attachment not yet attached).
     """
     ids = rules.abandoned_attachments(
         cinder, volume.id, settings.abandoned_after,
-        in_flight=settings.attach_in_flight(volume.id))
+        claims=settings.claims(volume.id, excluding))
     for attachment_id in ids:
         LOG.warning('Deleting attachment %s of volume %s: nobody completed '
-                    'it and its attacher died (no live process announces '
-                    'an attach, or it is over %ss old)', attachment_id,
+                    'it and its attacher died (no live process claims it, '
+                    'or it is over %ss old)', attachment_id,
                     volume.id, settings.abandoned_after)
         detach_attachment(cinder, settings, volume, attachment_id,
                           disconnect=False)

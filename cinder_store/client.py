@@ -30,6 +30,7 @@ from typing import Any
 from typing import Callable
 from typing import Iterable
 from typing import ParamSpec
+from typing import Protocol
 from typing import TypeVar
 
 from cinderclient import client as cinder_client
@@ -52,6 +53,16 @@ R = TypeVar('R')
 API_VERSION = '3.54'
 _RESERVE_RACE = 'to reserve'
 FIRST_POLL = 0.1
+
+
+class Attempts(Protocol):
+    """Who hears of each request of an ``attachment_create``."""
+
+    def sending(self) -> None:
+        """A request is about to be sent: it may make an attachment."""
+
+    def refused(self) -> None:
+        """Cinder refused the last request: it made nothing."""
 
 
 class VolumeStatusError(exceptions.BackendException):
@@ -279,11 +290,23 @@ class BoundCinder(object):
 
     @translate('attachment create')
     def attachment_create(self, volume_id: str, connector: dict[str, Any],
-                          mode: str) -> dict[str, Any]:
-        """Reserve and initialise in one call; returns Cinder's dict."""
+                          mode: str, attempts: 'Attempts | None' = None
+                          ) -> dict[str, Any]:
+        """Reserve and initialise in one call; returns Cinder's dict.
+
+        ``attempts`` hears of every request sent (retries included) and
+        of each that Cinder refused (a 4xx: it made nothing).
+        """
         def create():
-            return self._call(self.client.attachments.create, volume_id,
-                              connector, mode=mode, idempotent=False)
+            if attempts is not None:
+                attempts.sending()
+            try:
+                return self._call(self.client.attachments.create, volume_id,
+                                  connector, mode=mode, idempotent=False)
+            except cinder_exc.ClientException as error:
+                if attempts is not None and refused(error):
+                    attempts.refused()
+                raise
         # Readers of one multiattach image contend for Cinder's short
         # 'attaching' window: retry soon and often, within the budget.
         retrying = _retrying(_is_reserve_race, self._parent.attach_attempts,

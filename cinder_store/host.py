@@ -77,8 +77,12 @@ class HostSettings(object):
         self.exclusive_wait = exclusive_wait
         # What a userspace RBD attach needs that Cinder does not send
         self.rbd = rbd or RBDClient()
-        # membership.Membership when a coordination service is configured:
-        # which other hosts are lost, and what they held may be released.
+        # membership.Membership with a coordination service, else
+        # membership.Alone: which other hosts are lost (what they held may
+        # be released), who waits for a volume, who is attaching one.
+        if membership is None:
+            from cinder_store import membership as membership_mod
+            membership = membership_mod.Alone()
         self.membership = membership
         # 'auto', 'true' or 'false': see new_volume_reads_zeros()
         self.new_volumes_read_zeros = new_volumes_read_zeros
@@ -98,15 +102,14 @@ class HostSettings(object):
         return connector_properties(
             self.root_helper, self.multipath, self.enforce_multipath)
 
-    def attach_in_flight(self, volume_id):
-        """``in_flight`` for :func:`recovery.rules.abandoned_attachments`.
+    def claims(self, volume_id, excluding=None):
+        """``claims`` for :func:`recovery.rules.abandoned_attachments`.
 
-        None without a coordination service.
+        The live claims on ``volume_id``'s attachments being made, asked
+        when called; None when unknown (no coordination service, or it
+        cannot be asked).
         """
-        membership = self.membership
-        if membership is None:
-            return None
-        return lambda: membership.attach_in_flight(volume_id)
+        return lambda: self.membership.claims(volume_id, excluding)
 
     def volume_lock(self, volume_id):
         """Held around connect, and around count + disconnect + delete."""

@@ -26,7 +26,10 @@ Cinder for the connection info; for a userspace RBD connection, which is a
 file object of its process, only that it is one: each worker connects its
 own, :class:`attachment.Connection`) and the holders, each a process id with
 its start time and pid namespace, so a worker that died is recognised and
-dropped (one in another namespace cannot be checked and counts as alive).
+dropped (one in another namespace cannot be checked and counts as alive),
+and when the attach began (``since``): a worker killed before it learned
+its attachment's id left one made since then that no live attacher
+claims (:func:`recovery.rules.stale_reader_attachments`).
 A record is trusted only if it was written since this host booted, has a
 live holder and Cinder still shows its attachment attached to this volume;
 otherwise its attachment is detached as a leftover and a fresh one is
@@ -37,6 +40,7 @@ own, without sharing.
 """
 
 import logging
+import time
 from typing import Any
 
 from oslo_utils import excutils
@@ -169,7 +173,7 @@ class HostReaders(object):
         # multiattach no later read could attach.
         record = {'boot': records.boot_id(), 'host': host.hostname(),
                   'backend': self.settings.backend, 'attachment': None,
-                  'holders': [records.process_id()]}
+                  'since': time.time(), 'holders': [records.process_id()]}
         self.files.save(volume.id, record)
 
         def named(att):

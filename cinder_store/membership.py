@@ -29,21 +29,34 @@ What a caller may rely on:
   the next time it asks;
 * a host waiting for a volume another host holds says so
   (:meth:`Membership.waiting_for`), and the holder can ask
-  (:meth:`Membership.others_waiting`): turns are fair.
+  (:meth:`Membership.others_waiting`): turns are fair;
+* a process attaching a volume claims the attachment it is making
+  (:meth:`Membership.attaching`), and every host can ask which claims are
+  live (:meth:`Membership.claims`): a claim of a process that died never
+  counts (on its own host at once, elsewhere once its membership expires).
+
+Without a coordination service :class:`Alone` stands in: the same
+interface, nobody lost, nobody waiting, and claims unknown.
 """
 
 import contextlib
 import logging
 import os
 import threading
+import time
+from typing import Any
+from typing import Callable
 from typing import ContextManager
 from typing import Iterable
 from typing import Iterator
 from urllib import parse
+import uuid
 
+import tooz
 from tooz import coordination
 
 from cinder_store import host
+from cinder_store import records
 from cinder_store import utils
 
 LOG = logging.getLogger(__name__)
@@ -64,8 +77,79 @@ def host_of(member_id: bytes) -> str:
     return member_id.decode('utf-8', 'replace').rsplit(':', 1)[0]
 
 
+class Claim(object):
+    """One attach in flight: which attachment a live process is making.
+
+    ``process`` is the attacher (:func:`records.process_id`), ``since``
+    the wall-clock time (seconds since the epoch) just before it sent the
+    ``attachment_create`` Cinder has not answered yet (None between a
+    refusal and the next try: nothing is being made), ``attachment`` the
+    id Cinder answered, once known.  Whoever made the claim tells each
+    request (:meth:`sending`, :meth:`refused`: it is the client's
+    ``Attempts``) and calls :meth:`name` as soon as it learns the id.
+    """
+
+    def __init__(self, process: str | None, since: float | None,
+                 attachment: str | None = None, token: str | None = None,
+                 publish: Callable[[], None] | None = None):
+        self.process = process
+        self.since = since
+        self.attachment = attachment
+        self.token = token or uuid.uuid4().hex
+        self._publish = publish
+
+    def name(self, attachment_id: str) -> None:
+        """The attachment this attach is making is ``attachment_id``."""
+        self.attachment = attachment_id
+        self._published()
+
+    def sending(self) -> None:
+        """An ``attachment_create`` is about to be sent.
+
+        The claim covers what it makes: attachments Cinder made from now.
+        """
+        self.since = time.time()
+        self._published()
+
+    def refused(self) -> None:
+        """Cinder refused the request: it made nothing to cover."""
+        self.since = None
+        self._published()
+
+    def _published(self):
+        if self._publish is not None:
+            self._publish()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {'process': self.process, 'since': self.since,
+                'attachment': self.attachment, 'token': self.token}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> 'Claim':
+        since = d.get('since')
+        return cls(d.get('process'), None if since is None else float(since),
+                   d.get('attachment'), d.get('token'))
+
+    def __repr__(self):
+        return 'Claim(%s since %s: %s)' % (
+            self.process, self.since, self.attachment or 'unnamed')
+
+
+def _claims_of(capabilities: Any) -> list[Claim]:
+    """The claims a member's capabilities carry.
+
+    A member without any (a cinder_store from before claims) claims
+    every attachment being made: it is never taken for dead.
+    """
+    if not isinstance(capabilities, dict) or 'claims' not in capabilities:
+        return [Claim(None, 0.0)]
+    return [Claim.from_dict(c) for c in capabilities['claims']]
+
+
 class Membership(object):
     """This process's membership, and what it sees of the others."""
+
+    coordinated = True
 
     def __init__(self, url: str, grace: float,
                  host_name: str | None = None):
@@ -78,6 +162,8 @@ class Membership(object):
         self._lock = threading.Lock()
         # group -> how many of this process's threads announce it
         self._announcing: dict[bytes, int] = {}
+        # group -> this process's claims in it (threads attaching)
+        self._claims: dict[bytes, list[Claim]] = {}
 
     def start(self) -> None:
         """Join the group and start heartbeats; idempotent."""
@@ -164,15 +250,38 @@ class Membership(object):
         """
         return self._announced(WAITING_PREFIX, volume_id)
 
-    def attaching(self, volume_id: str) -> ContextManager[None]:
-        """Tell every host, while inside, that this process attaches.
+    @contextlib.contextmanager
+    def attaching(self, volume_id: str) -> Iterator[Claim]:
+        """Claim, while inside, the attachment this process is making.
 
-        From before ``attachment_create`` to ``attachment_complete``: an
-        attachment left ``attaching`` that no live process announces is
-        its dead attacher's (:func:`recovery.rules.abandoned_attachments`).
-        Best effort, like :meth:`waiting_for`.
+        From before ``attachment_create`` to ``attachment_complete``;
+        :meth:`Claim.name` tells the id as soon as Cinder answers.  An
+        attachment being made that no live claim covers is its dead
+        attacher's (:func:`recovery.rules.abandoned_attachments`).  Best
+        effort, like :meth:`waiting_for`.
         """
-        return self._announced(ATTACHING_PREFIX, volume_id)
+        group = ATTACHING_PREFIX + volume_id.encode()
+
+        def publish():
+            self._quietly('claim an attachment of %s' % volume_id,
+                          self._publish, group)
+        claim = Claim(records.process_id(), time.time(), publish=publish)
+        with self._lock:
+            self._claims.setdefault(group, []).append(claim)
+            joined = len(self._claims[group]) > 1
+        with self._announced(ATTACHING_PREFIX, volume_id):
+            if joined:  # another thread of this process announces it
+                publish()
+            try:
+                yield claim
+            finally:
+                with self._lock:
+                    self._claims[group].remove(claim)
+                    remaining = bool(self._claims[group])
+                    if not remaining:
+                        del self._claims[group]
+                if remaining:
+                    publish()
 
     @contextlib.contextmanager
     def _announced(self, prefix: bytes, volume_id: str) -> Iterator[None]:
@@ -200,8 +309,20 @@ class Membership(object):
         assert self._coordinator is not None
         return self._coordinator
 
+    def _capabilities(self, group: bytes) -> dict[str, Any]:
+        with self._lock:
+            return {'claims': [c.as_dict()
+                               for c in self._claims.get(group, ())]}
+
     def _announce(self, group):
-        _enter(self._running(), group)
+        _enter(self._running(), group, self._capabilities(group))
+
+    def _publish(self, group):
+        coordinator = self._running()
+        try:
+            _set_capabilities(coordinator, group, self._capabilities(group))
+        except (coordination.MemberNotJoined, coordination.GroupNotCreated):
+            self._announce(group)
 
     def _withdraw(self, group):
         coordinator = self._running()
@@ -226,16 +347,42 @@ class Membership(object):
         members = self._announcers(WAITING_PREFIX, volume_id)
         return {host_of(m) for m in members or ()} - {self.host_name}
 
-    def attach_in_flight(self, volume_id: str) -> bool:
-        """Does another live process announce an attach of ``volume_id``?
+    def claims(self, volume_id: str,
+               excluding: Claim | None = None) -> list[Claim] | None:
+        """The live claims on attachments of ``volume_id``; None on doubt.
 
-        This process's own announcement does not count: it is the
-        caller's attach, refused (one process attaches a volume once at a
-        time: :mod:`process_reads`, :mod:`host_reads`).  True on doubt: an
-        attachment is then never taken for abandoned.
+        A claim of a process of this host that is no longer running is
+        left out at once (its process id and start time tell); another
+        host's goes with its membership (tooz's membership timeout).
+        ``excluding``: the caller's own claim.
         """
-        members = self._announcers(ATTACHING_PREFIX, volume_id)
-        return members is None or bool(members - {self.member_id})
+        group = ATTACHING_PREFIX + volume_id.encode()
+        try:
+            coordinator = self._running()
+            members = coordinator.get_members(group).get()
+            found = []
+            for member in members:
+                try:
+                    capabilities = coordinator.get_member_capabilities(
+                        group, member).get()
+                except coordination.MemberNotJoined:
+                    continue  # withdrawn meanwhile
+                found += [(member, c) for c in _claims_of(capabilities)]
+        except coordination.GroupNotCreated:
+            return []
+        except Exception as error:
+            LOG.warning('Cannot ask the coordination service about volume '
+                        '%s: %s', volume_id, error)
+            return None
+        return [c for member, c in found
+                if (excluding is None or c.token != excluding.token) and
+                not self._dead_here(member, c)]
+
+    def _dead_here(self, member: bytes, claim: Claim) -> bool:
+        # Another host's process cannot be seen from here
+        return (host_of(member) == self.host_name and
+                claim.process is not None and
+                not records.alive(claim.process))
 
     def _announcers(self, prefix: bytes, volume_id: str) -> set[bytes] | None:
         """Members announcing ``prefix`` for the volume; None on doubt."""
@@ -260,6 +407,49 @@ class Membership(object):
         return 'absent for %.0fs' % (utils.monotonic() - since)
 
 
+class Alone(object):
+    """:class:`Membership`'s stand-in without a coordination service.
+
+    This host knows of no other: nobody is lost or waits, and whether an
+    attachment being made is claimed is unknown (``claims`` is None), so
+    only its age tells it abandoned.
+    """
+
+    coordinated = False
+
+    def __init__(self, host_name: str | None = None):
+        self.host_name = host_name or host.hostname()
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def alive_hosts(self) -> set[str]:
+        return {self.host_name}
+
+    def lost(self, host_names: Iterable[str] | None = None) -> set[str]:
+        return set()
+
+    def waiting_for(self, volume_id: str) -> ContextManager[None]:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def attaching(self, volume_id: str) -> Iterator[Claim]:
+        yield Claim(records.process_id(), time.time())
+
+    def claims(self, volume_id: str,
+               excluding: Claim | None = None) -> list[Claim] | None:
+        return None
+
+    def others_waiting(self, volume_id: str) -> set[str]:
+        return set()
+
+    def describe(self, host_name: str) -> str:
+        return 'unknown (no coordination service)'
+
+
 def _create(coordinator: coordination.CoordinationDriver,
             group: bytes) -> None:
     try:
@@ -268,14 +458,30 @@ def _create(coordinator: coordination.CoordinationDriver,
         pass
 
 
-def _enter(coordinator: coordination.CoordinationDriver,
-           group: bytes) -> None:
-    """Join ``group``, creating it first; idempotent."""
+def _enter(coordinator: coordination.CoordinationDriver, group: bytes,
+           capabilities: Any = None) -> None:
+    """Join ``group``, creating it first; idempotent.
+
+    ``capabilities``, when given, are this member's in the group, also
+    when it was a member already.
+    """
     _create(coordinator, group)
     try:
-        coordinator.join_group(group).get()
+        coordinator.join_group(group, capabilities).get()
     except coordination.MemberAlreadyExist:
-        pass
+        if capabilities is not None:
+            _set_capabilities(coordinator, group, capabilities)
+
+
+def _set_capabilities(coordinator: coordination.CoordinationDriver,
+                      group: bytes, capabilities: Any) -> None:
+    """This member's capabilities in ``group``, which it is a member of."""
+    try:
+        coordinator.update_capabilities(group, capabilities).get()
+    except tooz.NotImplemented:
+        # Drivers without it (file): join again, with them
+        coordinator.leave_group(group).get()
+        coordinator.join_group(group, capabilities).get()
 
 
 def _without_secrets(url: str) -> str:
@@ -290,12 +496,14 @@ _members: dict[str, Membership] = {}
 _members_lock = threading.Lock()
 
 
-def for_url(url: str, grace: float) -> Membership:
+def for_url(url: str | None, grace: float) -> 'Membership | Alone':
     """This process's one membership for ``url`` (started on first use).
 
     The stores of several backends share it; the grace is the first
-    asked for.
+    asked for.  Without a URL: :class:`Alone`.
     """
+    if not url:
+        return Alone()
     with _members_lock:
         if url not in _members:
             _members[url] = Membership(url, grace)

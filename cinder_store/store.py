@@ -141,10 +141,8 @@ class Store(driver.Store):
             auth.Credentials(options), options.cinder_store_http_retries,
             options.cinder_store_attach_retry_attempts,
             options.cinder_store_state_transition_timeout)
-        url = options.cinder_store_coordination_url
-        members = (membership.for_url(url,
-                                      options.cinder_store_lost_host_grace)
-                   if url else None)
+        members = membership.for_url(options.cinder_store_coordination_url,
+                                     options.cinder_store_lost_host_grace)
         helper = host.root_helper(options.cinder_store_rootwrap_config)
         host.route_privsep(helper)
         self._settings = host.HostSettings(
@@ -177,7 +175,7 @@ class Store(driver.Store):
             LOG.warning('Probing this host for its connector properties '
                         'failed; the first attach will retry: %s', e)
         self._report_orphans()
-        if self._settings.membership is not None:
+        if self._settings.membership.coordinated:
             self._join_hosts()
 
     def _join_hosts(self) -> None:

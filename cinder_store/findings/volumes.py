@@ -65,7 +65,7 @@ def _stuck_volume(backend: maintenance.Maintenance, cinder: client.BoundCinder,
                        '\'s log' % volume.id)
     ids = rules.abandoned_attachments(
         cinder, volume.id, age,
-        in_flight=backend.settings.attach_in_flight(volume.id))
+        claims=backend.settings.claims(volume.id))
     if not ids:
         return Finding(OK, 'stuck volumes', 'volume %s is %s: no attachment '
                        'of it older than %ss is left uncompleted' % (

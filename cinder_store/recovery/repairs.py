@@ -21,9 +21,11 @@ whatever named the attachment goes on naming it for the next try.
 
 import logging
 from typing import Any
+from typing import Callable
 from typing import Protocol
 
 from glance_store import exceptions
+import tenacity
 
 from cinder_store import attachment
 from cinder_store import client
@@ -31,6 +33,7 @@ from cinder_store import host
 from cinder_store import records
 from cinder_store.recovery import rules
 from cinder_store import upload_records
+from cinder_store import utils
 
 LOG = logging.getLogger(__name__)
 
@@ -65,9 +68,14 @@ def detach_stale_reader(cinder: Any, settings: host.HostSettings,
     detach that fails raises (the record must go on naming it).
     """
     same_boot = records.this_boot(record)
-    leftovers = rules.stale_reader_attachments(
-        cinder, volume, record, settings.abandoned_after,
-        in_flight=settings.attach_in_flight(volume.id))
+    claims = settings.claims(volume.id)
+    # It died while Cinder was making its attachment: Cinder finishes it
+    # and live attachers claim theirs, then its own is told.
+    leftovers = _when_told(
+        lambda: rules.stale_reader_attachments(
+            cinder, volume, record, settings.abandoned_after,
+            claims=claims),
+        'what a dead reader left of volume %s is told' % volume.id)
     for attachment_id in leftovers:
         attachment.detach_attachment(
             cinder, settings, volume, attachment_id,
@@ -76,10 +84,33 @@ def detach_stale_reader(cinder: Any, settings: host.HostSettings,
     return leftovers
 
 
+#: Seconds a repair waits for what a dead attacher left to be told
+SETTLE_WAIT = 15
+
+
+def _when_told(look: Callable[[], list[str] | None], what: str,
+               timeout: float = SETTLE_WAIT) -> list[str]:
+    """``look()`` again while it answers None, up to ``timeout``.
+
+    Then [] (nothing told): never fails for the wait.
+    """
+    try:
+        found = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda found: found is None),
+            stop=utils.Deadline(timeout),
+            wait=tenacity.wait_exponential(multiplier=0.1, max=1),
+            sleep=utils.sleep)(look)
+    except tenacity.RetryError:
+        LOG.info('Waited %ss; going on before %s', timeout, what)
+        return []
+    return found or []
+
+
 # -- an image delete Cinder refused -------------------------------------------
 
 def delete_refused_volume(cinder: Any, settings: host.HostSettings,
-                          readers: ReaderRecords, volume_id: str) -> None:
+                          readers: ReaderRecords, volume_id: str,
+                          tries: int = 3) -> None:
     """Delete an image-volume Cinder refused to delete as it was.
 
     What this host left attached (a worker that died mid-transfer, or
@@ -87,17 +118,29 @@ def delete_refused_volume(cinder: Any, settings: host.HostSettings,
     attachments of any host are deleted, and the delete is tried once
     more.  Raises ``InUseByStore`` if the volume is attached elsewhere,
     being attached, or read here by a live process, and detaches nothing
-    then; ``NotFound`` if it is gone.  A refusal for another reason
-    (snapshots...) comes back from the delete tried again.
+    then; ``NotFound`` if it is gone.  A reader that attaches between the
+    look and the delete makes Cinder refuse again: the volume is looked
+    at again (``tries`` times in all), and then it is that reader's
+    ``InUseByStore``.  A refusal for another reason (snapshots...) comes
+    back from the last delete.
     """
-    volume = client.existing_volume(cinder, volume_id)
-    if readers.repair(cinder, volume):
+    for attempt in range(1, tries + 1):
         volume = client.existing_volume(cinder, volume_id)
-    if attachment.release_lost_holders(
-            cinder, settings, volume, rules.attachments_elsewhere(volume)):
-        volume = client.existing_volume(cinder, volume_id)
-    attachment.reclaim_volume(cinder, settings, volume,
-                              _left_here(cinder, settings, readers, volume))
+        if readers.repair(cinder, volume):
+            volume = client.existing_volume(cinder, volume_id)
+        if attachment.release_lost_holders(
+                cinder, settings, volume,
+                rules.attachments_elsewhere(volume)):
+            volume = client.existing_volume(cinder, volume_id)
+        left = _left_here(cinder, settings, readers, volume)
+        try:
+            attachment.reclaim_volume(cinder, settings, volume, left)
+            return
+        except exceptions.BackendException as error:
+            if attempt == tries or not client.refused(error):
+                raise
+            LOG.info('Volume %s: Cinder refused its delete again (%s); '
+                     'looking at its attachments again', volume_id, error)
 
 
 def _left_here(cinder, settings, readers, volume):

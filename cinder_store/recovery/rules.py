@@ -106,16 +106,48 @@ def describe_attachments(volume: Any, ids: Iterable[str]) -> str:
 
 
 # With a coordination service: seconds after which an attachment left
-# attaching that no live process announces is abandoned.  Covers attaches
-# by Cinder itself and by Glance hosts without coordination, which never
-# announce theirs and complete them within seconds.
+# attaching that no live claim covers is abandoned.  Covers attaches by
+# Cinder itself and by Glance hosts without coordination, which never
+# claim theirs and complete them within seconds.
 UNANNOUNCED_AGE = 30
+
+# Seconds a Glance host's clock may be off Cinder's: a claim made at
+# ``since`` covers attachments Cinder says it made from ``since`` minus
+# this on.
+CLOCK_SKEW = 5
+
+#: ``claims`` of :func:`abandoned_attachments`: the live claims on a
+#: volume's attachments being made, or None when unknown.
+Claims = Callable[[], list[Any] | None]
+
+
+def _unknown() -> None:
+    return None
+
+
+def epoch_of(timestamp: str) -> float:
+    """Seconds since the epoch of an ISO 8601 ``timestamp`` (Cinder's)."""
+    return timeutils.parse_isotime(timestamp).timestamp()
+
+
+def claimed(attachment_id: str, made: str, claims: Iterable[Any]) -> bool:
+    """Does a live claim cover the attachment Cinder made at ``made``?
+
+    A claim (:class:`membership.Claim`) covers the attachment it names;
+    one that names none yet covers every attachment made since it sent
+    the ``attachment_create`` Cinder has not answered (none between a
+    refusal and its next try).
+    """
+    at = epoch_of(made)
+    return any(c.attachment == attachment_id or
+               (c.attachment is None and c.since is not None and
+                c.since <= at + CLOCK_SKEW)
+               for c in claims)
 
 
 def abandoned_attachments(cinder: Any, volume_id: str, max_age: float,
                           now: datetime.datetime | None = None,
-                          in_flight: Callable[[], bool] | None = None
-                          ) -> list[str]:
+                          claims: Claims = _unknown) -> list[str]:
     """Ids of ``volume_id``'s attachments whose attacher died, on any host.
 
     Applies to an attachment Cinder finished making (status
@@ -131,35 +163,32 @@ def abandoned_attachments(cinder: Any, volume_id: str, max_age: float,
     ``updated_at``), holds only abandoned reservations, since a live
     attach moves it on and a new reservation changes ``updated_at``.
 
-    With a coordination service, ``in_flight()`` says whether a live
-    process announces an attach of the volume
-    (:meth:`membership.Membership.attach_in_flight`; every cinder_store
-    attacher announces from before ``attachment_create`` to
-    ``attachment_complete``).  Then an ``attaching`` attachment older
-    than :data:`UNANNOUNCED_AGE` is abandoned when nobody announces one
-    and Cinder still shows it ``attaching`` after that answer: a dead
-    attacher costs seconds, not ``max_age``.
+    With a coordination service, ``claims()`` lists the live claims on
+    the volume's attachments being made (:meth:`membership.Membership.
+    claims`: every cinder_store attacher claims from before
+    ``attachment_create`` to ``attachment_complete``).  Then an
+    ``attaching`` attachment older than :data:`UNANNOUNCED_AGE` that no
+    live claim covers (:func:`claimed`) and that Cinder still shows
+    ``attaching`` after that answer is abandoned: a dead attacher costs
+    seconds, not ``max_age``, whatever live attachers of the volume do
+    meanwhile.  ``claims()`` None (unknown): only ``max_age`` tells.
 
-    One Cinder call, two when there are reservations or unannounced
+    One Cinder call, two when there are reservations or unclaimed
     attachments.
     """
     now = now or timeutils.utcnow()
-    found, reserved, unannounced = [], [], []
+    found, reserved, young = [], [], []
     for att in cinder.attachments_of(volume_id, detailed=True):
         status = getattr(att, 'status', None)
         made = getattr(att, 'attached_at', None)
         if status == 'attaching' and made and older_than(made, max_age, now):
             found.append(att.id)
-        elif (status == 'attaching' and made and in_flight is not None and
+        elif (status == 'attaching' and made and
               older_than(made, UNANNOUNCED_AGE, now)):
-            unannounced.append(att.id)
+            young.append(att)
         elif status == 'reserved':
             reserved.append(att.id)
-    if unannounced and in_flight is not None and not in_flight():
-        # Listed again after the answer: one that was completed meanwhile
-        # (its attacher withdrew its announcement) is no longer attaching.
-        still = set(attachments_being_made(cinder, volume_id))
-        found += [a for a in unannounced if a in still]
+    found += unclaimed(cinder, volume_id, young, claims)
     if reserved:
         volume = cinder.get_volume(volume_id)
         changed = getattr(volume, 'updated_at', None)
@@ -167,6 +196,28 @@ def abandoned_attachments(cinder: Any, volume_id: str, max_age: float,
                 older_than(changed, max_age, now)):
             found += reserved
     return found
+
+
+def unclaimed(cinder: Any, volume_id: str, candidates: list[Any],
+              claims: Claims) -> list[str]:
+    """Ids of those ``candidates`` no live claim covers.
+
+    ``candidates`` are attachments of the volume Cinder listed
+    ``attaching``.  Listed again after the claims were asked for: one
+    completed meanwhile (its attacher withdrew its claim) is no longer
+    attaching.  None when the claims are unknown.
+    """
+    if not candidates:
+        return []
+    live = claims()
+    if live is None:
+        return []
+    left = [a.id for a in candidates
+            if not claimed(a.id, a.attached_at, live)]
+    if not left:
+        return []
+    still = set(attachments_being_made(cinder, volume_id))
+    return [a for a in left if a in still]
 
 
 def attachments_being_made(cinder: Any, volume_id: str) -> list[str]:
@@ -230,31 +281,60 @@ def why_reader_record_stale(cinder: Any, volume_id: str,
 
 def stale_reader_attachments(cinder: Any, volume: Any,
                              record: records.Record, max_age: float,
-                             in_flight: Callable[[], bool] | None = None
-                             ) -> list[str]:
-    """Ids of the attachments a stale reader ``record`` left.
+                             claims: Claims = _unknown) -> list[str] | None:
+    """Ids of the attachments a stale reader ``record`` left; None: not yet.
 
     The one it names, if it got that far.  A record written while Cinder
-    was making the attachment names none; Cinder names no host for an
-    attachment not yet attached, so on a volume that is not multiattach
-    (where nothing else can be attaching while that one exists) those
-    being made are taken as its.  On a multiattach volume only the
-    abandoned ones are (:func:`abandoned_attachments`): one made more
-    recently may be another host's attach in progress.
+    was making the attachment names none, and Cinder names no host for an
+    attachment not yet attached.  While Cinder is still making one
+    (``reserved``: deleting it then would leave the volume ``reserved``
+    for good), None: look again soon.  On a volume that is not
+    multiattach (where nothing else can be attaching while that one
+    exists) those being made are taken as its.  On a multiattach volume,
+    those made since the record's attach began (``since``) that no live
+    claim covers: its attacher is dead, and every live cinder_store
+    attacher claims what it makes (with a coordination service;
+    ``claims()`` None: unknown).  While such a one is claimed, None: a
+    live attacher's completes within seconds, and an attacher refused
+    meanwhile claims nothing between its tries.  Then the abandoned ones
+    (:func:`abandoned_attachments`).
     """
     if record.get('attachment'):
         return [record['attachment']]
+    if any(getattr(a, 'status', None) == 'reserved'
+           for a in cinder.attachments_of(volume.id)):
+        return None
     if not getattr(volume, 'multiattach', False):
         return attachments_being_made(cinder, volume.id)
-    found = abandoned_attachments(cinder, volume.id, max_age,
-                                  in_flight=in_flight)
-    if not found:
-        LOG.warning('A reader of multiattach volume %s died while Cinder '
-                    'was making its attachment; it is left until it counts '
-                    'as abandoned (%ss old, or with a coordination service '
-                    '%ss and no live attacher)', volume.id, max_age,
-                    UNANNOUNCED_AGE)
-    return found
+    live = claims()  # one look, for every rule below
+
+    def seen():
+        return live
+    since = record.get('since')
+    candidates = ([] if since is None else
+                  _attaching_since(cinder, volume.id, since))
+    found = unclaimed(cinder, volume.id, candidates, seen)
+    found += [a for a in abandoned_attachments(cinder, volume.id, max_age,
+                                               claims=seen)
+              if a not in found]
+    if found:
+        return found
+    if live is not None and candidates:
+        return None  # claimed for now: look again
+    LOG.warning('A reader of multiattach volume %s died while Cinder was '
+                'making its attachment; it is left until it counts as '
+                'abandoned (%ss old, or with a coordination service %ss '
+                'and claimed by no live attacher)', volume.id, max_age,
+                UNANNOUNCED_AGE)
+    return []
+
+
+def _attaching_since(cinder, volume_id, since):
+    """Attachments Cinder finished making from ``since`` on, uncompleted."""
+    return [a for a in cinder.attachments_of(volume_id, detailed=True)
+            if getattr(a, 'status', None) == 'attaching' and
+            getattr(a, 'attached_at', None) and
+            epoch_of(a.attached_at) >= since - CLOCK_SKEW]
 
 
 # -- uploads ------------------------------------------------------------------

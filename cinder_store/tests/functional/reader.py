@@ -18,6 +18,9 @@ Prints one sha256 per read; exits non-zero if any read failed.  Used to
 play several Glance workers reading one image-volume.  With ``DIR``, each
 read stops after its first chunk, creates ``DIR/ready-<pid>-<n>`` and goes
 on only once ``DIR/go`` exists: the test sees every reader mid-download.
+With ``$CINDER_STORE_FUNCTIONAL_START`` (a path), the reader loads the
+stores, creates ``<path>.ready-<pid>`` and starts reading only once the
+path exists: the test starts readers the moment it chooses.
 """
 
 import concurrent.futures
@@ -54,8 +57,21 @@ def _meet(sync_dir, n):
         time.sleep(0.02)
 
 
+def _wait_for_start():
+    start = os.environ.get('CINDER_STORE_FUNCTIONAL_START')
+    if not start:
+        return
+    open('%s.ready-%d' % (start, os.getpid()), 'w').close()
+    deadline = time.monotonic() + 300
+    while not os.path.exists(start):
+        if time.monotonic() > deadline:
+            raise RuntimeError('no start after 300 s')
+        time.sleep(0.02)
+
+
 def main(uri, backend, threads, sync_dir=None):
     base.load_stores()
+    _wait_for_start()
     with concurrent.futures.ThreadPoolExecutor(int(threads)) as pool:
         digests = list(pool.map(lambda n: read(uri, backend, sync_dir, n),
                                 range(int(threads))))

@@ -10,6 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import contextlib
 import datetime
 from importlib import metadata
 import io
@@ -28,6 +29,7 @@ from oslotest import base
 from cinder_store import auth
 from cinder_store import client
 from cinder_store import host
+from cinder_store import membership
 from cinder_store import opts
 from cinder_store import records
 from cinder_store import store
@@ -89,6 +91,50 @@ class FakeClock(object):
     def sleep(self, seconds):
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+class Members(membership.Alone):
+    """A coordination group as a test plays it, through membership's API.
+
+    ``lost_hosts`` are lost (``is_lost``, a callable of a host name, may
+    say instead), ``waiting`` hosts wait for every volume, ``live_claims``
+    are the other processes' live claims (None: unknown).  ``said`` lists
+    what this process announced: ``('waits'|'done'|'attaching', volume)``.
+    """
+
+    coordinated = True
+
+    def __init__(self, lost=(), waiting=(), claims=()):
+        super(Members, self).__init__('testhost')
+        self.lost_hosts = set(lost)
+        self.is_lost = lambda name: name in self.lost_hosts
+        self.waiting = set(waiting)
+        self.live_claims: list | None = list(claims)
+        self.said: list[tuple[str, str]] = []
+        self.asked: list[set[str] | None] = []
+
+    def lost(self, host_names=None):
+        self.asked.append(None if host_names is None else set(host_names))
+        names = self.lost_hosts if host_names is None else set(host_names)
+        return {n for n in names if self.is_lost(n)}
+
+    @contextlib.contextmanager
+    def waiting_for(self, volume_id):
+        self.said.append(('waits', volume_id))
+        yield
+        self.said.append(('done', volume_id))
+
+    def attaching(self, volume_id):
+        self.said.append(('attaching', volume_id))
+        return super(Members, self).attaching(volume_id)
+
+    def claims(self, volume_id, excluding=None):
+        if self.live_claims is None:
+            return None
+        return [c for c in self.live_claims if c is not excluding]
+
+    def others_waiting(self, volume_id):
+        return set(self.waiting)
 
 
 class TestCase(base.BaseTestCase):

@@ -10,7 +10,6 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-import contextlib
 import errno
 import logging
 from unittest import mock
@@ -21,6 +20,7 @@ import fixtures
 from glance_store import exceptions
 
 from cinder_store import attachment
+from cinder_store import membership
 from cinder_store.recovery import rules
 from cinder_store.tests.unit import base
 
@@ -374,14 +374,9 @@ class TestAnotherHostHolds(base.CinderTestCase):
         """Settings whose membership says otherhost is lost after that."""
         settings = self.settings()
         start = self.clock.now
-        settings.membership = mock.Mock()
-        settings.membership.waiting_for.side_effect = (
-            lambda volume_id: contextlib.nullcontext())
-        settings.membership.attaching.side_effect = (
-            lambda volume_id: contextlib.nullcontext())
-        settings.membership.lost.side_effect = lambda hosts: (
-            {'otherhost'} & set(hosts)
-            if self.clock.now - start >= seconds else set())
+        settings.membership = base.Members(lost={'otherhost'})
+        settings.membership.is_lost = lambda name: (
+            self.clock.now - start >= seconds)
         return settings
 
     def test_a_lost_holder_is_released_and_the_reader_goes_on(self):
@@ -413,16 +408,6 @@ class TestAnotherHostHolds(base.CinderTestCase):
         self.assertEqual([self.theirs], list(self.cinder.attachments))
 
 
-class WaitingHosts(object):
-    """A membership in which ``hosts`` wait for every volume."""
-
-    def __init__(self, *hosts):
-        self.hosts = set(hosts)
-
-    def others_waiting(self, volume_id):
-        return set(self.hosts)
-
-
 class TestFairTurns(base.CinderTestCase):
 
     def setUp(self):
@@ -430,7 +415,7 @@ class TestFairTurns(base.CinderTestCase):
         self.api = self.bound()
         self.volume = self.available_volume(self.api)
         self.settings = self.settings()
-        self.settings.membership = WaitingHosts('glance-2')
+        self.settings.membership = base.Members(waiting={'glance-2'})
         self.checks = []
         self.t0 = self.clock.now
 
@@ -471,13 +456,14 @@ class TestFairTurns(base.CinderTestCase):
                         60 + 2 + attachment.HANDOVER_WAIT + 2)
 
     def test_nobody_waiting_means_no_wait(self):
-        self.settings.membership = WaitingHosts()
+        self.settings.membership = base.Members()
         attachment.yield_turn(self.api, self.settings, self.volume,
                               self.held_until(30))
         self.assertEqual(self.t0, self.clock.now)
 
     def test_not_held_here_asks_nobody(self):
-        membership = self.settings.membership = mock.Mock()
+        membership = self.settings.membership = mock.Mock(
+            wraps=base.Members(waiting={'glance-2'}))
         attachment.yield_turn(self.api, self.settings, self.volume,
                               lambda: False)
         membership.others_waiting.assert_not_called()
@@ -487,38 +473,30 @@ class TestFairTurns(base.CinderTestCase):
         self.volume.multiattach = True
         attachment.yield_turn(self.api, self.settings, self.volume,
                               self.held_until(30))
+        self.assertEqual([], self.checks)
         self.volume.multiattach = False
-        self.settings.membership = None
+        self.settings.membership = membership.Alone()
         attachment.yield_turn(self.api, self.settings, self.volume,
                               self.held_until(30))
-        self.assertEqual([], self.checks)
+        self.assertEqual(self.t0, self.clock.now)
 
     def test_a_waiting_reader_tells_the_holder(self):
         theirs = self.api.attachment_create(self.volume.id,
                                             {'host': 'otherhost'}, 'ro')
         self.api.attachment_complete(theirs['id'])
-        told = []
-        membership = self.settings.membership = mock.Mock()
-        membership.lost.return_value = set()
-
-        @contextlib.contextmanager
-        def waiting_for(volume_id):
-            told.append(('waits', volume_id))
-            yield
-            told.append(('done', volume_id))
-        membership.waiting_for.side_effect = waiting_for
-        membership.attaching.side_effect = (
-            lambda volume_id: contextlib.nullcontext())
+        members = self.settings.membership = base.Members()
 
         def sleep_then_they_leave(seconds):
             self.clock.sleep(seconds)
             # Once the reader waits its turn (not in the client's retries)
-            if told and theirs['id'] in self.cinder.attachments:
+            if (('waits', self.volume.id) in members.said and
+                    theirs['id'] in self.cinder.attachments):
                 self.api.attachment_delete(theirs['id'])
         self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
                                              sleep_then_they_leave))
         att = attachment.Attachment(self.api, self.settings, self.volume,
                                     False).open()
-        self.assertEqual([('waits', self.volume.id),
-                          ('done', self.volume.id)], told)
+        self.assertEqual([('attaching', self.volume.id),
+                          ('waits', self.volume.id),
+                          ('done', self.volume.id)], members.said)
         att.close()

@@ -99,6 +99,23 @@ class TestRetries(base.CinderTestCase):
                           self.bound(retries=5).get_volume, 'v')
         self.assertEqual(1, self.cinder.calls.count('volumes.get'))
 
+    def test_attempts_hear_of_every_request_and_refusal(self):
+        api = self.bound(attach_attempts=3)
+        vol = self.available_volume(api)
+        heard = []
+
+        class Attempts(object):
+            def sending(self):
+                heard.append('sending')
+
+            def refused(self):
+                heard.append('refused')
+        self.cinder.fail('attachments.create', cinder_exc.BadRequest(
+            400, 'Volume status must be available or in-use or '
+                 'downloading to reserve'), times=2)
+        api.attachment_create(vol.id, {'host': 'h'}, 'ro', Attempts())
+        self.assertEqual(['sending', 'refused'] * 2 + ['sending'], heard)
+
     def test_retry_budget_is_bounded(self):
         self.cinder.fail('volumes.get', ks_exc.ConnectFailure('down'),
                          times=-1)

@@ -13,13 +13,16 @@
 import json
 import os
 import stat
+import time
 from unittest import mock
 
+import fixtures
 from glance_store import exceptions
 
 from cinder_store import attachment
 from cinder_store import host
 from cinder_store import host_reads
+from cinder_store import membership
 from cinder_store import records
 from cinder_store.recovery import rules
 from cinder_store.tests.unit import base
@@ -315,11 +318,13 @@ class TestHostReaders(base.CinderTestCase):
 
     def killed_while_cinder_attaches(self, volume):
         """What a reader killed inside attachment_create leaves."""
+        since = time.time() - 1
         made = self.api.attachment_create(
             volume.id, self.readers.settings.connector(), 'ro')
         with open(self.readers.files.path(volume.id), 'w') as f:
             json.dump({'boot': records.boot_id(), 'host': 'testhost',
-                       'attachment': None, 'holders': [DEAD]}, f)
+                       'attachment': None, 'since': since,
+                       'holders': [DEAD]}, f)
         return made['id']
 
     def test_reader_killed_while_cinder_attaches_is_cleaned_up(self):
@@ -349,7 +354,8 @@ class TestHostReaders(base.CinderTestCase):
             'available')
 
     def test_multiattach_attachments_being_made_are_left(self):
-        # Cinder names no host for them: they may be another host's.
+        # Without coordination, Cinder names no host for them: they may
+        # be another host's.
         volume = self.multiattach_volume()
         leaked = self.killed_while_cinder_attaches(volume)
         with mock.patch.object(rules.LOG, 'warning') as warn:
@@ -357,6 +363,59 @@ class TestHostReaders(base.CinderTestCase):
         self.assertIn(volume.id, str(warn.call_args))
         self.assertEqual([leaked], list(self.cinder.attachments))
         self.assertEqual([], self.readers.recorded_volumes())
+
+    def test_with_coordination_what_a_dead_reader_was_making_goes_at_once(
+            self):
+        # Every live attacher claims what it makes: one made since the
+        # dead reader began that nobody claims is its, however young.
+        volume = self.multiattach_volume()
+        self.readers.settings.membership = base.Members()
+        before = self.api.attachment_create(volume.id, {'host': 'h2'}, 'ro')
+        base.made_ago(self.cinder, before['id'], rules.UNANNOUNCED_AGE - 5)
+        leaked = self.killed_while_cinder_attaches(volume)
+        theirs = self.api.attachment_create(volume.id, {'host': 'h3'}, 'ro')
+        self.readers.settings.membership.live_claims = [
+            membership.Claim('0:7:7', 0.0, theirs['id'])]
+        self.assertEqual([leaked], self.readers.repair(self.api, volume))
+        self.assertEqual({before['id'], theirs['id']},
+                         set(self.cinder.attachments))
+        self.assertEqual([], self.readers.recorded_volumes())
+
+    def test_a_dead_readers_attachment_is_told_once_live_claims_move_on(
+            self):
+        # A reader refused because of it claims what its try may make;
+        # its next try claims only what comes after: then it is told.
+        volume = self.multiattach_volume()
+        members = self.readers.settings.membership = base.Members()
+        leaked = self.killed_while_cinder_attaches(volume)
+        refused = membership.Claim('0:8:8', time.time())
+        members.live_claims = [refused]
+
+        def it_tries_again(seconds):
+            self.clock.sleep(seconds)
+            if self.clock.now - 1000 > 3:
+                refused.since = time.time() + rules.CLOCK_SKEW + 1
+        self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
+                                             it_tries_again))
+        self.assertEqual([leaked], self.readers.repair(self.api, volume))
+        self.assertGreater(self.clock.now - 1000, 3)
+
+    def test_a_dead_readers_attachment_is_left_while_cinder_makes_it(self):
+        # Deleting a reservation Cinder is still working on would leave
+        # the volume 'reserved' for good: the repair waits for it.
+        volume = self.multiattach_volume()
+        self.readers.settings.membership = base.Members()
+        leaked = self.killed_while_cinder_attaches(volume)
+        self.cinder.attachments[leaked]['status'] = 'reserved'
+
+        def cinder_finishes(seconds):
+            self.clock.sleep(seconds)
+            if self.clock.now - 1000 > 2:
+                self.cinder.attachments[leaked]['status'] = 'attaching'
+        self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
+                                             cinder_finishes))
+        self.assertEqual([leaked], self.readers.repair(self.api, volume))
+        self.assertGreater(self.clock.now - 1000, 2)
 
     def test_multiattach_attachment_abandoned_long_ago_is_detached(self):
         volume = self.multiattach_volume()

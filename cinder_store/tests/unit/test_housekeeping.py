@@ -23,26 +23,12 @@ from cinder_store.recovery import rules
 from cinder_store.tests.unit import base
 
 
-class FakeMembership(object):
-    """Hosts in ``lost`` are lost; every other host is alive."""
-
-    def __init__(self, *lost):
-        self.lost_hosts = set(lost)
-        self.asked = []
-
-    def lost(self, host_names=None):
-        self.asked.append(None if host_names is None else set(host_names))
-        if host_names is None:
-            return set(self.lost_hosts)
-        return self.lost_hosts & set(host_names)
-
-
 class TestReleaseLostHosts(base.StoreTestCase):
 
     def setUp(self):
         super(TestReleaseLostHosts, self).setUp()
         self.api = self.maintenance.cinder()
-        self.store._settings.membership = FakeMembership('glance-3')
+        self.store._settings.membership = base.Members(lost={'glance-3'})
         self.sweeper = housekeeping.Housekeeping(
             self.maintenance.cinder, self.store._settings, None, 30,
             lambda: [])
@@ -120,7 +106,7 @@ class TestReleaseLostHosts(base.StoreTestCase):
 
     def test_this_hosts_unfinished_uploads_are_never_swept(self):
         mine = self.volume('mine', uploader='testhost', finished=False)
-        self.store._settings.membership = FakeMembership('testhost')
+        self.store._settings.membership = base.Members(lost={'testhost'})
         self.sweeper.release_lost_hosts()
         self.assertIn(mine.id, self.cinder.volumes)
 
@@ -142,7 +128,7 @@ class TestReleaseLostHosts(base.StoreTestCase):
 class TestCoordinationOption(base.StoreTestCase):
 
     def test_without_a_url_nobody_is_ever_lost(self):
-        self.assertIsNone(self.store._settings.membership)
+        self.assertFalse(self.store._settings.membership.coordinated)
         self.assertIsNone(self.store.housekeeper)
 
     def test_with_a_url_the_store_joins_and_sweeps(self):

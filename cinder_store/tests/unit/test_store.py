@@ -511,10 +511,38 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         url, _, _, _, _ = self.add(b'12345')
         volume_id = url.rsplit('/', 1)[1]
         self.cinder.fail('volumes.delete', cinder_exc.BadRequest(
-            400, 'Volume status must be available'), times=2)
+            400, 'Volume status must be available'), times=-1)
         self.assertRaisesRegex(exceptions.BackendException, 'must be',
                                self.store.delete, self.location(volume_id))
         self.assertEqual(1, len(self.cinder.volumes))
+        # Looked at again twice: a reader may have attached meanwhile
+        self.assertEqual(4, self.cinder.calls.count('volumes.delete'))
+
+    def test_delete_a_reader_attached_meanwhile_is_in_use(self):
+        # Refused; nothing held it by the time the delete looked; another
+        # host's reader attached just before the delete was tried again.
+        url, _, _, _, _ = self.add(b'12345')
+        volume_id = url.rsplit('/', 1)[1]
+        api = self.maintenance.cinder()
+        self.cinder.fail('volumes.delete', cinder_exc.BadRequest(
+            400, 'Volume status must be available'))
+        real = self.cinder.volumes_api.delete
+        tried = []
+
+        def delete(vid):
+            tried.append(vid)
+            if len(tried) == 2:
+                theirs = api.attachment_create(vid, {'host': 'otherhost'},
+                                               'ro')
+                api.attachment_complete(theirs['id'])
+            return real(vid)
+        with mock.patch.object(self.cinder.volumes_api, 'delete', delete):
+            self.assertRaisesRegex(exceptions.InUseByStore,
+                                   'attached elsewhere.*otherhost',
+                                   self.store.delete,
+                                   self.location(volume_id))
+        self.assertEqual(1, len(self.cinder.volumes))
+        self.assertEqual(2, len(tried))
 
     def test_delete_refused_while_a_read_attaching_then_ended(self):
         url, _, _, _, _ = self.add(b'12345')

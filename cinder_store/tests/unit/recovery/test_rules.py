@@ -10,16 +10,16 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-import contextlib
 import datetime
-from unittest import mock
 
 from cinderclient import exceptions as cinder_exc
 import ddt
+import fixtures
 from glance_store import exceptions
 from oslo_utils import timeutils
 
 from cinder_store import attachment
+from cinder_store import membership
 from cinder_store.recovery import rules
 from cinder_store.tests.unit import base
 
@@ -50,47 +50,122 @@ class TestAbandoned(base.CinderTestCase):
             self.api, self.volume.id, 600))
         self.assertIn(young, self.cinder.attachments)
 
-    def test_with_coordination_an_unannounced_one_is_abandoned_sooner(self):
+    def claim(self, attachment_id=None, since_made_of=None, offset=0.0):
+        """A live claim naming ``attachment_id``, or none.
+
+        Made ``offset`` seconds after Cinder made ``since_made_of``.
+        """
+        since = 0.0
+        if since_made_of is not None:
+            made = self.cinder.attachments[since_made_of]['attached_at']
+            since = rules.epoch_of(made) + offset
+        return membership.Claim('0:1:2', since, attachment_id)
+
+    def abandoned(self, claims=None):
+        return rules.abandoned_attachments(
+            self.api, self.volume.id, 600,
+            **({} if claims is None else {'claims': lambda: claims}))
+
+    def test_with_coordination_an_unclaimed_one_is_abandoned_sooner(self):
         dead = self.dead_attacher(rules.UNANNOUNCED_AGE + 1)
         young = self.dead_attacher(rules.UNANNOUNCED_AGE - 5)
-        self.assertEqual([dead], rules.abandoned_attachments(
-            self.api, self.volume.id, 600, in_flight=lambda: False))
-        # Someone announces an attach of the volume: nothing is abandoned
-        self.assertEqual([], rules.abandoned_attachments(
-            self.api, self.volume.id, 600, in_flight=lambda: True))
+        self.assertEqual([dead], self.abandoned(claims=[]))
         # Without coordination only the age counts
+        self.assertEqual([], self.abandoned())
         self.assertEqual([], rules.abandoned_attachments(
-            self.api, self.volume.id, 600))
+            self.api, self.volume.id, 600, claims=lambda: None))
         self.assertIn(young, self.cinder.attachments)
+
+    def test_a_live_claim_naming_it_keeps_it(self):
+        made = self.dead_attacher(rules.UNANNOUNCED_AGE + 1)
+        self.assertEqual([], self.abandoned(claims=[self.claim(made)]))
+
+    def test_an_unnamed_claim_older_than_it_keeps_it(self):
+        # Its attacher may not have heard Cinder's answer yet
+        made = self.dead_attacher(rules.UNANNOUNCED_AGE + 1)
+        self.assertEqual([], self.abandoned(
+            claims=[self.claim(since_made_of=made, offset=-10)]))
+        self.assertEqual([], self.abandoned(claims=[self.claim(
+            since_made_of=made, offset=rules.CLOCK_SKEW - 1)]))
+
+    def test_attaches_begun_after_it_never_hide_it(self):
+        # Readers refused because of it keep claiming while they retry:
+        # what they make comes after it (the condition of issue #31).
+        made = self.dead_attacher(rules.UNANNOUNCED_AGE + 1)
+        later = [self.claim(since_made_of=made, offset=rules.CLOCK_SKEW + 1),
+                 self.claim('another-one')]
+        self.assertEqual([made], self.abandoned(claims=later))
 
     def test_one_completed_while_the_service_answered_is_kept(self):
         made = self.dead_attacher(rules.UNANNOUNCED_AGE + 1)
 
         def completed_meanwhile():
             self.api.attachment_complete(made)
-            return False
+            return []
         self.assertEqual([], rules.abandoned_attachments(
-            self.api, self.volume.id, 600, in_flight=completed_meanwhile))
+            self.api, self.volume.id, 600, claims=completed_meanwhile))
 
-    def test_a_reader_refused_by_an_unannounced_attach_deletes_it(self):
+    def test_a_reader_refused_by_an_unclaimed_attach_deletes_it(self):
         dead = self.dead_attacher(rules.UNANNOUNCED_AGE + 1)
         self.cinder.refuse_while_attaching = True
         settings = self.settings()
-        settings.membership = mock.Mock()
-        settings.membership.attach_in_flight.return_value = False
-        announced = []
-
-        @contextlib.contextmanager
-        def attaching(volume_id):
-            announced.append(volume_id)
-            yield
-        settings.membership.attaching.side_effect = attaching
+        settings.membership = base.Members()
         att = attachment.Attachment(self.api, settings, self.volume,
                                     False).open()
         self.assertNotIn(dead, self.cinder.attachments)
-        self.assertEqual([self.volume.id], announced)
+        self.assertIn(('attaching', self.volume.id),
+                      settings.membership.said)
         att.close()
         self.assertNothingLeft(volumes=1)
+
+    def test_a_reader_waits_for_a_young_unclaimed_attach_to_be_abandoned(self):
+        # Another host's attacher died inside attachment_create: its
+        # attachment is unclaimed, but only its age tells it from an
+        # attacher that never claims (Cinder itself).
+        dead = self.dead_attacher(1)
+        self.cinder.refuse_while_attaching = True
+        settings = self.settings()
+        settings.membership = base.Members()
+        started = self.clock.now
+        self.useFixture(fixtures.MonkeyPatch(
+            'cinder_store.utils.sleep', self.aging(dead)))
+        att = attachment.Attachment(self.api, settings, self.volume,
+                                    False).open()
+        self.assertNotIn(dead, self.cinder.attachments)
+        waited = self.clock.now - started
+        self.assertGreaterEqual(waited, rules.UNANNOUNCED_AGE - 1)
+        self.assertLess(waited, rules.UNANNOUNCED_AGE + 10)
+        att.close()
+
+    def test_a_reader_waits_for_an_attach_a_live_process_claims(self):
+        theirs = self.dead_attacher(1)
+        self.cinder.refuse_while_attaching = True
+        settings = self.settings()
+        settings.membership = base.Members(claims=[self.claim(theirs)])
+
+        def they_complete(seconds):
+            self.clock.sleep(seconds)
+            if (sum(self.clock.sleeps) > 3 and
+                    self.cinder.attachments[theirs]['status'] ==
+                    'attaching'):
+                self.api.attachment_complete(theirs)
+        self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
+                                             they_complete))
+        att = attachment.Attachment(self.api, settings, self.volume,
+                                    False).open()
+        self.assertIn(theirs, self.cinder.attachments)
+        att.close()
+
+    def aging(self, attachment_id):
+        """``utils.sleep`` that ages ``attachment_id`` as the clock goes."""
+        def sleep(seconds):
+            self.clock.sleep(seconds)
+            if attachment_id in self.cinder.attachments:
+                made = rules.epoch_of(
+                    self.cinder.attachments[attachment_id]['attached_at'])
+                base.made_ago(self.cinder, attachment_id,
+                              timeutils.utcnow().timestamp() - made + seconds)
+        return sleep
 
     def test_a_reader_refused_by_an_abandoned_one_deletes_it(self):
         old = self.dead_attacher(601)
