@@ -226,7 +226,9 @@ class Attachment(object):
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(still_held),
             stop=utils.Deadline(self.settings.exclusive_wait),
-            wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+            wait=lambda state: min(
+                _BEING_MADE_POLL if being_made else _TURN_POLL,
+                0.5 * 2 ** (state.attempt_number - 1)),
             sleep=utils.sleep, before_sleep=waiting, reraise=True)
         waiting(None)
         try:
@@ -374,6 +376,12 @@ class Attachment(object):
             return False
         self._unwind(exc)
         return False
+
+
+# Longest pause between tries while another host holds the volume, and
+# while an attachment is being made (abandoned ones go within seconds).
+_TURN_POLL = 5
+_BEING_MADE_POLL = 2
 
 
 def _named(holders: dict[str, str]) -> str:

@@ -42,12 +42,21 @@ frozen (every worker stopped, for up to 40 s, past the stack's lost-host
 grace) resumes.  etcd is frozen too.  At the end each surviving host runs
 ``cinder-store-check --fix``.
 
+Availability: after every read killed inside its attach (Cinder still
+shows an attachment of the image being made a second after the kill), a
+probe worker that is never killed reads the image until a read succeeds,
+then deletes it until the delete succeeds, and the campaign reports the
+longest time from a kill to each.  Over ``--availability-limit`` seconds
+(default: the stack's lost-host grace + 30 s) is unexpected.
+
 What is expected: an operation killed mid-way; an error while a service
 or its host was frozen; the refusal of a wrongly declared size; an add
-failed by an injected driver fault.  Anything else is an unexpected
-error.  Attachments whose attacher was killed are abandoned
+failed by an injected driver fault; an error on an image while it
+recovers from a kill inside an attach (within the limit).  Anything else
+is an unexpected error.  Attachments whose attacher was killed are
+abandoned as production finds them: claimed by no live attacher, or
 after ``--abandoned-age`` seconds (a config file of the campaign sets
-``cinder_store_abandoned_attachment_age``; production keeps its own).
+``cinder_store_abandoned_attachment_age``; default 600, production's).
 """
 
 import argparse
@@ -57,6 +66,7 @@ import hashlib
 import io
 import json
 import os
+import queue
 import random
 import shutil
 import signal
@@ -73,6 +83,9 @@ MiB = 1 << 20
 FREEZABLE = ('cinder-api', 'cinder-volume', 'rabbitmq', 'ceph-osd')
 # An operation still running after this long is killed and counted as hung
 OP_TIMEOUT = 300
+# Seconds after which an attachment no live attacher claims is abandoned
+# (cinder_store.recovery.rules.UNANNOUNCED_AGE and its clock skew)
+UNCLAIMED_AGE = 35
 # (driver operation, how many times it fails): Cinder tries a create three
 # times before it gives up.
 FAULTS = (('create_volume', 10), ('initialize_connection', 1))
@@ -208,6 +221,122 @@ class Host(object):
                 worker.proc.send_signal(sig)
 
 
+# -- availability ------------------------------------------------------------
+
+class Availability(object):
+    """How long images stay unreadable or undeletable after a kill.
+
+    A read killed inside its attach is an event; a probe worker (never
+    killed) measures, from the kill, the time to the image's next
+    successful read and then to its delete.
+    """
+
+    PROBES = 2
+
+    def __init__(self, campaign, limit):
+        self.campaign = campaign
+        self.limit = limit
+        self.events = []
+        self.recovering = set()  # image ids
+        self._queue = queue.Queue()
+        self._threads = []
+
+    def start(self):
+        for n in range(self.PROBES):
+            thread = threading.Thread(target=self._probe, daemon=True,
+                                      name='chaos-probe-%d' % n)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self):
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def killed(self, req, at):
+        """A worker was killed running ``req`` at ``at`` (monotonic)."""
+        if req['op'] != 'get':
+            return
+        threading.Thread(target=self._classify, args=(req, at),
+                         daemon=True).start()
+
+    def _classify(self, req, at):
+        # Cinder goes on with a request the worker sent before dying
+        time.sleep(1)
+        volume_id = req['uri'].rsplit('/', 1)[1]
+        try:
+            being_made = [a for a in admin_cinder().attachments.list(
+                search_opts={'volume_id': volume_id, 'all_tenants': 1})
+                if a.status in ('reserved', 'attaching')]
+        except Exception:
+            return  # deleted meanwhile
+        if not being_made:
+            return
+        with self.campaign.lock:
+            if req['image'] not in self.campaign.stored:
+                return  # deleted (or being deleted) by the campaign
+            self.recovering.add(req['image'])
+        self._queue.put(dict(image=req['image'], backend=req['backend'],
+                             uri=req['uri'], killed=at))
+
+    def _probe(self):
+        worker = self.campaign.new_worker()
+        try:
+            while True:
+                event = self._queue.get()
+                if event is None:
+                    return
+                self._measure(worker, event)
+        finally:
+            worker.stop()
+
+    def _measure(self, worker, event):
+        got = self._until_ok(worker, event, {
+            'op': 'get', 'uri': event['uri'], 'backend': event['backend']})
+        event['read_s'] = round(time.monotonic() - event['killed'], 1)
+        with self.campaign.lock:
+            digest = self.campaign.stored.get(event['image'], (0, 0, None))[2]
+            if got and digest and got.get('sha256') != digest:
+                self.campaign.counts['wrong bytes'] += 1
+                self.campaign.unexpected.append(('wrong bytes', event))
+            # From now on the campaign leaves it to the probe
+            if self.campaign.stored.pop(event['image'], None):
+                self.campaign.maybe[event['image']] = (event['backend'],
+                                                       event['uri'])
+        self._until_ok(worker, event, {
+            'op': 'delete', 'uri': event['uri'],
+            'backend': event['backend']})
+        event['deleted_s'] = round(time.monotonic() - event['killed'], 1)
+        with self.campaign.lock:
+            self.campaign.maybe.pop(event['image'], None)
+            self.recovering.discard(event['image'])
+            self.events.append(event)
+            worst = max(event['read_s'], event['deleted_s'])
+            if worst > self.limit:
+                self.campaign.unexpected.append((
+                    'image unavailable %.0fs after a kill inside an attach '
+                    '(limit %ds)' % (worst, self.limit), event))
+
+    def _until_ok(self, worker, event, request, pause=1.0):
+        """The first answer that is ok (or NotFound), or None past 3x."""
+        while time.monotonic() - event['killed'] < 3 * self.limit:
+            answer = worker.call(request)
+            if answer and (answer['ok'] or answer.get('not_found')):
+                return answer
+            time.sleep(pause)
+        return None
+
+    def rows(self):
+        reads = [e['read_s'] for e in self.events]
+        deletes = [e['deleted_s'] for e in self.events]
+        return [
+            ('reads killed inside an attach', len(self.events)),
+            ('  longest until read again (s)', max(reads, default=0)),
+            ('  longest until deleted (s)', max(deletes, default=0)),
+            ('  limit (s)', self.limit)]
+
+
 # -- the campaign ------------------------------------------------------------
 
 class Campaign(object):
@@ -234,6 +363,8 @@ class Campaign(object):
         self.hosts = [Host(self, n) for n in range(args.hosts)] \
             if args.hosts > 1 else []
         self.dead_hosts = []
+        self.availability = Availability(
+            self, args.availability_limit or settings.LOST_HOST_GRACE + 30)
 
     def new_worker(self, host=None):
         """A fresh worker; a start that fails (a frozen service) is retried."""
@@ -350,6 +481,7 @@ class Campaign(object):
                     if time.monotonic() - started >= OP_TIMEOUT:
                         self.unexpected.append(('hung %ds' % OP_TIMEOUT,
                                                 req))
+                    self.availability.killed(req, time.monotonic())
                     self.counts['killed'] += 1
                     self.counts['killed ' + req['kind']] += 1
                     worker.kill()
@@ -366,6 +498,12 @@ class Campaign(object):
     def record(self, req, answer, started, host=None):
         self.counts[req['kind']] += 1
         with self.lock:
+            if req['image'] in self.availability.recovering:
+                # The probe measures it and deletes it: its books now
+                if not answer['ok']:
+                    self.counts['errors'] += 1
+                    self.counts['errors while recovering from a kill'] += 1
+                return
             if answer['ok']:
                 if req['op'] == 'add':
                     if req['kind'] == 'add-wrong':
@@ -472,6 +610,7 @@ class Campaign(object):
             target=self.run_slot, daemon=True,
             args=(self.hosts[n % len(self.hosts)] if self.hosts else None,))
             for n in range(self.args.workers)]
+        self.availability.start()
         try:
             for slot in slots:
                 slot.start()
@@ -486,11 +625,13 @@ class Campaign(object):
                 host.signal(signal.SIGCONT)
             for pid in _stack_pids().values():
                 _signal_group(pid, signal.SIGCONT)
+        self.availability.stop()
         campaign_s = time.monotonic() - t0
         for path in self.fault_files:
             if os.path.exists(path):
                 os.unlink(path)
-        time.sleep(self.args.abandoned_age + 1)
+        # What no live attacher claims is abandoned after this (claims)
+        time.sleep(min(self.args.abandoned_age, UNCLAIMED_AGE) + 1)
         if self.dead_hosts:
             # Released by the surviving hosts with no operator action
             # (membership timeout + grace + a housekeeping interval)
@@ -624,6 +765,9 @@ class Campaign(object):
             ('  deletes refused while read (409)',
              c['delete refused while read']),
             ('  reads racing their delete', c['reads racing their delete']),
+            ('  on an image recovering from a kill',
+             c['errors while recovering from a kill']),
+        ] + self.availability.rows() + [
             ('adds completed as their worker died',
              c['adds done as their worker died']),
             ('images believed stored at the end', len(self.stored)),
@@ -644,6 +788,7 @@ class Campaign(object):
             'unexpected': [[str(w), r] for w, r in self.unexpected],
             'unreadable': unreadable, 'undeletable': undeletable,
             'check_fix': fixed, 'left': left, 'campaign_s': campaign_s,
+            'availability': self.availability.events,
             'total_s': total_s}
         bad = (self.unexpected or c['wrong bytes'] or unreadable or
                undeletable or any(left.values()))
@@ -750,7 +895,11 @@ def main():
                         default=['block', 'file', 'multiattach', 'rbd'])
     parser.add_argument('--time-limit', type=float, default=1800,
                         help='stop sending operations after this long')
-    parser.add_argument('--abandoned-age', type=int, default=5)
+    parser.add_argument('--abandoned-age', type=int, default=600)
+    parser.add_argument('--availability-limit', type=float,
+                        help='seconds an image may stay unreadable or '
+                             'undeletable after a read killed inside its '
+                             'attach (default: lost-host grace + 30)')
     parser.add_argument('--hosts', type=int, default=1,
                         help='spread the workers over this many Glance '
                              'hosts, killed and frozen whole')
