@@ -340,6 +340,19 @@ class BoundCinder(object):
     def default_volume_type(self) -> Any:
         return self._call(self.client.volume_types.default)
 
+    def volume_type(self, name: str | None) -> Any:
+        """The volume type ``name``; None: Cinder's default type.
+
+        A backend's ``cinder_store_volume_type`` unset means Cinder's
+        default: decided here, for every caller.
+        """
+        return self.find_volume_type(name) if name else (
+            self.default_volume_type())
+
+    def volume_type_name(self, name: str | None) -> str:
+        """``name``, or the name of Cinder's default type for None."""
+        return name or self.volume_type(None).name
+
     def wait_for_status(self, volume: Any, transitional: str,
                         expected: str) -> Any:
         """Poll until ``volume`` leaves ``transitional``; return it fresh.

@@ -38,7 +38,7 @@ import weakref
 from glance_store import exceptions
 from oslo_utils import units
 
-from cinder_store import device as device_mod
+from cinder_store import devices
 
 LOG = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ ZERO_BLOCK = 64 * units.Ki
 
 
 def _is_zero(data: bytes) -> bool:
-    return data == device_mod.zeros(len(data))
+    return data == devices.zeros(len(data))
 
 
 def zero_runs(chunk: bytes, block: int = ZERO_BLOCK):
@@ -194,7 +194,7 @@ class ImageWriter(object):
         if self.verifier is not None:
             self.verifier.update(chunk)
 
-    def fill(self, device: device_mod.Device, capacity: int,
+    def fill(self, device: devices.Device, capacity: int,
              skip_zeros: bool = False) -> bool:
         """Write until EOF or ``capacity`` bytes; True when all is written.
 

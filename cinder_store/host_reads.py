@@ -24,7 +24,7 @@ The file holds the Cinder attachment id, os-brick's device info (no
 credentials: a worker that must detach an attachment it did not make asks
 Cinder for the connection info; for a userspace RBD connection, which is a
 file object of its process, only that it is one: each worker connects its
-own, :class:`attachment.Connection`) and the holders, each a process id with
+own, :class:`connection.Connection`) and the holders, each a process id with
 its start time and pid namespace, so a worker that died is recognised and
 dropped (one in another namespace cannot be checked and counts as alive),
 and when the attach began (``since``): a worker killed before it learned
@@ -45,18 +45,21 @@ from typing import Any
 
 from oslo_utils import excutils
 
-from cinder_store import attachment as attachment_mod
+from cinder_store import attachment
+from cinder_store import connection
+from cinder_store import devices
 from cinder_store import host
 from cinder_store import records
 from cinder_store.recovery import repairs
 from cinder_store.recovery import rules
+from cinder_store import settings
 
 LOG = logging.getLogger(__name__)
 
 PREFIX = 'cinder_store-readers-'
 
 
-class HostReaders(object):
+class HostReads(object):
     """Joins and leaves this host's shared read-only attachments.
 
     ``join`` returns a handle with ``id``, ``volume``, ``device_path``,
@@ -64,7 +67,7 @@ class HostReaders(object):
     ``close()`` (leave; the last process to leave detaches).
     """
 
-    def __init__(self, settings: host.HostSettings):
+    def __init__(self, settings: settings.Settings):
         self.settings = settings
         self.files = records.RecordFiles(settings.lock_path, PREFIX,
                                          'reader')
@@ -73,7 +76,7 @@ class HostReaders(object):
 
     def join(self, cinder: Any,
              volume: Any) -> '_OwnAttachment | _JoinedAttachment':
-        with self.settings.readers_lock(volume.id):
+        with self.settings.locks.lock_reads(volume.id):
             record = self.files.load(volume.id)
             if records.written_elsewhere(record):
                 return self._attach_unshared(cinder, volume, record)
@@ -115,7 +118,7 @@ class HostReaders(object):
         Read-only; ``record`` is None when there is none (or unreadable).
         A record written on another host counts as live.
         """
-        with self.settings.readers_lock(volume_id):
+        with self.settings.locks.lock_reads(volume_id):
             record = self.files.load(volume_id)
             if record is None or records.written_elsewhere(record):
                 return record, None
@@ -130,7 +133,7 @@ class HostReaders(object):
         left, or None if there was no record to undo (none, live, or
         another host's).
         """
-        with self.settings.readers_lock(volume.id):
+        with self.settings.locks.lock_reads(volume.id):
             record = self.files.load(volume.id)
             if (record is None or records.written_elsewhere(record) or
                     self._usable(cinder, volume, record)):
@@ -163,8 +166,8 @@ class HostReaders(object):
                     '%s: is %s shared between hosts? Reading it without '
                     'sharing the attachment', volume.id, record.get('host'),
                     self.settings.lock_path)
-        return attachment_mod.Attachment(cinder, self.settings, volume,
-                                         writable=False).open()
+        return attachment.Attachment(cinder, self.settings, volume,
+                                     writable=False).open()
 
     def _attach(self, cinder, volume):
         # Recorded before Cinder makes the attachment, and again as soon as
@@ -179,8 +182,8 @@ class HostReaders(object):
         def named(att):
             self.files.save(volume.id, dict(record, attachment=att.id))
 
-        att = attachment_mod.Attachment(cinder, self.settings, volume,
-                                        writable=False)
+        att = attachment.Attachment(cinder, self.settings, volume,
+                                    writable=False)
         try:
             att.open(named)
         except BaseException:
@@ -209,7 +212,7 @@ class HostReaders(object):
     def leave(self, handle: '_OwnAttachment | _JoinedAttachment') -> None:
         """Drop this process; detach if no other live process holds it."""
         volume_id = handle.volume.id
-        with self.settings.readers_lock(volume_id):
+        with self.settings.locks.lock_reads(volume_id):
             record = self.files.load(volume_id)
             if record is None or record['attachment'] != handle.id:
                 handle.detach()  # not (or no longer) recorded: ours alone
@@ -236,14 +239,14 @@ class HostReaders(object):
 
     def held(self, volume_id: str) -> bool:
         """Does a live process of this host hold a read of ``volume_id``?"""
-        with self.settings.readers_lock(volume_id):
+        with self.settings.locks.lock_reads(volume_id):
             record = self.files.load(volume_id)
         return (record is not None and not records.written_elsewhere(record)
                 and any(records.alive(h) for h in record.get('holders', ())))
 
     def recorded_attachment(self, volume_id: str) -> str | None:
         """The attachment id this host recorded for ``volume_id``, or None."""
-        with self.settings.readers_lock(volume_id):
+        with self.settings.locks.lock_reads(volume_id):
             record = self.files.load(volume_id)
         if record is None or records.written_elsewhere(record):
             return None
@@ -251,7 +254,7 @@ class HostReaders(object):
 
     def discard(self, volume_id: str) -> None:
         """Forget the record of a volume whose attachments are going."""
-        with self.settings.readers_lock(volume_id):
+        with self.settings.locks.lock_reads(volume_id):
             self.files.remove(volume_id)
 
 
@@ -262,7 +265,7 @@ def recordable(device_info: dict | None) -> dict | None:
     as ``{'userspace': True}`` (os-brick's disconnect of another process's
     needs nothing from it).
     """
-    if host.is_userspace(device_info):
+    if devices.is_userspace(device_info):
         return {'userspace': True}
     return device_info
 
@@ -307,7 +310,7 @@ class _JoinedAttachment(object):
         self.device_info = record['device_info']
         self._own = None
         if self.device_info.get('userspace'):
-            self._own = attachment_mod.Connection(
+            self._own = connection.Connection(
                 cinder, readers.settings, volume, self.id)
             self.device_path = self._own.device_path
         else:
@@ -325,7 +328,7 @@ class _JoinedAttachment(object):
         """Whether the attachment is gone (failures are logged)."""
         try:
             self.drop_own_handle()
-            attachment_mod.detach_attachment(
+            connection.detach_attachment(
                 self.cinder, self._readers.settings, self.volume, self.id,
                 self.device_info)
         except Exception:

@@ -12,12 +12,12 @@
 
 """What a Glance host among several tidies up on its own, periodically.
 
-Runs with a coordination service (``HostSettings.membership``), that is
+Runs with a coordination service (``Settings.membership``), that is
 on deployments of several Glance hosts:
 
 * **What lost hosts held.**  A reader refused by a lost host's hold, or
   an image delete refused for one, releases it on the spot
-  (:func:`attachment.release_lost_holders`).  What nobody asks for is
+  (:func:`recovery.repairs.release_lost_holders`).  What nobody asks for is
   found here: the volume of an upload a lost host never finished, and
   its holds on images nobody reads now.  The coordination service is
   asked every ``interval`` seconds; the backend's volumes are listed
@@ -37,9 +37,9 @@ import threading
 from typing import Any
 from typing import Callable
 
-from cinder_store import host
 from cinder_store.recovery import repairs
 from cinder_store.recovery import rules
+from cinder_store import settings
 
 LOG = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ LOCKS_EVERY = 4
 class Housekeeping(object):
     """One backend's periodic tidying on this host (a daemon thread)."""
 
-    def __init__(self, cinder: Callable[[], Any], settings: host.HostSettings,
+    def __init__(self, cinder: Callable[[], Any], settings: settings.Settings,
                  volume_type: str | None, interval: float,
                  recorded: Callable[[], list[str]]):
         """``recorded()``: the volumes this host's records name."""
@@ -81,7 +81,7 @@ class Housekeeping(object):
         if not pending:
             return set()
         cinder = self._cinder()
-        name = self.volume_type or cinder.default_volume_type().name
+        name = cinder.volume_type_name(self.volume_type)
         volumes = cinder.volumes_of_type(name, STATUSES, all_projects=True)
         if repairs.release_lost_hosts(cinder, self.settings, volumes,
                                       pending):
@@ -90,15 +90,11 @@ class Housekeeping(object):
 
     def forget_gone_volumes(self) -> list[str]:
         """Remove lock files of volumes Cinder no longer has; their ids."""
-        candidates = rules.unrecorded_locked_volumes(self.settings,
-                                                     self._recorded())
-        if not candidates:
-            return []
-        cinder = self._cinder()
-        gone = [v for v in candidates if rules.volume_gone(cinder, v)]
-        for volume_id in gone:
-            self.settings.remove_locks(volume_id)
-        return gone
+        if not rules.unrecorded_locked_volumes(self.settings.locks,
+                                               self._recorded()):
+            return []  # nothing to ask Cinder about
+        return repairs.forget_gone_volumes(self._cinder(), self.settings,
+                                           self._recorded())
 
     def start(self) -> None:
         threading.Thread(target=self._run, name='cinder_store-housekeeping',

@@ -28,9 +28,9 @@ from oslo_config import cfg
 
 from cinder_store import client
 from cinder_store import glance
-from cinder_store import host
 from cinder_store import host_reads
 from cinder_store import opts
+from cinder_store import settings
 from cinder_store import upload_records
 
 
@@ -72,18 +72,18 @@ class Maintenance(object):
     """
 
     def __init__(self, backend: str | None, backend_conf: opts.BackendConf,
-                 cinder: client.Cinder, settings: host.HostSettings,
+                 cinder: client.Cinder, settings: settings.Settings,
                  uploads: upload_records.Uploads,
-                 shared_reads: host_reads.HostReaders,
+                 host_reads: host_reads.HostReads,
                  probe: threading.Thread | None = None):
         #: The backend id (``[<backend-id>]``), None for single-store.
         self.backend = backend
-        #: The :class:`host.HostSettings` this backend attaches with.
+        #: The :class:`settings.Settings` this backend attaches with.
         self.settings = settings
         #: This host's upload records (:class:`upload_records.Uploads`).
         self.uploads = uploads
-        #: This host's shared reads (:class:`host_reads.HostReaders`).
-        self.shared_reads = shared_reads
+        #: This host's shared reads (:class:`host_reads.HostReads`).
+        self.host_reads = host_reads
         self._conf = backend_conf
         self._cinder = cinder
         self._probe = probe
@@ -126,11 +126,11 @@ class Maintenance(object):
     def lock_path(self) -> str:
         return self.settings.lock_path
 
-    def connector(self) -> dict[str, Any]:
+    def connector_properties(self) -> dict[str, Any]:
         """os-brick's connector properties of this host.
 
         Waits for the probe ``configure()`` started; raises what it raises.
         """
         if self._probe is not None:
             self._probe.join()
-        return self.settings.connector()
+        return self.settings.connector_properties()

@@ -244,7 +244,7 @@ class Membership(object):
         """Tell the other hosts, while inside, that this host waits.
 
         For a volume another host holds that is not multiattach: the
-        holder then admits no new reader (:func:`attachment.yield_turn`).
+        holder then admits no new reader (:func:`contention.yield_turn`).
         Best effort: a service that cannot be told makes turns unfair,
         never fails the read.
         """

@@ -39,8 +39,8 @@ from typing import Callable
 
 from glance_store import exceptions
 
-from cinder_store import attachment
-from cinder_store import device as device_mod
+from cinder_store import contention
+from cinder_store import devices
 from cinder_store import host_reads
 
 LOG = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class ReadLease(object):
             self._readers.release(self._shared, self._cinder)
 
 
-class ReadAttachments(object):
+class ProcessReads(object):
     """The read-only attachments of one backend in this process.
 
     ``acquire`` returns a :class:`ReadLease`; closing it is the caller's
@@ -87,8 +87,8 @@ class ReadAttachments(object):
     lease closes, also when readers fail or give up.
     """
 
-    def __init__(self, host_readers: host_reads.HostReaders):
-        self._host_readers = host_readers
+    def __init__(self, host_reads: host_reads.HostReads):
+        self._host_reads = host_reads
         self._lock = threading.Lock()
         self._volumes: dict[str, _Shared] = {}
         self._lookups: dict[str, futures.Future] = {}
@@ -122,7 +122,7 @@ class ReadAttachments(object):
 
     def acquire(self, cinder: Any, volume: Any) -> ReadLease:
         # Another host may be waiting for this host's hold to end
-        attachment.yield_turn(cinder, self._host_readers.settings, volume,
+        contention.yield_turn(cinder, self._host_reads.settings, volume,
                               lambda: self._held_here(volume.id))
         with self._lock:
             found = self._volumes.get(volume.id)
@@ -139,8 +139,8 @@ class ReadAttachments(object):
         with self._lock:
             alone = shared.users == 1
         try:
-            device = device_mod.open_device(shared.attachment.device_path,
-                                            writable=False, direct=alone)
+            device = devices.open_device(shared.attachment.device_path,
+                                         writable=False, direct=alone)
         except BaseException:
             self.release(shared, cinder)
             raise
@@ -150,12 +150,12 @@ class ReadAttachments(object):
         with self._lock:
             if volume_id in self._volumes:
                 return True
-        return self._host_readers.held(volume_id)
+        return self._host_reads.held(volume_id)
 
     def _open(self, shared, cinder, volume):
         """Attach for everyone waiting on ``shared``; they wake either way."""
         try:
-            shared.attachment = self._host_readers.join(cinder, volume)
+            shared.attachment = self._host_reads.join(cinder, volume)
         except BaseException as error:
             shared.error = error
             self._drop_shared(shared, volume.id)

@@ -34,9 +34,7 @@ import os_brick
 from os_brick import opts as brick_opts
 from oslo_concurrency import opts as lockutils_opts
 from oslo_utils import excutils
-from oslo_utils import units
 
-from cinder_store import attachment
 from cinder_store import auth
 from cinder_store import client
 from cinder_store import dataio
@@ -46,10 +44,11 @@ from cinder_store import housekeeping
 from cinder_store import location
 from cinder_store import maintenance
 from cinder_store import membership
+from cinder_store import metadata
 from cinder_store import opts
 from cinder_store import process_reads
 from cinder_store.recovery import repairs
-from cinder_store.recovery import rules
+from cinder_store import settings
 from cinder_store import upload
 from cinder_store import upload_records
 
@@ -57,15 +56,6 @@ LOG = logging.getLogger(__name__)
 
 # glance_store looks the location class up as <Store.__module__>.StoreLocation
 StoreLocation = location.StoreLocation
-
-
-def _image_size(volume: Any) -> int:
-    """Bytes of image data on ``volume`` (in-tree images included)."""
-    metadata = getattr(volume, 'metadata', None) or {}
-    try:
-        return int(metadata['image_size'])
-    except (KeyError, TypeError, ValueError):
-        return volume.size * units.Gi
 
 
 class Store(driver.Store):
@@ -79,9 +69,9 @@ class Store(driver.Store):
 
     # Set by configure(): glance_store configures a store before any use.
     _cinder: client.Cinder
-    _settings: host.HostSettings
-    _host_readers: host_reads.HostReaders
-    _readers: process_reads.ReadAttachments
+    _settings: settings.Settings
+    _host_reads: host_reads.HostReads
+    _process_reads: process_reads.ProcessReads
     _uploads: upload_records.Uploads
     #: The thread probing this host's connector, started by configure().
     host_probe: threading.Thread | None = None
@@ -102,7 +92,7 @@ class Store(driver.Store):
         return maintenance.Maintenance(
             self.backend_group, self.backend_conf, self._cinder,
             self._settings,
-            self._uploads, self._host_readers, self.host_probe)
+            self._uploads, self._host_reads, self.host_probe)
 
     def get_schemes(self) -> tuple[str, ...]:
         # The entry-point name must be a scheme too: glance_store finds a
@@ -143,23 +133,11 @@ class Store(driver.Store):
             options.cinder_store_state_transition_timeout)
         members = membership.for_url(options.cinder_store_coordination_url,
                                      options.cinder_store_lost_host_grace)
-        helper = host.root_helper(options.cinder_store_rootwrap_config)
-        host.route_privsep(helper)
-        self._settings = host.HostSettings(
-            helper,
-            options.cinder_store_use_multipath,
-            options.cinder_store_enforce_multipath,
-            options.cinder_store_mount_point_base, lock_path,
-            backend=self.backend_group,
-            abandoned_after=options.cinder_store_abandoned_attachment_age,
-            rbd=host.RBDClient(options.cinder_store_rbd_keyring,
-                               options.cinder_store_rbd_client_timeout),
-            exclusive_wait=options.cinder_store_exclusive_attach_wait,
-            membership=members,
-            new_volumes_read_zeros=(
-                options.cinder_store_new_volumes_read_zeros))
-        self._host_readers = host_reads.HostReaders(self._settings)
-        self._readers = process_reads.ReadAttachments(self._host_readers)
+        self._settings = settings.Settings.from_options(
+            options, self.backend_group, lock_path, members)
+        host.route_privsep(self._settings.root_helper)
+        self._host_reads = host_reads.HostReads(self._settings)
+        self._process_reads = process_reads.ProcessReads(self._host_reads)
         self._uploads = upload_records.Uploads(self._settings)
         self.host_probe = threading.Thread(
             target=self._probe_host, name='cinder_store-probe', daemon=True)
@@ -170,7 +148,7 @@ class Store(driver.Store):
         # ~0.6 s here; done beside Glance's start-up, not in the first
         # upload.  The result is cached per process (host module).
         try:
-            self._settings.connector()
+            self._settings.connector_properties()
         except Exception as e:
             LOG.warning('Probing this host for its connector properties '
                         'failed; the first attach will retry: %s', e)
@@ -198,7 +176,7 @@ class Store(driver.Store):
             lambda: self._cinder.bind(None), self._settings,
             self.backend_conf.cinder_store_volume_type,
             max(10, self.backend_conf.cinder_store_lost_host_grace / 2),
-            lambda: (self._host_readers.recorded_volumes() +
+            lambda: (self._host_reads.recorded_volumes() +
                      self._uploads.volume_ids()))
         self.housekeeper.start()
 
@@ -273,8 +251,8 @@ class Store(driver.Store):
             upload.write_image(cinder, self._settings, volume, writer,
                                self.backend_conf.cinder_store_extend_online)
             if not image_size:
-                cinder.set_metadata(volume.id,
-                                    {'image_size': str(writer.bytes_written)})
+                cinder.set_metadata(volume.id, {
+                    metadata.IMAGE_SIZE: str(writer.bytes_written)})
             cinder.set_readonly(volume.id)
             # Inside the try: a record left behind would later make the
             # stored image's volume look orphaned.
@@ -288,29 +266,22 @@ class Store(driver.Store):
         url = StoreLocation({'volume_id': volume.id,
                              'backend': self.backend_group},
                             self.conf).get_uri()
-        metadata = {'store': self.backend_group} if self.backend_group else {}
+        info = {'store': self.backend_group} if self.backend_group else {}
         return (url, writer.bytes_written, writer.checksum,
-                writer.multihash_hex, metadata)
+                writer.multihash_hex, info)
 
     def _create_volume(self, cinder: client.BoundCinder, image_id: str,
                        image_size: int, context: Any, token: str) -> Any:
-        metadata = {'glance_image_id': image_id,
-                    'image_size': str(image_size),
-                    upload_records.TOKEN_KEY: token,
-                    # Another host tells an upload still running here (or
-                    # cut short with this host) from Cinder alone.
-                    rules.UPLOAD_HOST_KEY: host.hostname()}
-        owner = getattr(context, 'project_id', None)
-        if owner:
-            metadata['image_owner'] = owner
-        return cinder.create_volume(image_size, 'image-%s' % image_id,
-                                    metadata,
+        said = metadata.for_upload(image_id, image_size, token,
+                                   host.hostname(),
+                                   getattr(context, 'project_id', None))
+        return cinder.create_volume(image_size, 'image-%s' % image_id, said,
                                     self.backend_conf.cinder_store_volume_type)
 
     def _delete_failed_volume(self, cinder: client.BoundCinder, volume: Any,
                               image_id: str, error: BaseException) -> None:
         try:
-            attachment.reclaim_volume(cinder, self._settings, volume)
+            repairs.reclaim_volume(cinder, self._settings, volume)
         except Exception as e:
             LOG.error('Could not delete volume %s of a failed upload: %s; '
                       'cinder-store-check --fix deletes it later',
@@ -352,7 +323,7 @@ class Store(driver.Store):
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
         volume = self._lookup(cinder, volume_id)
-        size = _image_size(volume)
+        size = metadata.image_size(volume)
         if offset < 0 or offset > size:
             raise exceptions.Invalid(
                 'offset %d is outside image volume %s of %d bytes'
@@ -362,7 +333,7 @@ class Store(driver.Store):
             length = min(length, chunk_size)
         if length == 0:
             return iter(()), 0
-        lease = self._readers.acquire(cinder, volume)
+        lease = self._process_reads.acquire(cinder, volume)
         return dataio.VolumeIterator(lease, offset, length), length
 
     def _lookup(self, cinder: client.BoundCinder, volume_id: str) -> Any:
@@ -370,14 +341,14 @@ class Store(driver.Store):
             # The user's token: each reader's own GET is its access check.
             return client.existing_volume(cinder, volume_id)
         # One identity for all: a boot storm's readers share one GET.
-        return self._readers.lookup(volume_id,
-                                    lambda: client.existing_volume(
-                                        cinder, volume_id))
+        return self._process_reads.lookup(
+            volume_id, lambda: client.existing_volume(cinder, volume_id))
 
     def get_size(self, location: Any, context: Any = None) -> int:
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
-        return _image_size(client.existing_volume(cinder, volume_id))
+        return metadata.image_size(client.existing_volume(cinder,
+                                                          volume_id))
 
     @capabilities.check
     def delete(self, location: Any, context: Any = None) -> None:
@@ -400,13 +371,13 @@ class Store(driver.Store):
             # Already gone (deleted in Cinder, or an earlier delete that
             # Glance did not see finish): its locks must not outlive it.
             with excutils.save_and_reraise_exception():
-                self._settings.remove_locks(volume_id)
+                self._settings.locks.remove_locks(volume_id)
         except exceptions.BackendException:
             repairs.delete_refused_volume(cinder, self._settings,
-                                          self._host_readers, volume_id)
+                                          self._host_reads, volume_id)
             return
         # Cinder deletes it now: nothing will attach it again.
-        self._settings.remove_locks(volume_id)
+        self._settings.locks.remove_locks(volume_id)
 
     def is_image_associated_with_store(self, context: Any,
                                        volume_id: str) -> bool:
@@ -418,8 +389,8 @@ class Store(driver.Store):
         cinder = self._cinder.bind(context)
         try:
             volume = cinder.get_volume(volume_id)
-            expected = (self.backend_conf.cinder_store_volume_type or
-                        cinder.default_volume_type().name)
+            expected = cinder.volume_type_name(
+                self.backend_conf.cinder_store_volume_type)
         except exceptions.NotFound:
             LOG.warning('Volume %s not found when matching it to backend '
                         '%s; image-volumes must live in the project of the '

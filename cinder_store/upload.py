@@ -32,6 +32,7 @@ from cinder_store import attachment
 from cinder_store import client
 from cinder_store import dataio
 from cinder_store import host
+from cinder_store import settings
 
 LOG = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def next_size_gb(current_gb: int) -> int:
     return current_gb + max(1, min(current_gb, MAX_STEP_GB))
 
 
-def write_image(cinder: client.BoundCinder, settings: host.HostSettings,
+def write_image(cinder: client.BoundCinder, settings: settings.Settings,
                 volume: Any, writer: dataio.ImageWriter,
                 online: bool) -> None:
     """Write all of ``writer``'s data to ``volume``, growing it as needed.

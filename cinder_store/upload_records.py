@@ -44,12 +44,12 @@ from cinder_store import client
 from cinder_store import host
 from cinder_store import records
 from cinder_store.recovery import rules
+from cinder_store import settings
 
 LOG = logging.getLogger(__name__)
 
 PREFIX = 'cinder_store-upload-'
 CREATING_PREFIX = 'cinder_store-creating-'
-TOKEN_KEY = 'cinder_store_upload'
 
 #: ``(record, why it is orphaned)``: None, None when there is no record.
 Inspected = tuple[records.Record | None, str | None]
@@ -58,7 +58,7 @@ Inspected = tuple[records.Record | None, str | None]
 class Uploads(object):
     """This host's upload records; see the module docs."""
 
-    def __init__(self, settings: host.HostSettings):
+    def __init__(self, settings: settings.Settings):
         self.settings = settings
         self.files = records.RecordFiles(settings.lock_path, PREFIX,
                                          'upload')
@@ -69,7 +69,8 @@ class Uploads(object):
     def creating(self, image_id: str) -> str:
         """Record a volume create about to be asked for; return its token.
 
-        The caller puts ``{TOKEN_KEY: token}`` in the volume's metadata.
+        The caller puts it in the volume's metadata
+        (:data:`metadata.UPLOAD_TOKEN`).
         """
         token = str(uuid.uuid4())
         self.creations.save(token, dict(self._record(image_id), token=token))

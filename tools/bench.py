@@ -51,7 +51,7 @@ from keystoneauth1 import session as ks_session
 from oslo_context import context as oslo_context
 
 from cinder_store import attachment
-from cinder_store import host
+from cinder_store.findings import system
 from cinder_store import maintenance
 from local_stack import settings
 
@@ -718,9 +718,9 @@ def placement():
     if OURS == 'rbd':
         osd = os.path.join(settings.CEPH, 'osd')
         return 'Ceph RBD, one BlueStore OSD on a file in %s (%s)' % (
-            osd, host.filesystem_type(osd) or '?')
+            osd, system.filesystem_type(osd) or '?')
     path = os.path.realpath(settings.VOLUMES)
-    fstype = host.filesystem_type(path) or '?'
+    fstype = system.filesystem_type(path) or '?'
     return '%s (%s)' % (path, 'memory' if fstype == 'tmpfs' else fstype)
 
 

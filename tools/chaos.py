@@ -831,8 +831,9 @@ def admin_cinder():
 
 def leftovers(image_ids, lock_dirs):
     """What the campaign's images left after everything was deleted."""
-    from cinder_store import host
+    from cinder_store.devices import rbd
     from cinder_store import host_reads
+    from cinder_store import locks
     from cinder_store import upload_records
     cinder = admin_cinder()
     names = {'image-%s' % i for i in image_ids}
@@ -853,10 +854,10 @@ def leftovers(image_ids, lock_dirs):
             (host_reads.PREFIX, upload_records.PREFIX,
              upload_records.CREATING_PREFIX))],
         'lock files of deleted volumes': [
-            n for n in files if n.startswith(host.LOCK_PREFIX) and
+            n for n in files if n.startswith(locks.PREFIX) and
             _volume_gone(cinder, n[-36:])],
         'loop devices': _stale_loop_devices(),
-        'temporary ceph configs': host.leftover_connect_files(),
+        'temporary ceph configs': rbd.leftover_connect_files(),
     }
 
 

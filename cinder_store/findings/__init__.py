@@ -12,7 +12,7 @@
 
 """What ``cinder-store-check`` finds on one configured backend.
 
-:func:`check_store` returns :class:`Finding` s, one per thing checked
+:func:`check_backend` returns :class:`Finding` s, one per thing checked
 or found, in order: configuration, Cinder, the lock path, this host's
 os-brick connector, device hand-over privileges, stale reader records,
 orphaned uploads, lock files of deleted volumes, stuck volumes, unheld
@@ -22,7 +22,7 @@ remove is :mod:`recovery.rules`; ``fix`` acts on them through
 :mod:`recovery.repairs`.  Nothing is changed without ``fix``.
 """
 
-from cinder_store.findings import host
+from cinder_store.findings import host_setup
 from cinder_store.findings import records
 from cinder_store.findings import report
 from cinder_store.findings import volumes
@@ -34,7 +34,7 @@ OK, WARN, FAIL, FIXED, SKIP = (report.OK, report.WARN, report.FAIL,
                                report.FIXED, report.SKIP)
 
 
-def check_backend(backend: maintenance.Maintenance, fix: bool = False,
+def check_backend(maintenance: maintenance.Maintenance, fix: bool = False,
                   probe: bool = False,
                   lost_host: str | None = None) -> list[Finding]:
     """Findings for one configured backend (``Store.maintenance()``).
@@ -44,15 +44,15 @@ def check_backend(backend: maintenance.Maintenance, fix: bool = False,
     ``lost_host`` names a Glance host gone for good, on the operator's
     word: what it held is reported, and released with ``fix``.
     """
-    return ([host.volume_type_in_cinder(backend),
-             host.writable_lock_path(backend),
-             host.connector_of_this_host(backend),
-             host.device_hand_over_privileges(backend)] +
-            records.stale_reader_records(backend, fix) +
-            records.orphaned_uploads(backend, fix) +
-            [records.lock_files_of_gone_volumes(backend, fix)] +
-            volumes.stuck_volumes(backend, fix) +
-            volumes.unheld_attachments(backend, fix) +
-            volumes.unknown_image_volumes(backend, fix) +
-            volumes.other_hosts(backend, fix, lost_host) +
-            host.rbd_findings(backend, fix, probe))
+    return ([host_setup.volume_type_in_cinder(maintenance),
+             host_setup.writable_lock_path(maintenance),
+             host_setup.connector_of_this_host(maintenance),
+             host_setup.device_hand_over_privileges(maintenance)] +
+            records.stale_reader_records(maintenance, fix) +
+            records.orphaned_uploads(maintenance, fix) +
+            [records.lock_files_of_gone_volumes(maintenance, fix)] +
+            volumes.stuck_volumes(maintenance, fix) +
+            volumes.unheld_attachments(maintenance, fix) +
+            volumes.unknown_image_volumes(maintenance, fix) +
+            volumes.other_hosts(maintenance, fix, lost_host) +
+            host_setup.rbd_findings(maintenance, fix, probe))

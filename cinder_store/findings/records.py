@@ -29,15 +29,16 @@ from cinder_store.findings.report import SKIP
 from cinder_store.findings.report import WARN
 from cinder_store import host_reads
 from cinder_store import maintenance
+from cinder_store import metadata
 from cinder_store import records
 from cinder_store.recovery import repairs
 from cinder_store.recovery import rules
 from cinder_store import upload_records
 
 
-def stale_reader_records(backend: maintenance.Maintenance,
+def stale_reader_records(maintenance: maintenance.Maintenance,
                          fix: bool) -> list[Finding]:
-    readers = backend.shared_reads
+    readers = maintenance.host_reads
     try:
         volume_ids = readers.recorded_volumes()
     except Exception as e:
@@ -45,16 +46,16 @@ def stale_reader_records(backend: maintenance.Maintenance,
     if not volume_ids:
         return [Finding(OK, 'shared reads', 'no shared read attachment on '
                         'this host')]
-    if not backend.has_service_credentials:
+    if not maintenance.has_service_credentials:
         return [Finding(SKIP, 'shared reads', '%d record(s); checking them '
                         'with Cinder needs service credentials'
                         % len(volume_ids))]
-    cinder = backend.cinder()
+    cinder = maintenance.cinder()
     return [_stale_reader_record(readers, cinder, v, fix) for v in volume_ids]
 
 
 @report.guarded('shared reads')
-def _stale_reader_record(readers: host_reads.HostReaders,
+def _stale_reader_record(readers: host_reads.HostReads,
                          cinder: client.BoundCinder, volume_id: str,
                          fix: bool) -> Finding:
     record, reason = readers.inspect(cinder, volume_id)
@@ -72,22 +73,18 @@ def _stale_reader_record(readers: host_reads.HostReaders,
     if not fix:
         return Finding(WARN, 'shared reads', 'volume %s: %s, %s; --fix '
                        'detaches it' % (volume_id,
-                                        _recorded(record), reason))
+                                        _describe_record(record), reason))
     try:
         volume = cinder.get_volume(volume_id)
     except exceptions.NotFound:
-        readers.discard(volume_id)  # Cinder dropped its attachments too
-        readers.settings.remove_locks(volume_id)
+        repairs.forget_gone_reader_volume(readers, volume_id)
         return Finding(FIXED, 'shared reads', 'volume %s is gone: removed '
                        'its record and locks' % volume_id)
     detached = readers.repair(cinder, volume)
     if detached is None:
         return Finding(OK, 'shared reads', 'volume %s: in use again, left '
                        'alone' % volume_id)
-    unsure = (not record.get('attachment') and
-              getattr(volume, 'multiattach', False) and
-              [a for a in rules.attachments_being_made(cinder, volume_id)
-               if a not in detached])
+    unsure = rules.unidentified_leftovers(cinder, volume, record, detached)
     if unsure:
         return Finding(WARN, 'shared reads', 'volume %s: removed the stale '
                        'record (%s); the attachment it left may be one of '
@@ -102,7 +99,7 @@ def _stale_reader_record(readers: host_reads.HostReaders,
                        ', '.join(detached) or 'no attachment'))
 
 
-def _recorded(record: records.Record) -> str:
+def _describe_record(record: records.Record) -> str:
     if record.get('attachment'):
         return 'attachment %s is stale' % record['attachment']
     return 'a reader\'s record of an attachment Cinder was making is stale'
@@ -115,22 +112,22 @@ def _record_of_another_host(topic: str, subject: str,
                    % (subject, record['host']))
 
 
-def orphaned_uploads(backend: maintenance.Maintenance,
+def orphaned_uploads(maintenance: maintenance.Maintenance,
                      fix: bool) -> list[Finding]:
     try:
-        volume_ids = backend.uploads.volume_ids()
-        tokens = backend.uploads.creation_tokens()
+        volume_ids = maintenance.uploads.volume_ids()
+        tokens = maintenance.uploads.creation_tokens()
     except Exception as e:
         return [report.failed('uploads', e)]
     if not volume_ids and not tokens:
         return [Finding(OK, 'uploads', 'no upload recorded on this host')]
-    if not backend.has_service_credentials:
+    if not maintenance.has_service_credentials:
         return [Finding(SKIP, 'uploads', '%d record(s); checking them with '
                         'Cinder needs service credentials'
                         % (len(volume_ids) + len(tokens)))]
-    cinder = backend.cinder()
+    cinder = maintenance.cinder()
     # Volume records first: a volume they delete is not listed again.
-    uploads = backend.uploads
+    uploads = maintenance.uploads
     return ([_orphaned_upload(uploads, cinder, v, fix) for v in volume_ids] +
             [_cut_short_create(uploads, cinder, t, fix) for t in tokens])
 
@@ -162,7 +159,7 @@ def _cut_short_create(recorded: upload_records.Uploads,
             said.get('image'), said.get('holder')),
         lambda: 'for image %s, cut short: %s; --fix deletes any volume '
                 'carrying metadata %s=%s' % (
-                    said.get('image'), reason, upload_records.TOKEN_KEY,
+                    said.get('image'), reason, metadata.UPLOAD_TOKEN,
                     token),
         lambda: repairs.reclaim_cut_short_create(cinder, recorded, token))
 
@@ -191,24 +188,26 @@ def _upload_finding(subject: str, record: records.Record | None,
 
 
 @report.guarded('lock files')
-def lock_files_of_gone_volumes(backend: maintenance.Maintenance,
+def lock_files_of_gone_volumes(maintenance: maintenance.Maintenance,
                                fix: bool) -> Finding:
     """Lock files of volumes Cinder no longer has, with no record.
 
     Volumes with a record are the records' findings.  A volume that is
     gone is never attached again, so its lock files are safe to remove.
     """
-    candidates = rules.unrecorded_locked_volumes(
-        backend.settings, backend.shared_reads.recorded_volumes() +
-        backend.uploads.volume_ids())
+    recorded = (maintenance.host_reads.recorded_volumes() +
+                maintenance.uploads.volume_ids())
+    candidates = rules.unrecorded_locked_volumes(maintenance.settings.locks,
+                                                 recorded)
     if not candidates:
         return Finding(OK, 'lock files', 'none of a deleted volume')
-    if not backend.has_service_credentials:
+    if not maintenance.has_service_credentials:
         return Finding(SKIP, 'lock files', 'lock files of %d volume(s); '
                        'checking them with Cinder needs service '
                        'credentials' % len(candidates))
-    cinder = backend.cinder()
-    gone = [v for v in candidates if rules.volume_gone(cinder, v)]
+    cinder = maintenance.cinder()
+    gone = rules.gone_locked_volumes(cinder, maintenance.settings.locks,
+                                     recorded)
     if not gone:
         return Finding(OK, 'lock files', 'none of a deleted volume (%d '
                        'volume(s) with lock files exist)' % len(candidates))
@@ -216,7 +215,6 @@ def lock_files_of_gone_volumes(backend: maintenance.Maintenance,
         return Finding(WARN, 'lock files', 'left by %d volume(s) that no '
                        'longer exist: %s; --fix removes them'
                        % (len(gone), ', '.join(gone)))
-    for volume_id in gone:
-        backend.settings.remove_locks(volume_id)
+    gone = repairs.forget_gone_volumes(cinder, maintenance.settings, recorded)
     return Finding(FIXED, 'lock files', 'removed those of %d volume(s) that '
                    'no longer exist: %s' % (len(gone), ', '.join(gone)))

@@ -49,11 +49,11 @@ def guarded(topic: str) -> Callable[[Callable[..., Any]],
 
 
 def typed_volumes(
-    backend: maintenance.Maintenance, statuses: tuple[str, ...],
+    maintenance: maintenance.Maintenance, statuses: tuple[str, ...],
     all_projects: bool = False
 ) -> tuple[client.BoundCinder, str, list[Any]]:
     """(Cinder client, the backend's type name, its volumes in statuses)."""
-    cinder = backend.cinder()
-    name = backend.volume_type or cinder.default_volume_type().name
+    cinder = maintenance.cinder()
+    name = cinder.volume_type_name(maintenance.volume_type)
     return cinder, name, cinder.volumes_of_type(name, statuses,
                                                 all_projects)

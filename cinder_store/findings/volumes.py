@@ -19,7 +19,6 @@ will never know, other hosts' attachments and a lost host's.
 import collections
 from typing import Any
 
-from cinder_store import attachment
 from cinder_store import client
 from cinder_store.findings import report
 from cinder_store.findings.report import Finding
@@ -27,45 +26,46 @@ from cinder_store.findings.report import FIXED
 from cinder_store.findings.report import OK
 from cinder_store.findings.report import SKIP
 from cinder_store.findings.report import WARN
-from cinder_store import glance as glance_mod
+from cinder_store import glance
 from cinder_store import host
 from cinder_store import maintenance
 from cinder_store.recovery import repairs
 from cinder_store.recovery import rules
 
 
-def stuck_volumes(backend: maintenance.Maintenance,
+def stuck_volumes(maintenance: maintenance.Maintenance,
                   fix: bool) -> list[Finding]:
     """Volumes of the backend's type left mid-attach or mid-detach.
 
     Found from Cinder, not from this host's records: a reader killed
     while Cinder made its attachment may have left nothing that names it.
     """
-    if not backend.has_service_credentials:
+    if not maintenance.has_service_credentials:
         return [Finding(SKIP, 'stuck volumes', 'listing volumes needs '
                         'service credentials')]
     try:
-        cinder, name, stuck = report.typed_volumes(backend,
+        cinder, name, stuck = report.typed_volumes(maintenance,
                                                    rules.STUCK_STATUSES)
     except Exception as e:
         return [report.failed('stuck volumes', e)]
     if not stuck:
         return [Finding(OK, 'stuck volumes', 'no volume of type %r left '
                         'attaching or detaching' % name)]
-    return [_stuck_volume(backend, cinder, v, fix) for v in stuck]
+    return [_stuck_volume(maintenance, cinder, v, fix) for v in stuck]
 
 
 @report.guarded('stuck volumes')
-def _stuck_volume(backend: maintenance.Maintenance, cinder: client.BoundCinder,
-                  volume: Any, fix: bool) -> Finding:
-    age = backend.settings.abandoned_after
+def _stuck_volume(maintenance: maintenance.Maintenance,
+                  cinder: client.BoundCinder, volume: Any,
+                  fix: bool) -> Finding:
+    age = maintenance.settings.abandoned_after
     if volume.status == 'detaching':
         return Finding(WARN, 'stuck volumes', 'volume %s is detaching; if it '
                        'stays so, Cinder failed mid-detach: see cinder-volume'
                        '\'s log' % volume.id)
     ids = rules.abandoned_attachments(
         cinder, volume.id, age,
-        claims=backend.settings.claims(volume.id))
+        claims=maintenance.settings.claims(volume.id))
     if not ids:
         return Finding(OK, 'stuck volumes', 'volume %s is %s: no attachment '
                        'of it older than %ss is left uncompleted' % (
@@ -76,13 +76,13 @@ def _stuck_volume(backend: maintenance.Maintenance, cinder: client.BoundCinder,
                        'attacher died): no reader can attach it, its delete '
                        'is refused; --fix deletes them' % (
                            volume.id, volume.status, ', '.join(ids), age))
-    done = attachment.reclaim_abandoned(cinder, backend.settings, volume)
+    done = repairs.reclaim_abandoned(cinder, maintenance.settings, volume)
     return Finding(FIXED, 'stuck volumes', 'volume %s: deleted abandoned '
                    'attachment(s) %s' % (volume.id, ', '.join(done) or
                                          'none (gone meanwhile)'))
 
 
-def unheld_attachments(backend: maintenance.Maintenance,
+def unheld_attachments(maintenance: maintenance.Maintenance,
                        fix: bool) -> list[Finding]:
     """Attachments Cinder says are this host's that no record names.
 
@@ -92,31 +92,32 @@ def unheld_attachments(backend: maintenance.Maintenance,
     was left by a process that died where nothing could name it (or by a
     tool).  --fix detaches it as its holder would have.
     """
-    if not backend.has_service_credentials:
+    if not maintenance.has_service_credentials:
         return [Finding(SKIP, 'unheld', 'listing volumes needs service '
                         'credentials')]
     try:
-        recorded = (set(backend.shared_reads.recorded_volumes()) |
-                    set(backend.uploads.volume_ids()))
+        recorded = (set(maintenance.host_reads.recorded_volumes()) |
+                    set(maintenance.uploads.volume_ids()))
         me = host.hostname()
-        cinder, name, volumes = report.typed_volumes(backend,
+        cinder, name, volumes = report.typed_volumes(maintenance,
                                                      ('in-use', 'attaching'))
         candidates = [v for v in volumes if v.id not in recorded and
                       any(a.get('host_name') == me
                           for a in v.attachments or ())]
     except Exception as e:
         return [report.failed('unheld', e)]
-    found = [f for f in (_unheld_attachments_of(backend, cinder, v, me, fix)
+    found = [f for f in (_unheld_attachments_of(maintenance, cinder, v, me,
+                                                fix)
                          for v in candidates) if f is not None]
     return found or [Finding(OK, 'unheld', 'every attachment of this host '
                              'on a volume of type %r is held' % name)]
 
 
 @report.guarded('unheld')
-def _unheld_attachments_of(backend: maintenance.Maintenance,
+def _unheld_attachments_of(maintenance: maintenance.Maintenance,
                            cinder: client.BoundCinder, volume: Any, me: str,
                            fix: bool) -> Finding | None:
-    age = backend.settings.abandoned_after
+    age = maintenance.settings.abandoned_after
     old = rules.unheld_attachments(cinder, volume, age)
     if not old:
         return None
@@ -125,12 +126,12 @@ def _unheld_attachments_of(backend: maintenance.Maintenance,
                        'host (%s), over %ss old, named by no record: their '
                        'process died; --fix detaches them' % (
                            volume.id, ', '.join(old), me, age))
-    repairs.detach_unheld(cinder, backend.settings, volume, old)
+    repairs.detach_unheld(cinder, maintenance.settings, volume, old)
     return Finding(FIXED, 'unheld', 'volume %s: detached attachment(s) %s'
                    % (volume.id, ', '.join(old)))
 
 
-def unknown_image_volumes(backend: maintenance.Maintenance,
+def unknown_image_volumes(maintenance: maintenance.Maintenance,
                           fix: bool) -> list[Finding]:
     """Image-volumes Glance no longer knows.
 
@@ -139,23 +140,23 @@ def unknown_image_volumes(backend: maintenance.Maintenance,
     of this host names; Glance is asked about each image.
     """
     topic = 'image volumes'
-    if not backend.has_service_credentials:
+    if not maintenance.has_service_credentials:
         return [Finding(SKIP, topic, 'asking Cinder and Glance needs service '
                         'credentials')]
     try:
-        recorded = set(backend.uploads.volume_ids())
+        recorded = set(maintenance.uploads.volume_ids())
         # Cinder's upload-to-image keeps the image-volumes it registers
         # in the image owner's project: all projects, where allowed.
-        cinder, name, volumes = report.typed_volumes(backend, ('available',),
-                                                     all_projects=True)
-        age = backend.unknown_image_volume_age
+        cinder, name, volumes = report.typed_volumes(
+            maintenance, ('available',), all_projects=True)
+        age = maintenance.unknown_image_volume_age
         candidates = [v for v in volumes if v.id not in recorded and
                       rules.image_of_volume(v) and rules.idle(v, age)]
-        glance = backend.glance() if candidates else None
+        images = maintenance.glance() if candidates else None
     except Exception as e:
         return [report.failed(topic, e)]
-    found = [f for f in (_unknown_image_volume(backend, cinder, glance, v,
-                                               fix)
+    found = [f for f in (_unknown_image_volume(maintenance, cinder, images,
+                                               v, fix)
                          for v in candidates) if f is not None]
     return found or [Finding(OK, topic, 'Glance knows every image-volume of '
                              'type %r (%d checked)'
@@ -163,28 +164,28 @@ def unknown_image_volumes(backend: maintenance.Maintenance,
 
 
 @report.guarded('image volumes')
-def _unknown_image_volume(backend: maintenance.Maintenance,
+def _unknown_image_volume(maintenance: maintenance.Maintenance,
                           cinder: client.BoundCinder,
-                          glance: glance_mod.GlanceImages, volume: Any,
+                          images: glance.GlanceImages, volume: Any,
                           fix: bool) -> Finding | None:
     image_id = rules.image_of_volume(volume) or ''  # candidates have one
-    image = glance.image(image_id)
-    locations = (glance.locations(image_id, image) if image is not None
+    image = images.image(image_id)
+    locations = (images.locations(image_id, image) if image is not None
                  else None)
     reason = rules.why_image_volume_unknown(
-        volume, image, locations, backend.unknown_image_volume_age)
+        volume, image, locations, maintenance.unknown_image_volume_age)
     if reason is None:
         return None
     if not fix:
         return Finding(WARN, 'image volumes', 'volume %s: %s; Glance will '
                        'never delete it; --fix deletes it'
                        % (volume.id, reason))
-    repairs.reclaim_unknown_image_volume(cinder, backend.settings, volume)
+    repairs.reclaim_unknown_image_volume(cinder, maintenance.settings, volume)
     return Finding(FIXED, 'image volumes', 'volume %s: deleted (%s)' % (
         volume.id, reason))
 
 
-def other_hosts(backend: maintenance.Maintenance, fix: bool,
+def other_hosts(maintenance: maintenance.Maintenance, fix: bool,
                 lost_host: str | None) -> list[Finding]:
     """Other Glance hosts' attachments of the backend's volumes.
 
@@ -195,12 +196,12 @@ def other_hosts(backend: maintenance.Maintenance, fix: bool,
     coordination service each host is said alive, absent or lost.
     """
     topic = 'other hosts'
-    if not backend.has_service_credentials:
+    if not maintenance.has_service_credentials:
         return [Finding(SKIP, topic, 'listing volumes needs service '
                         'credentials')]
     try:
         cinder, name, volumes = report.typed_volumes(
-            backend, ('in-use', 'available'), all_projects=True)
+            maintenance, ('in-use', 'available'), all_projects=True)
         held = collections.defaultdict(list)
         for volume in volumes:
             elsewhere = rules.attachments_elsewhere(volume)
@@ -208,10 +209,10 @@ def other_hosts(backend: maintenance.Maintenance, fix: bool,
                 ages = _attachment_ages(cinder, volume.id)
                 for att_id, other in elsewhere.items():
                     held[other].append((volume.id, ages.get(att_id)))
-        members = backend.settings.membership
+        members = maintenance.settings.membership
         found = [_other_host(other, held[other], members)
                  for other in sorted(held) if other != lost_host]
-        if held and not _multiattach(cinder, backend.volume_type):
+        if held and not _multiattach(cinder, maintenance.volume_type):
             found.append(Finding(WARN, topic, 'volumes of type %r are read '
                                  'on several Glance hosts (%s) but are not '
                                  'multiattach: hosts take turns reading an '
@@ -219,7 +220,7 @@ def other_hosts(backend: maintenance.Maintenance, fix: bool,
                                  'wait); use a multiattach volume type'
                                  % (name, ', '.join(sorted(held)))))
         if lost_host:
-            found += _lost_host(backend, cinder, volumes, lost_host, fix)
+            found += _lost_host(maintenance, cinder, volumes, lost_host, fix)
     except Exception as e:
         return [report.failed(topic, e)]
     return found or [Finding(OK, topic, 'no other host holds a volume of '
@@ -227,9 +228,7 @@ def other_hosts(backend: maintenance.Maintenance, fix: bool,
 
 
 def _multiattach(cinder: client.BoundCinder, name: str | None) -> bool:
-    volume_type = (cinder.find_volume_type(name) if name
-                   else cinder.default_volume_type())
-    return rules.type_is_multiattach(volume_type)
+    return rules.type_is_multiattach(cinder.volume_type(name))
 
 
 def _attachment_ages(cinder: client.BoundCinder,
@@ -252,8 +251,8 @@ def _other_host(other: str, held: list[tuple[str, float | None]],
                                  if ages else '', state))
 
 
-def _lost_host(backend: maintenance.Maintenance, cinder: client.BoundCinder,
-               volumes: list[Any], lost_host: str,
+def _lost_host(maintenance: maintenance.Maintenance,
+               cinder: client.BoundCinder, volumes: list[Any], lost_host: str,
                fix: bool) -> list[Finding]:
     found = []
     for volume in volumes:
@@ -271,10 +270,10 @@ def _lost_host(backend: maintenance.Maintenance, cinder: client.BoundCinder,
                                      (['an unfinished upload']
                                       if unfinished else [])))))
             continue
-        done = repairs.release_lost_host(cinder, backend.settings, volume,
+        done = repairs.release_lost_host(cinder, maintenance.settings, volume,
                                          lost_host)
         found.append(Finding(FIXED, 'other hosts', '%s: %s'
                              % (subject, done)))
     return found or [Finding(OK, 'other hosts', 'lost host %s holds '
                              'nothing of type %r' % (lost_host,
-                                                     backend.volume_type))]
+                                                     maintenance.volume_type))]

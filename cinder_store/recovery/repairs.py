@@ -13,25 +13,28 @@
 """What is done about what :mod:`recovery.rules` finds.
 
 Every repair goes through the one detach
-(:func:`attachment.detach_attachment`) and the one reclaim
-(:func:`attachment.reclaim_volume`), and forgets (a record, lock files)
-only after the detach succeeded: a detach that fails raises, and
-whatever named the attachment goes on naming it for the next try.
+(:func:`connection.detach_attachment`) and the one reclaim
+(:func:`reclaim_volume`), and forgets (a record, lock files) only after
+the detach succeeded: a detach that fails raises, and whatever named the
+attachment goes on naming it for the next try.
 """
 
 import logging
+import os
 from typing import Any
 from typing import Callable
+from typing import Iterable
 from typing import Protocol
 
 from glance_store import exceptions
 import tenacity
 
-from cinder_store import attachment
 from cinder_store import client
-from cinder_store import host
+from cinder_store import connection
+from cinder_store import metadata
 from cinder_store import records
 from cinder_store.recovery import rules
+from cinder_store import settings
 from cinder_store import upload_records
 from cinder_store import utils
 
@@ -56,9 +59,117 @@ class ReaderRecords(Protocol):
         """The attachment this host's live readers hold, or None."""
 
 
+# -- the one reclaim, and what Cinder holds for the dead ---------------------
+
+def reclaim_volume(cinder: Any, settings: settings.Settings,
+                   volume: Any,
+                   attachment_ids: Iterable[str] | None = None,
+                   disconnect: bool = True) -> int:
+    """Detach a volume's attachments, delete it, forget its locks.
+
+    The one way cinder_store gets rid of an image-volume: a failed
+    upload's unwind, an orphaned upload's reclaim (cinder-store-check
+    --fix), and an image delete that Cinder first refused for the
+    attachments this host left (``attachment_ids``; by default every
+    attachment Cinder lists, reservations left by a failed attach
+    included).  With ``disconnect=False`` (after a reboot: a recorded
+    device path may name another volume's device now) attachments are only
+    deleted in Cinder.  A detach that fails raises before the delete: the
+    volume and the attachment stay, named, for the next try.  Returns how
+    many attachments it detached.
+    """
+    if attachment_ids is None:
+        attachment_ids = [att.id for att in cinder.attachments_of(volume.id)]
+    attachment_ids = list(attachment_ids)
+    for attachment_id in attachment_ids:
+        connection.detach_attachment(cinder, settings, volume,
+                                     attachment_id, disconnect=disconnect)
+    cinder.delete_volume(volume.id)
+    settings.locks.remove_locks(volume.id)
+    return len(attachment_ids)
+
+
+def release_lost_attachment(cinder: Any, settings: settings.Settings,
+                            volume: Any, attachment_id: str,
+                            host_name: str) -> bool:
+    """Delete, in Cinder only, an attachment of the lost ``host_name``.
+
+    Its host connection went with the host: nothing is disconnected here.
+    Only for a host fenced by the operator (``--lost-host``) or out of the
+    coordination group for the grace (:mod:`membership`).  Returns True.
+    """
+    LOG.warning('Deleting attachment %s of volume %s: host %s that made '
+                'it is lost', attachment_id, volume.id, host_name)
+    connection.detach_attachment(cinder, settings, volume, attachment_id,
+                                 disconnect=False)
+    return True
+
+
+def release_lost_holders(cinder: Any, settings: settings.Settings,
+                         volume: Any, held: dict[str, str]) -> list[str]:
+    """Release those of ``held`` (``{attachment id: host}``) lost hosts hold.
+
+    Lost as ``settings.membership`` says (nobody without a coordination
+    service).  Returns the attachment ids released.
+    """
+    if not held:
+        return []
+    lost = settings.membership.lost(held.values())
+    return [attachment_id for attachment_id, holder in held.items()
+            if holder in lost and release_lost_attachment(
+                cinder, settings, volume, attachment_id, holder)]
+
+
+def reclaim_abandoned(cinder: Any, settings: settings.Settings,
+                      volume: Any, excluding: Any = None) -> list[str]:
+    """Delete ``volume``'s abandoned attachments in Cinder; their ids.
+
+    Which are abandoned is :func:`recovery.rules.abandoned_attachments`
+    (``excluding``: the caller's own claim, for an attach that was just
+    refused).  Only in Cinder: whichever host made one never completed
+    it, and this host cannot tell whether it was itself (Cinder names no
+    host for an attachment not yet attached).
+    """
+    ids = rules.abandoned_attachments(
+        cinder, volume.id, settings.abandoned_after,
+        claims=settings.claims(volume.id, excluding))
+    for attachment_id in ids:
+        LOG.warning('Deleting attachment %s of volume %s: nobody completed '
+                    'it and its attacher died (no live process claims it, '
+                    'or it is over %ss old)', attachment_id,
+                    volume.id, settings.abandoned_after)
+        connection.detach_attachment(cinder, settings, volume,
+                                     attachment_id, disconnect=False)
+    return ids
+
+
+def release_reservations(cinder: Any, volume: Any,
+                         error: BaseException) -> None:
+    """Delete the reservations a failed attach left on an exclusive volume.
+
+    When the backend fails inside ``attachment_create``, Cinder keeps the
+    attachment ``reserved`` and the attacher never learns its id; which
+    are leftovers is :func:`rules.leftover_reservations`.  A failure is
+    logged and noted on ``error``, never raised.
+    """
+    try:
+        leftovers = rules.leftover_reservations(cinder, volume)
+        if leftovers is None:
+            LOG.warning('Attach of multiattach volume %s failed; a reserved '
+                        'attachment may be left in Cinder', volume.id)
+            return
+        for attachment_id in leftovers:
+            cinder.attachment_delete(attachment_id)
+    except Exception as cleanup_error:
+        note = ('could not release reservations on volume %s: %r'
+                % (volume.id, cleanup_error))
+        LOG.error(note)
+        error.add_note(note)
+
+
 # -- shared reads -------------------------------------------------------------
 
-def detach_stale_reader(cinder: Any, settings: host.HostSettings,
+def detach_stale_reader(cinder: Any, settings: settings.Settings,
                         volume: Any, record: records.Record) -> list[str]:
     """Detach what a stale reader record left; the ids it detached.
 
@@ -77,7 +188,7 @@ def detach_stale_reader(cinder: Any, settings: host.HostSettings,
             claims=claims),
         'what a dead reader left of volume %s is told' % volume.id)
     for attachment_id in leftovers:
-        attachment.detach_attachment(
+        connection.detach_attachment(
             cinder, settings, volume, attachment_id,
             record.get('device_info') if same_boot else None,
             disconnect=same_boot)
@@ -108,7 +219,7 @@ def _when_told(look: Callable[[], list[str] | None], what: str,
 
 # -- an image delete Cinder refused -------------------------------------------
 
-def delete_refused_volume(cinder: Any, settings: host.HostSettings,
+def delete_refused_volume(cinder: Any, settings: settings.Settings,
                           readers: ReaderRecords, volume_id: str,
                           tries: int = 3) -> None:
     """Delete an image-volume Cinder refused to delete as it was.
@@ -128,13 +239,13 @@ def delete_refused_volume(cinder: Any, settings: host.HostSettings,
         volume = client.existing_volume(cinder, volume_id)
         if readers.repair(cinder, volume):
             volume = client.existing_volume(cinder, volume_id)
-        if attachment.release_lost_holders(
+        if release_lost_holders(
                 cinder, settings, volume,
                 rules.attachments_elsewhere(volume)):
             volume = client.existing_volume(cinder, volume_id)
         left = _left_here(cinder, settings, readers, volume)
         try:
-            attachment.reclaim_volume(cinder, settings, volume, left)
+            reclaim_volume(cinder, settings, volume, left)
             return
         except exceptions.BackendException as error:
             if attempt == tries or not client.refused(error):
@@ -152,7 +263,7 @@ def _left_here(cinder, settings, readers, volume):
         LOG.warning('Volume %s: detaching the attachments this host left '
                     '(%s) to delete it', volume.id, ', '.join(sorted(here)))
         return sorted(here)
-    attachment.reclaim_abandoned(cinder, settings, volume)
+    reclaim_abandoned(cinder, settings, volume)
     rules.refuse_delete_if_being_attached(cinder, volume.id)
     # Nothing attached or being attached now: a read that held the volume
     # when Cinder refused (attached, or still attaching when the volume
@@ -180,16 +291,15 @@ def reclaim_orphaned_upload(cinder: Any, uploads: upload_records.Uploads,
         volume = cinder.get_volume(volume_id)
     except exceptions.NotFound:
         uploads.end(volume_id)
-        uploads.settings.remove_locks(volume_id)
+        uploads.settings.locks.remove_locks(volume_id)
         return 'volume is gone: removed its record and locks'
-    image = (getattr(volume, 'metadata', None) or {}).get(
-        'glance_image_id')
+    image = metadata.of(volume).get(metadata.IMAGE_ID)
     if image != record.get('image'):
         raise NotOrphaned(subject, 'it now carries image %s, not %s'
                           % (image, record.get('image')))
     # After a reboot the device is gone and its path may now name
     # another volume's device: delete in Cinder, do not disconnect.
-    detached = attachment.reclaim_volume(
+    detached = reclaim_volume(
         cinder, uploads.settings, volume,
         disconnect=records.this_boot(record))
     uploads.end(volume_id)
@@ -208,14 +318,14 @@ def reclaim_cut_short_create(cinder: Any, uploads: upload_records.Uploads,
     record, reason = uploads.inspect_creation(token)
     if record is None or reason is None:
         raise NotOrphaned('volume creation %s' % token)
-    found = [v for v in cinder.volumes_tagged(upload_records.TOKEN_KEY, token)
+    found = [v for v in cinder.volumes_tagged(metadata.UPLOAD_TOKEN, token)
              if v.status != 'deleting']
     if any(v.status == 'creating' for v in found):
         raise NotOrphaned('volume creation %s' % token,
                           'Cinder is still creating its volume')
     for volume in found:
-        attachment.reclaim_volume(cinder, uploads.settings, volume,
-                                  disconnect=records.this_boot(record))
+        reclaim_volume(cinder, uploads.settings, volume,
+                       disconnect=records.this_boot(record))
     uploads.created(token)
     if not found:
         return ('no volume was made for image %s (%s): removed the record'
@@ -226,17 +336,17 @@ def reclaim_cut_short_create(cinder: Any, uploads: upload_records.Uploads,
 
 # -- what no record names -----------------------------------------------------
 
-def detach_unheld(cinder: Any, settings: host.HostSettings, volume: Any,
+def detach_unheld(cinder: Any, settings: settings.Settings, volume: Any,
                   attachment_ids: list[str]) -> None:
     """Detach attachments of this host no record names, as their holder would.
 
     ``attachment_ids`` come from :func:`rules.unheld_attachments`.
     """
     for attachment_id in attachment_ids:
-        attachment.detach_attachment(cinder, settings, volume, attachment_id)
+        connection.detach_attachment(cinder, settings, volume, attachment_id)
 
 
-def release_lost_host(cinder: Any, settings: host.HostSettings,
+def release_lost_host(cinder: Any, settings: settings.Settings,
                       volume: Any, host_name: str) -> str | None:
     """Release what the lost ``host_name`` held of ``volume``.
 
@@ -254,20 +364,20 @@ def release_lost_host(cinder: Any, settings: host.HostSettings,
     if rules.unfinished_upload_of(volume, host_name):
         # Every attachment of it is the uploader's, being made ones
         # included (killed inside the attach): Cinder lists them all.
-        detached = attachment.reclaim_volume(cinder, settings, volume,
-                                             disconnect=False)
+        detached = reclaim_volume(cinder, settings, volume,
+                                  disconnect=False)
         return ('deleted the volume of its unfinished upload of image %s '
                 '(%d attachment(s) deleted first)' % (
-                    (volume.metadata or {}).get('glance_image_id'),
+                    metadata.of(volume).get(metadata.IMAGE_ID),
                     detached))
     for attachment_id in held:
-        attachment.release_lost_attachment(cinder, settings, volume,
-                                           attachment_id, host_name)
+        release_lost_attachment(cinder, settings, volume,
+                                attachment_id, host_name)
     return ('deleted its attachment(s) %s' % ', '.join(held)
             if held else None)
 
 
-def release_lost_hosts(cinder: Any, settings: host.HostSettings,
+def release_lost_hosts(cinder: Any, settings: settings.Settings,
                        volumes: list[Any], lost: set[str]) -> bool:
     """Release what the ``lost`` hosts held of ``volumes``.
 
@@ -295,10 +405,45 @@ def release_lost_hosts(cinder: Any, settings: host.HostSettings,
     return complete
 
 
-def reclaim_unknown_image_volume(cinder: Any, settings: host.HostSettings,
+def forget_gone_volumes(cinder: Any, settings: settings.Settings,
+                        recorded: list[str]) -> list[str]:
+    """Remove the lock files of volumes Cinder no longer has; their ids.
+
+    Which are is :func:`rules.gone_locked_volumes` (``recorded``: the
+    volumes this host's records name, which are their records' to
+    clear).
+    """
+    gone = rules.gone_locked_volumes(cinder, settings.locks, recorded)
+    for volume_id in gone:
+        settings.locks.remove_locks(volume_id)
+    return gone
+
+
+def forget_gone_reader_volume(readers: Any, volume_id: str) -> None:
+    """Forget the shared read record and locks of a volume Cinder lost.
+
+    Cinder dropped its attachments with it: nothing is left to detach.
+    """
+    readers.discard(volume_id)
+    readers.settings.locks.remove_locks(volume_id)
+
+
+def remove_connect_files(paths: list[str]) -> None:
+    """Remove stale temporary Ceph configs (rules.stale_connect_files).
+
+    One removed meanwhile is no error.
+    """
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def reclaim_unknown_image_volume(cinder: Any, settings: settings.Settings,
                                  volume: Any) -> int:
     """Delete an image-volume Glance will never know, detaching it first.
 
     Which are is :func:`rules.why_image_volume_unknown`.
     """
-    return attachment.reclaim_volume(cinder, settings, volume)
+    return reclaim_volume(cinder, settings, volume)

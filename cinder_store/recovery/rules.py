@@ -28,17 +28,15 @@ from glance_store import exceptions
 from oslo_utils import timeutils
 
 from cinder_store import client
+from cinder_store.devices import rbd
 from cinder_store import host
+from cinder_store import metadata
 from cinder_store import records
 
 LOG = logging.getLogger(__name__)
 
 #: Volume statuses that end when an attach or detach ends.
 STUCK_STATUSES = ('attaching', 'reserved', 'detaching')
-
-#: Volume metadata naming the host that uploads to the volume; the
-#: volume's read-only flag, set once the image is stored, ends the upload.
-UPLOAD_HOST_KEY = 'cinder_store_upload_host'
 
 #: Image statuses in which a task of Glance may still register a location
 #: of a volume it finished writing.
@@ -87,6 +85,33 @@ def attachments_elsewhere(volume: Any) -> dict[str, str]:
     return {a['attachment_id']: a['host_name']
             for a in (volume.attachments or [])
             if a.get('host_name') and a['host_name'] != me}
+
+
+def connection_shared(cinder: Any, volume: Any, attachment_id: str) -> bool:
+    """Does this host hold another attachment of a multiattach ``volume``?
+
+    Its attachments share one host connection: disconnecting it for
+    ``attachment_id`` would pull the device from under the others.
+    """
+    if not getattr(volume, 'multiattach', False):
+        return False
+    fresh = cinder.get_volume(volume.id)
+    return bool(attachments_here(fresh) - {attachment_id})
+
+
+def leftover_reservations(cinder: Any, volume: Any) -> list[str] | None:
+    """Reservations a failed attach of this process left; None: unknown.
+
+    Cinder keeps the attachment ``reserved`` when the backend fails
+    inside ``attachment_create``, and its attacher never learns its id.
+    On an exclusive volume any reservation is such a leftover: nothing
+    else can attach it while the attach failed.  On a multiattach volume
+    it may be another host's in progress: unknown (None).
+    """
+    if getattr(volume, 'multiattach', False):
+        return None
+    return [a.id for a in cinder.attachments_of(volume.id)
+            if getattr(a, 'status', None) == 'reserved']
 
 
 def type_is_multiattach(volume_type: Any) -> bool:
@@ -329,6 +354,21 @@ def stale_reader_attachments(cinder: Any, volume: Any,
     return []
 
 
+def unidentified_leftovers(cinder: Any, volume: Any, record: records.Record,
+                           detached: list[str]) -> list[str]:
+    """What a repaired record's dead reader may have left, untold.
+
+    Attachments being made that could not be told from another's.  Only
+    for a record that named no attachment, on a multiattach volume;
+    they go once abandoned (:func:`abandoned_attachments`).
+    """
+    if record.get('attachment') or not getattr(volume, 'multiattach',
+                                               False):
+        return []
+    return [a for a in attachments_being_made(cinder, volume.id)
+            if a not in detached]
+
+
 def _attaching_since(cinder, volume_id, since):
     """Attachments Cinder finished making from ``since`` on, uncompleted."""
     return [a for a in cinder.attachments_of(volume_id, detailed=True)
@@ -367,8 +407,7 @@ def image_of_volume(volume: Any) -> str | None:
     put ``glance_image_id`` in its metadata; other volumes of the type
     (a user's, Cinder's image cache) are never taken for one.
     """
-    image_id = (getattr(volume, 'metadata', None) or {}).get(
-        'glance_image_id')
+    image_id = metadata.of(volume).get(metadata.IMAGE_ID)
     if image_id and getattr(volume, 'name', None) == 'image-%s' % image_id:
         return image_id
     return None
@@ -396,13 +435,13 @@ def unfinished_upload_of(volume: Any, host_name: str) -> bool:
     """Was ``volume`` being uploaded by ``host_name``, never finished?
 
     cinder_store names the uploading host in the volume's metadata at
-    create (:data:`UPLOAD_HOST_KEY`) and sets the volume read-only
+    create (:data:`metadata.UPLOAD_HOST`) and sets the volume read-only
     once the image is stored; Cinder shows the flag among the metadata.
     Volumes made before the host was recorded never match.
     """
-    metadata = getattr(volume, 'metadata', None) or {}
-    return (metadata.get(UPLOAD_HOST_KEY) == host_name and
-            str(metadata.get('readonly', '')).lower() != 'true')
+    said = metadata.of(volume)
+    return (said.get(metadata.UPLOAD_HOST) == host_name and
+            str(said.get(metadata.READONLY, '')).lower() != 'true')
 
 
 def hosts_involved(volume: Any) -> set[str]:
@@ -412,7 +451,7 @@ def hosts_involved(volume: Any) -> set[str]:
     the uploading host while the upload is unfinished.
     """
     involved = set(attachments_elsewhere(volume).values())
-    uploader = (getattr(volume, 'metadata', None) or {}).get(UPLOAD_HOST_KEY)
+    uploader = metadata.of(volume).get(metadata.UPLOAD_HOST)
     if uploader and uploader != host.hostname() and unfinished_upload_of(
             volume, uploader):
         involved.add(uploader)
@@ -464,16 +503,38 @@ def why_image_volume_unknown(volume: Any, image: dict | None,
     return None
 
 
-def unrecorded_locked_volumes(settings: host.HostSettings,
+def stale_connect_files(client: Any) -> list[str]:
+    """os-brick's temporary Ceph configs a connect cut short left here.
+
+    :func:`devices.rbd.remove_connect_files` removes each within
+    milliseconds of its making; one older than twice the connect timeout
+    of ``client`` (:class:`devices.rbd.RBDClient`) was left by a worker
+    killed inside a connect.  They hold no key.
+    """
+    return rbd.leftover_connect_files(min_age=2 * client.connect_time)
+
+
+def unrecorded_locked_volumes(locks: Any,
                               recorded: Iterable[str]) -> list[str]:
     """Volumes with lock files here that no record of ``recorded`` names.
 
     The candidates whose lock files may go once Cinder no longer has the
     volume (:func:`volume_gone`); a recorded volume is its record's to
-    clear.
+    clear.  ``locks``: :class:`locks.VolumeLocks`.
     """
     recorded = set(recorded)
-    return [v for v in settings.locked_volumes() if v not in recorded]
+    return [v for v in locks.locked_volumes() if v not in recorded]
+
+
+def gone_locked_volumes(cinder: Any, locks: Any,
+                        recorded: Iterable[str]) -> list[str]:
+    """Volumes with lock files here, no record, that Cinder no longer has.
+
+    A volume that is gone is never attached again: its lock files are
+    safe to remove.  One volume look-up per candidate.
+    """
+    return [v for v in unrecorded_locked_volumes(locks, recorded)
+            if volume_gone(cinder, v)]
 
 
 def volume_gone(cinder: Any, volume_id: str) -> bool:

@@ -41,7 +41,7 @@ from glance_store import multi_backend
 from oslo_context import context as oslo_context
 from oslotest import base as oslotest_base
 
-from cinder_store import host
+from cinder_store.devices import rbd
 from cinder_store.tests.functional import stores
 
 STACK_DIR = stores.STACK_DIR
@@ -248,8 +248,8 @@ def leftover_connect_files():
         _system_tmp.append(subprocess.check_output(
             [sys.executable, '-c', 'import tempfile; '
              'print(tempfile.gettempdir())'], text=True).strip())
-    return sorted(set(host.leftover_connect_files()) | set(
-        host.leftover_connect_files(directory=_system_tmp[0])))
+    return sorted(set(rbd.leftover_connect_files()) | set(
+        rbd.leftover_connect_files(directory=_system_tmp[0])))
 
 
 def system_tmp():

@@ -23,10 +23,10 @@ from glance_store import multi_backend
 
 from cinder_store import host
 from cinder_store import host_reads
+from cinder_store import metadata
 from cinder_store import records
 from cinder_store.recovery import rules
 from cinder_store.tests.functional import base
-from cinder_store import upload_records
 
 
 class CheckCommandTest(base.FunctionalTestCase):
@@ -124,7 +124,7 @@ class CheckCommandTest(base.FunctionalTestCase):
         api = store.maintenance().cinder()
         volume = api.wait_for_status(api.create_volume(
             1, 'image-%s' % image_id, {'glance_image_id': image_id,
-                                       upload_records.TOKEN_KEY: token},
+                                       metadata.UPLOAD_TOKEN: token},
             store.backend_conf.cinder_store_volume_type), 'creating',
             'available')
 
@@ -164,7 +164,7 @@ class CheckCommandTest(base.FunctionalTestCase):
             1, name='image-%s' % image_id,
             volume_type=store.backend_conf.cinder_store_volume_type,
             metadata={'glance_image_id': image_id,
-                      rules.UPLOAD_HOST_KEY: lost})
+                      metadata.UPLOAD_HOST: lost})
         deadline = time.monotonic() + 60
         while self.cinder.volumes.get(unfinished.id).status != 'available':
             self.assertLess(time.monotonic(), deadline, 'never available')

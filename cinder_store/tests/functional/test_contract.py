@@ -373,7 +373,7 @@ class TestMultiattach(StoreContract, FaultContract, base.FunctionalTestCase):
                 self.assertRaisesRegex(exceptions.BackendException,
                                        'to reserve', self.read, uri,
                                        self.backend)
-            self.assertNotIn(uri.rsplit('/', 1)[1], host_reads.HostReaders(
+            self.assertNotIn(uri.rsplit('/', 1)[1], host_reads.HostReads(
                 self.host).recorded_volumes())
             # Once old enough, the next reader refused for the volume's
             # status deletes it and reads.
@@ -477,7 +477,8 @@ class TestUpstreamImages(base.FunctionalTestCase):
             self.backend)
         # The in-tree driver deletes this volume; our lock files for it
         # are ours to remove (after a migration, deletes go through us).
-        self.addCleanup(store.maintenance().settings.remove_locks, volume_id)
+        self.addCleanup(store.maintenance().settings.locks.remove_locks,
+                        volume_id)
         self.addCleanup(self.delete, uri, self.upstream)
         for form in (uri, 'cinder://%s' % volume_id):
             loc = location.Location('cinder',

@@ -25,7 +25,7 @@ import fixtures
 from glance_store import exceptions
 from glance_store import multi_backend
 
-from cinder_store import host
+from cinder_store.devices import rbd
 from cinder_store.tests.functional import base
 from cinder_store.tests.functional import test_contract
 
@@ -102,10 +102,10 @@ class TestRBD(test_contract.StoreContract,
         # What a worker killed inside os-brick's connect leaves: its
         # temporary config (ours are marked), older than any connect.
         path = os.path.join(base.system_tmp(),
-                            host.CONNECT_FILE_PREFIX + 'functional')
+                            rbd.CONNECT_FILE_PREFIX + 'functional')
         with open(path, 'w') as f:
             f.write('[global]\nmon_host = 127.0.0.1:1\n%s\n'
-                    % host.RBDClient.MARK)
+                    % rbd.RBDClient.MARK)
         self.addCleanup(lambda: os.path.exists(path) and os.unlink(path))
         os.utime(path, (1, 1))
         rc, out = self.check('--backend', self.backend, '--fix')

@@ -28,10 +28,15 @@ from oslotest import base
 
 from cinder_store import auth
 from cinder_store import client
+from cinder_store.devices import rbd
+from cinder_store import findings
+from cinder_store.findings import system
 from cinder_store import host
+from cinder_store import locks
 from cinder_store import membership
 from cinder_store import opts
 from cinder_store import records
+from cinder_store import settings
 from cinder_store import store
 from cinder_store.tests.unit import fakes
 from cinder_store import upload_records
@@ -186,14 +191,14 @@ class CinderTestCase(TestCase):
         return volume
 
     def settings(self):
-        return host.HostSettings('', False, False, self.tmp + '/mnt',
-                                 self.tmp + '/locks')
+        return settings.Settings(locks.VolumeLocks(self.tmp + '/locks'),
+                                 root_helper='', mount_base=self.tmp + '/mnt')
 
     def assertNothingLeft(self, volumes=0):
         self.assertEqual({}, self.cinder.attachments)
         self.assertEqual(set(), self.brick.connected)
         self.assertEqual([], self.brick.handles)
-        self.assertEqual([], host.leftover_connect_files())
+        self.assertEqual([], rbd.leftover_connect_files())
         self.assertEqual(volumes, len(self.cinder.volumes))
 
 
@@ -253,3 +258,29 @@ class StoreTestCase(CinderTestCase):
         size = len(data) if size is None else size
         return self.store.add(image_id, io.BytesIO(data), size, 'sha512',
                               context=kwargs.pop('context', None), **kwargs)
+
+
+class FindingsTestCase(StoreTestCase):
+    """A configured store on a healthy host; Glance knows every image."""
+
+    def setUp(self):
+        super(FindingsTestCase, self).setUp()
+        # Whatever the machine's /tmp is, the lock path counts as on disk.
+        self.filesystem = self.useFixture(fixtures.MockPatchObject(
+            system, 'filesystem_type', return_value='ext4')).mock
+        # Glance knows every image, and will not say where it keeps it.
+        self.glance_has({}, None, default={'status': 'active'})
+
+    def findings(self, fix=False, probe=True, topic=None):
+        found = findings.check_backend(self.store.maintenance(), fix, probe)
+        if topic is not None:
+            return [f for f in found if f.topic == topic]
+        return {f.topic: f for f in found}
+
+    def glance_has(self, images, locations=None, default=None):
+        fake = mock.Mock()
+        fake.image.side_effect = lambda i: images.get(i, default)
+        fake.locations.return_value = locations
+        self.useFixture(fixtures.MockPatchObject(
+            findings.maintenance.Maintenance, 'glance', return_value=fake))
+        return fake

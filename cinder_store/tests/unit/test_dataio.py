@@ -19,11 +19,11 @@ import ddt
 from glance_store import exceptions
 
 from cinder_store import dataio
-from cinder_store import device
+from cinder_store import devices
 from cinder_store.tests.unit import base
 
 
-class MemoryDevice(device.Device):
+class MemoryDevice(devices.Device):
     def __init__(self, size, fill=b'\0'):
         self.buf = bytearray(fill * size)
         self.writes = []
@@ -147,7 +147,7 @@ class TestZerosNotWritten(base.TestCase):
         image = b''.join(ALIGNMENTS.values())
         with open(path, 'wb') as f:
             f.write(b'J' * len(image))
-        dev = device.open_device(path, writable=True)
+        dev = devices.open_device(path, writable=True)
         self.addCleanup(dev.close)
         self.fill(image, False, dev)
         dev.sync()

@@ -20,7 +20,7 @@ import fixtures
 from glance_store import exceptions
 
 from cinder_store import attachment
-from cinder_store import host
+from cinder_store.devices import rbd
 from cinder_store import host_reads
 from cinder_store import membership
 from cinder_store import records
@@ -40,7 +40,7 @@ class TestHostReaders(base.CinderTestCase):
         self.volume = self.available_volume(self.api)
         settings = self.settings()
         os.makedirs(settings.lock_path, exist_ok=True)
-        self.readers = host_reads.HostReaders(settings)
+        self.readers = host_reads.HostReads(settings)
         self.record_path = os.path.join(
             settings.lock_path,
             'cinder_store-readers-%s.json' % self.volume.id)
@@ -320,7 +320,7 @@ class TestHostReaders(base.CinderTestCase):
         """What a reader killed inside attachment_create leaves."""
         since = time.time() - 1
         made = self.api.attachment_create(
-            volume.id, self.readers.settings.connector(), 'ro')
+            volume.id, self.readers.settings.connector_properties(), 'ro')
         with open(self.readers.files.path(volume.id), 'w') as f:
             json.dump({'boot': records.boot_id(), 'host': 'testhost',
                        'attachment': None, 'since': since,
@@ -433,7 +433,7 @@ class TestHostReaders(base.CinderTestCase):
         with open(self.record_path) as f:
             self.assertEqual({'userspace': True},
                              json.load(f)['device_info'])
-        joiner = host_reads.HostReaders(self.settings()).join(
+        joiner = host_reads.HostReads(self.settings()).join(
             self.api, self.volume)
         self.assertEqual(owner.id, joiner.id)
         self.assertEqual(2, len(self.brick.handles))
@@ -449,7 +449,7 @@ class TestHostReaders(base.CinderTestCase):
         self.cinder.transport = 'rbd'
         owner = self.readers.join(self.api, self.volume)
         self.brick.fail('connect_volume', RuntimeError('timed out'))
-        with mock.patch.object(host, '_tcp_reachable', return_value=False):
+        with mock.patch.object(rbd, '_tcp_reachable', return_value=False):
             self.assertRaisesRegex(exceptions.BackendException,
                                    'no monitor Cinder names',
                                    self.readers.join, self.api, self.volume)
@@ -484,5 +484,5 @@ class TestHostReaders(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_no_lock_directory_no_records(self):
-        self.readers.settings.lock_path = self.tmp + '/none'
+        self.readers.settings.locks.lock_path = self.tmp + '/none'
         self.assertEqual([], self.readers.recorded_volumes())

@@ -15,11 +15,11 @@ from unittest import mock
 
 import fixtures
 
-from cinder_store import attachment
 from cinder_store import client
+from cinder_store import connection
 from cinder_store import housekeeping
 from cinder_store import membership
-from cinder_store.recovery import rules
+from cinder_store import metadata
 from cinder_store.tests.unit import base
 
 
@@ -34,11 +34,11 @@ class TestReleaseLostHosts(base.StoreTestCase):
             lambda: [])
 
     def volume(self, image_id, uploader=None, finished=True):
-        metadata = {'glance_image_id': image_id}
+        said = {'glance_image_id': image_id}
         if uploader:
-            metadata[rules.UPLOAD_HOST_KEY] = uploader
+            said[metadata.UPLOAD_HOST] = uploader
         volume = self.api.wait_for_status(self.api.create_volume(
-            1, 'image-' + image_id, metadata, None), 'creating', 'available')
+            1, 'image-' + image_id, said, None), 'creating', 'available')
         if finished:
             self.api.set_readonly(volume.id)
         return volume
@@ -97,7 +97,7 @@ class TestReleaseLostHosts(base.StoreTestCase):
     def test_a_host_whose_release_failed_is_swept_again(self):
         volume = self.volume('read')
         theirs = self.held_by('glance-3', volume)
-        with mock.patch.object(attachment, 'detach_attachment',
+        with mock.patch.object(connection, 'detach_attachment',
                                side_effect=RuntimeError('cinder down')):
             self.sweeper.release_lost_hosts()
         self.assertIn(theirs, self.cinder.attachments)
@@ -155,9 +155,9 @@ class TestForgetGoneVolumes(base.StoreTestCase):
             lambda: self.recorded)
 
     def locked(self, volume_id):
-        with self.store._settings.volume_lock(volume_id):
+        with self.maintenance.settings.locks.lock_attach(volume_id):
             pass
-        with self.store._settings.readers_lock(volume_id):
+        with self.maintenance.settings.locks.lock_reads(volume_id):
             pass
 
     def test_lock_files_of_volumes_another_host_deleted_go(self):
@@ -170,7 +170,7 @@ class TestForgetGoneVolumes(base.StoreTestCase):
             self.locked(volume_id)
         self.assertEqual([gone], self.housekeeper.forget_gone_volumes())
         self.assertEqual(sorted([kept.id, recorded]),
-                         self.store._settings.locked_volumes())
+                         self.maintenance.settings.locks.locked_volumes())
 
     def test_nothing_to_look_at_asks_cinder_nothing(self):
         self.cinder.calls.clear()

@@ -36,9 +36,9 @@ class TestMaintenance(base.StoreTestCase):
         self.assertEqual(self.tmp + '/locks', view.lock_path)
         self.assertEqual(view.lock_path, view.settings.lock_path)
         self.assertEqual('/etc/glance/rootwrap.conf', view.rootwrap_config)
-        self.assertIsInstance(view.shared_reads, host_reads.HostReaders)
+        self.assertIsInstance(view.host_reads, host_reads.HostReads)
         self.assertIsInstance(view.glance(), glance.GlanceImages)
-        self.assertEqual('testhost', view.connector()['host'])
+        self.assertEqual('testhost', view.connector_properties()['host'])
 
     def test_its_cinder_client_and_records_are_the_stores(self):
         url = self.add(b'12345')[0]
@@ -47,7 +47,8 @@ class TestMaintenance(base.StoreTestCase):
                          self.backend_view.cinder().get_volume(volume_id).id)
         self.assertEqual([], self.backend_view.uploads.volume_ids())
         b''.join(self.store.get(self.location(volume_id))[0])
-        self.assertIn(volume_id, self.backend_view.settings.locked_volumes())
+        self.assertIn(volume_id,
+                      self.backend_view.settings.locks.locked_volumes())
         self.assertTrue(os.path.isdir(self.backend_view.lock_path))
 
 

@@ -18,7 +18,7 @@ import fixtures
 from glance_store import exceptions
 
 from cinder_store import attachment
-from cinder_store import device
+from cinder_store import devices
 from cinder_store import host_reads
 from cinder_store import process_reads
 from cinder_store.tests.unit import base
@@ -43,8 +43,8 @@ class TestReadAttachments(base.CinderTestCase):
         self.volume = self.available_volume(self.api)
         with open(self.cinder.device_path(self.volume.id), 'r+b') as f:
             f.write(b'0123456789')
-        self.readers = process_reads.ReadAttachments(
-            host_reads.HostReaders(self.settings()))
+        self.readers = process_reads.ProcessReads(
+            host_reads.HostReads(self.settings()))
 
     def test_readers_of_one_volume_share_one_attachment(self):
         first = self.readers.acquire(self.api, self.volume)
@@ -63,9 +63,9 @@ class TestReadAttachments(base.CinderTestCase):
 
     def test_a_lone_reader_reads_direct_others_through_the_cache(self):
         # Readers in company share what they read through the page cache; a
-        # lone reader keeps O_DIRECT (see device.FdDevice).
-        with mock.patch('cinder_store.device.open_device',
-                        wraps=device.open_device) as open_device:
+        # lone reader keeps O_DIRECT (see devices.fd.FdDevice).
+        with mock.patch('cinder_store.devices.open_device',
+                        wraps=devices.open_device) as open_device:
             leases = [self.readers.acquire(self.api, self.volume)
                       for _ in range(3)]
         self.assertEqual([True, False, False],
@@ -88,8 +88,8 @@ class TestReadAttachments(base.CinderTestCase):
             self.readers._volumes[self.volume.id].waiting.wait()
             return real_open(att, on_created)
 
-        with mock.patch('cinder_store.device.open_device',
-                        wraps=device.open_device) as open_device:
+        with mock.patch('cinder_store.devices.open_device',
+                        wraps=devices.open_device) as open_device:
             with mock.patch.object(attachment.Attachment, 'open',
                                    open_while_another_reader_arrives):
                 leases.append(self.readers.acquire(self.api, self.volume))
@@ -206,7 +206,7 @@ class TestReadAttachments(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_device_open_failure_releases_the_hold(self):
-        with mock.patch('cinder_store.device.open_device',
+        with mock.patch('cinder_store.devices.open_device',
                         side_effect=OSError(13, 'denied')):
             self.assertRaises(OSError, self.readers.acquire, self.api,
                               self.volume)

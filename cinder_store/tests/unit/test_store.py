@@ -25,8 +25,10 @@ from oslo_config import cfg
 from oslo_utils import units
 
 from cinder_store import auth
+from cinder_store.devices import rbd
 from cinder_store import host
 from cinder_store import host_reads
+from cinder_store import metadata
 from cinder_store import records
 from cinder_store.recovery import repairs
 from cinder_store.recovery import rules
@@ -220,11 +222,10 @@ class TestAdd(base.StoreTestCase):
         seen = []
         real_create = fakes._Volumes.create
 
-        def create(volumes, size, name=None, metadata=None,
-                   volume_type=None):
+        def create(volumes, size, **kwargs):
             (token,) = self.maintenance.uploads.creation_tokens()
-            seen.append((token, metadata[upload_records.TOKEN_KEY]))
-            return real_create(volumes, size, name, metadata, volume_type)
+            seen.append((token, kwargs['metadata'][metadata.UPLOAD_TOKEN]))
+            return real_create(volumes, size, **kwargs)
 
         with mock.patch.object(fakes._Volumes, 'create', create):
             self.add(b'abc')
@@ -556,7 +557,7 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         def read_ends(cinder, settings, volume):
             self.cinder.volumes[volume_id].status = 'available'
             return []
-        with mock.patch.object(store.attachment, 'reclaim_abandoned',
+        with mock.patch.object(store.repairs, 'reclaim_abandoned',
                                side_effect=read_ends):
             self.store.delete(self.location(volume_id))
         self.assertEqual(0, len(self.cinder.volumes))
@@ -589,7 +590,7 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         volume_id = url.rsplit('/', 1)[1]
         api = self.maintenance.cinder()
         leaked = api.attachment_create(
-            volume_id, self.maintenance.settings.connector(), 'ro')
+            volume_id, self.maintenance.settings.connector_properties(), 'ro')
         # Cinder lists only attached attachments with the volume.
         self.cinder.volumes[volume_id].attachments = []
         path = os.path.join(self.maintenance.settings.lock_path,
@@ -828,7 +829,7 @@ class TestRBDStore(base.StoreTestCase):
 
     def test_a_refused_ceph_connect_says_what_to_fix(self):
         self.brick.fail('connect_volume', OSError('RADOS timed out'))
-        with mock.patch.object(host, '_tcp_reachable', return_value=True):
+        with mock.patch.object(rbd, '_tcp_reachable', return_value=True):
             error = self.assertRaises(exceptions.BackendException,
                                       self.add, b'data')
         self.assertIn('did not accept the key in /etc/k', str(error))

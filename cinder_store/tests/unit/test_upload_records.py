@@ -17,9 +17,10 @@ from cinderclient import exceptions as cinder_exc
 from glance_store import exceptions
 
 from cinder_store import attachment
-from cinder_store import host
+from cinder_store import metadata
 from cinder_store import records
 from cinder_store.recovery import repairs
+from cinder_store import settings
 from cinder_store.tests.unit import base
 from cinder_store import upload_records
 
@@ -65,9 +66,8 @@ class TestUploads(base.CinderTestCase):
         self.assertEqual(1, len(self.cinder.volumes))
 
     def uploads_of(self, backend):
-        return upload_records.Uploads(host.HostSettings(
-            '', False, False, self.tmp + '/mnt', self.settings.lock_path,
-            backend=backend))
+        return upload_records.Uploads(settings.Settings(
+            self.settings.locks, backend=backend))
 
     def test_each_backend_lists_its_own_uploads(self):
         other, fast = self.uploads_of('other'), self.uploads_of('fast')
@@ -165,7 +165,7 @@ class TestCreations(base.CinderTestCase):
         """The volume Cinder made for the call it never answered."""
         volume = self.api.create_volume(
             1, 'image-img-1', {'glance_image_id': 'img-1',
-                               upload_records.TOKEN_KEY: self.token}, None)
+                               metadata.UPLOAD_TOKEN: self.token}, None)
         self.cinder.volumes[volume.id].status = status
         return volume
 

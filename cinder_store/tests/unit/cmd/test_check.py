@@ -17,6 +17,7 @@ from unittest import mock
 from oslo_config import cfg
 
 from cinder_store.cmd import check
+from cinder_store.findings import system
 from cinder_store import host
 from cinder_store.tests.unit import base
 
@@ -35,7 +36,7 @@ class TestMain(base.CinderTestCase):
                     % (backends, self.tmp + '/locks'))
         out = io.StringIO()
         with mock.patch('os.geteuid', return_value=0), \
-                mock.patch.object(host, 'filesystem_type',
+                mock.patch.object(system, 'filesystem_type',
                                   return_value='ext4'):
             rc = check.main(['--config-file', path] + list(args), out=out,
                             conf=cfg.ConfigOpts())

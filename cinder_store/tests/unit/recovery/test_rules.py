@@ -14,12 +14,12 @@ import datetime
 
 from cinderclient import exceptions as cinder_exc
 import ddt
-import fixtures
 from glance_store import exceptions
 from oslo_utils import timeutils
 
 from cinder_store import attachment
 from cinder_store import membership
+from cinder_store import metadata
 from cinder_store.recovery import rules
 from cinder_store.tests.unit import base
 
@@ -105,87 +105,6 @@ class TestAbandoned(base.CinderTestCase):
         self.assertEqual([], rules.abandoned_attachments(
             self.api, self.volume.id, 600, claims=completed_meanwhile))
 
-    def test_a_reader_refused_by_an_unclaimed_attach_deletes_it(self):
-        dead = self.dead_attacher(rules.UNANNOUNCED_AGE + 1)
-        self.cinder.refuse_while_attaching = True
-        settings = self.settings()
-        settings.membership = base.Members()
-        att = attachment.Attachment(self.api, settings, self.volume,
-                                    False).open()
-        self.assertNotIn(dead, self.cinder.attachments)
-        self.assertIn(('attaching', self.volume.id),
-                      settings.membership.said)
-        att.close()
-        self.assertNothingLeft(volumes=1)
-
-    def test_a_reader_waits_for_a_young_unclaimed_attach_to_be_abandoned(self):
-        # Another host's attacher died inside attachment_create: its
-        # attachment is unclaimed, but only its age tells it from an
-        # attacher that never claims (Cinder itself).
-        dead = self.dead_attacher(1)
-        self.cinder.refuse_while_attaching = True
-        settings = self.settings()
-        settings.membership = base.Members()
-        started = self.clock.now
-        self.useFixture(fixtures.MonkeyPatch(
-            'cinder_store.utils.sleep', self.aging(dead)))
-        att = attachment.Attachment(self.api, settings, self.volume,
-                                    False).open()
-        self.assertNotIn(dead, self.cinder.attachments)
-        waited = self.clock.now - started
-        self.assertGreaterEqual(waited, rules.UNANNOUNCED_AGE - 1)
-        self.assertLess(waited, rules.UNANNOUNCED_AGE + 10)
-        att.close()
-
-    def test_a_reader_waits_for_an_attach_a_live_process_claims(self):
-        theirs = self.dead_attacher(1)
-        self.cinder.refuse_while_attaching = True
-        settings = self.settings()
-        settings.membership = base.Members(claims=[self.claim(theirs)])
-
-        def they_complete(seconds):
-            self.clock.sleep(seconds)
-            if (sum(self.clock.sleeps) > 3 and
-                    self.cinder.attachments[theirs]['status'] ==
-                    'attaching'):
-                self.api.attachment_complete(theirs)
-        self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
-                                             they_complete))
-        att = attachment.Attachment(self.api, settings, self.volume,
-                                    False).open()
-        self.assertIn(theirs, self.cinder.attachments)
-        att.close()
-
-    def aging(self, attachment_id):
-        """``utils.sleep`` that ages ``attachment_id`` as the clock goes."""
-        def sleep(seconds):
-            self.clock.sleep(seconds)
-            if attachment_id in self.cinder.attachments:
-                made = rules.epoch_of(
-                    self.cinder.attachments[attachment_id]['attached_at'])
-                base.made_ago(self.cinder, attachment_id,
-                              timeutils.utcnow().timestamp() - made + seconds)
-        return sleep
-
-    def test_a_reader_refused_by_an_abandoned_one_deletes_it(self):
-        old = self.dead_attacher(601)
-        self.cinder.refuse_while_attaching = True
-        att = attachment.Attachment(self.api, self.settings(), self.volume,
-                                    False).open()
-        self.assertNotIn(old, self.cinder.attachments)
-        att.close()
-        self.assertNothingLeft(volumes=1)
-
-    def test_a_reader_refused_by_an_attach_in_progress_fails(self):
-        young = self.dead_attacher(30)  # another host, attaching right now
-        self.cinder.refuse_while_attaching = True
-        self.assertRaisesRegex(
-            exceptions.BackendException, 'to reserve',
-            attachment.Attachment(self.api, self.settings(), self.volume,
-                                  False).open)
-        self.assertEqual([young], list(self.cinder.attachments))
-        self.assertNotIn('attachments.delete', self.cinder.calls)
-
     def dead_reserver(self, seconds_ago):
         """What an attacher killed right after the backend failed leaves.
 
@@ -213,14 +132,6 @@ class TestAbandoned(base.CinderTestCase):
         self.dead_reserver(30)
         self.assertEqual([], rules.abandoned_attachments(
             self.api, self.volume.id, 600))
-
-    def test_a_reader_refused_by_an_abandoned_reservation_deletes_it(self):
-        left = self.dead_reserver(601)
-        att = attachment.Attachment(self.api, self.settings(), self.volume,
-                                    False).open()
-        self.assertNotIn(left, self.cinder.attachments)
-        att.close()
-        self.assertNothingLeft(volumes=1)
 
 
 class TestAttachmentsHere(base.CinderTestCase):
@@ -298,7 +209,7 @@ class TestHosts(base.CinderTestCase):
 
     def test_an_upload_is_unfinished_until_the_volume_is_read_only(self):
         vol = Vol()
-        vol.metadata[rules.UPLOAD_HOST_KEY] = 'glance-2'
+        vol.metadata[metadata.UPLOAD_HOST] = 'glance-2'
         self.assertTrue(rules.unfinished_upload_of(vol, 'glance-2'))
         self.assertFalse(rules.unfinished_upload_of(vol, 'glance-3'))
         vol.metadata['readonly'] = 'True'

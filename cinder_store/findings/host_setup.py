@@ -24,6 +24,7 @@ import time
 from glance_store import exceptions
 
 from cinder_store import attachment
+from cinder_store.devices import rbd
 from cinder_store.findings import report
 from cinder_store.findings.report import FAIL
 from cinder_store.findings.report import Finding
@@ -31,20 +32,22 @@ from cinder_store.findings.report import FIXED
 from cinder_store.findings.report import OK
 from cinder_store.findings.report import SKIP
 from cinder_store.findings.report import WARN
+from cinder_store.findings import system
 from cinder_store import host
 from cinder_store import maintenance
+from cinder_store.recovery import repairs
+from cinder_store.recovery import rules
 
 
 @report.guarded('cinder')
-def volume_type_in_cinder(backend: maintenance.Maintenance) -> Finding:
-    if not backend.has_service_credentials:
+def volume_type_in_cinder(maintenance: maintenance.Maintenance) -> Finding:
+    if not maintenance.has_service_credentials:
         return Finding(SKIP, 'cinder', 'no service credentials: Cinder is '
                        'reached with each request\'s user token')
-    cinder = backend.cinder()
-    name = backend.volume_type
+    cinder = maintenance.cinder()
+    name = maintenance.volume_type
     try:
-        volume_type = (cinder.find_volume_type(name) if name
-                       else cinder.default_volume_type())
+        volume_type = cinder.volume_type(name)
     except exceptions.NotFound:
         return Finding(FAIL, 'cinder', 'volume type %r (cinder_store_volume'
                        '_type) does not exist in Cinder' % name)
@@ -53,12 +56,12 @@ def volume_type_in_cinder(backend: maintenance.Maintenance) -> Finding:
 
 
 @report.guarded('lock path')
-def writable_lock_path(backend: maintenance.Maintenance) -> Finding:
-    path = backend.lock_path
+def writable_lock_path(maintenance: maintenance.Maintenance) -> Finding:
+    path = maintenance.lock_path
     os.makedirs(path, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path, prefix='.check-'):
         pass
-    if host.filesystem_type(path) == 'tmpfs':
+    if system.filesystem_type(path) == 'tmpfs':
         return Finding(WARN, 'lock path', '%s is writable but in memory '
                        '(tmpfs): after a reboot the records of uploads it '
                        'interrupted are gone, and so is the way to find '
@@ -67,25 +70,26 @@ def writable_lock_path(backend: maintenance.Maintenance) -> Finding:
 
 
 @report.guarded('host')
-def connector_of_this_host(backend: maintenance.Maintenance) -> Finding:
-    props = backend.connector()
+def connector_of_this_host(maintenance: maintenance.Maintenance) -> Finding:
+    props = maintenance.connector_properties()
     return Finding(OK, 'host', 'os-brick connector of %s (%s), multipath %s'
                    % (props.get('host'), props.get('ip'),
                       'on' if props.get('multipath') else 'off'))
 
 
 @report.guarded('privileges')
-def device_hand_over_privileges(backend: maintenance.Maintenance) -> Finding:
+def device_hand_over_privileges(
+        maintenance: maintenance.Maintenance) -> Finding:
     if os.geteuid() == 0:
         return Finding(OK, 'privileges', 'running as root: no rootwrap '
                        'needed')
-    path = backend.rootwrap_config
-    dirs = host.rootwrap_filter_dirs(path)
+    path = maintenance.rootwrap_config
+    dirs = system.rootwrap_filter_dirs(path)
     if dirs is None:
         return Finding(FAIL, 'privileges', 'cinder_store_rootwrap_config %s '
                        'is missing: an unprivileged Glance cannot take '
                        'over attached devices' % path)
-    name = host.chown_filter(dirs)
+    name = system.chown_filter(dirs)
     if name:
         return Finding(OK, 'privileges', 'rootwrap filter %s admits chown '
                        'of devices' % name)
@@ -94,7 +98,7 @@ def device_hand_over_privileges(backend: maintenance.Maintenance) -> Finding:
                    % ', '.join(dirs))
 
 
-def rbd_findings(backend: maintenance.Maintenance, fix: bool,
+def rbd_findings(maintenance: maintenance.Maintenance, fix: bool,
                  probe: bool) -> list[Finding]:
     """The Ceph keyring a userspace RBD attach reads, and connect leftovers.
 
@@ -102,18 +106,18 @@ def rbd_findings(backend: maintenance.Maintenance, fix: bool,
     Ceph configs of connects live for milliseconds; one older than twice
     the connect timeout was left by a worker killed inside a connect.
     """
-    rbd = backend.settings.rbd
-    if not rbd.keyring:
+    client = maintenance.settings.rbd
+    if not client.keyring:
         return []
-    return [_readable_keyring(rbd.keyring),
-            _ceph_reachable(backend) if probe else Finding(
+    return [_readable_keyring(client.keyring),
+            _ceph_reachable(maintenance) if probe else Finding(
                 SKIP, 'ceph', 'reachability not probed: --probe attaches '
                 'an available volume read-only to prove it'),
-            _leftover_ceph_configs(rbd, fix)]
+            _leftover_ceph_configs(client, fix)]
 
 
 @report.guarded('ceph')
-def _ceph_reachable(backend: maintenance.Maintenance) -> Finding:
+def _ceph_reachable(maintenance: maintenance.Maintenance) -> Finding:
     """Attach an available volume of the backend read-only, as a reader.
 
     The monitors and client name come from Cinder at attach time only;
@@ -121,16 +125,16 @@ def _ceph_reachable(backend: maintenance.Maintenance) -> Finding:
     A download of that image arriving meanwhile waits a moment (its
     attach is retried).
     """
-    if not backend.has_service_credentials:
+    if not maintenance.has_service_credentials:
         return Finding(SKIP, 'ceph', 'finding a volume needs service '
                        'credentials')
-    cinder, name, volumes = report.typed_volumes(backend, ('available',))
+    cinder, name, volumes = report.typed_volumes(maintenance, ('available',))
     if not volumes:
         return Finding(SKIP, 'ceph', 'no available volume of type %r to '
                        'attach: checked with the first image stored' % name)
     volume = volumes[0]
     started = time.monotonic()
-    with attachment.Attachment(cinder, backend.settings, volume,
+    with attachment.Attachment(cinder, maintenance.settings, volume,
                                writable=False) as att:
         att.device.pread(4096, 0)
         props = host.connection_properties(att.connection_info)
@@ -146,7 +150,7 @@ def _ceph_reachable(backend: maintenance.Maintenance) -> Finding:
 @report.guarded('ceph keyring')
 def _readable_keyring(path: str) -> Finding:
     try:
-        clients = host.keyring_clients(path)
+        clients = system.keyring_clients(path)
     except OSError as e:
         return Finding(FAIL, 'ceph keyring', '%s: cinder_store_rbd_keyring '
                        'must name a Ceph keyring file this user (uid %d) can '
@@ -162,8 +166,8 @@ def _readable_keyring(path: str) -> Finding:
 
 
 @report.guarded('rbd files')
-def _leftover_ceph_configs(rbd: host.RBDClient, fix: bool) -> Finding:
-    found = host.leftover_connect_files(min_age=2 * rbd.connect_time)
+def _leftover_ceph_configs(client: rbd.RBDClient, fix: bool) -> Finding:
+    found = rules.stale_connect_files(client)
     if not found:
         return Finding(OK, 'rbd files', 'no temporary Ceph config left by '
                        'a connect')
@@ -171,6 +175,5 @@ def _leftover_ceph_configs(rbd: host.RBDClient, fix: bool) -> Finding:
         return Finding(WARN, 'rbd files', '%d temporary Ceph config(s) left '
                        'by connects cut short (no key in them): %s'
                        % (len(found), ', '.join(found)))
-    for path in found:
-        os.unlink(path)
+    repairs.remove_connect_files(found)
     return Finding(FIXED, 'rbd files', 'removed %s' % ', '.join(found))
