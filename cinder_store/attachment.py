@@ -56,7 +56,8 @@ class Attachment(object):
     """One host-side attachment of one volume.
 
     Use as a context manager, or call :meth:`open` then :meth:`close`.
-    After ``open()`` returns, ``device`` is a :class:`devices.Device`.
+    After ``open()`` returns, ``device`` is a :class:`devices.Device`
+    (reading it before is a ``RuntimeError``).
     After ``close()`` or a failed ``open()``, nothing this object created
     is left (no device handle, no host connection, no Cinder attachment),
     unless the host connection could not be disconnected: then its Cinder
@@ -74,11 +75,19 @@ class Attachment(object):
         self.id: str | None = None
         self.connection_info: dict[str, Any] = {}
         self.connector: Any = None
-        self.device: devices.Device | None = None
+        self._device: devices.Device | None = None
         self.device_info: dict | None = None
         self.stranded = False
         # (what, how) of each step done, undone in reverse
         self._undo: list[tuple[str, Callable[[], Any]]] = []
+
+    @property
+    def device(self) -> devices.Device:
+        """The open device (after :meth:`open`)."""
+        if self._device is None:
+            raise RuntimeError('attachment %s of volume %s is not open'
+                               % (self.id, self.volume.id))
+        return self._device
 
     @property
     def device_path(self) -> Any:
@@ -98,8 +107,7 @@ class Attachment(object):
             # Until Cinder sees it complete, an attachment of ours left
             # 'attaching' must not look abandoned (rules.abandoned_...)
             with self.settings.membership.attaching(self.volume.id) as claim:
-                self._create(claim)
-                claim.name(self.id)
+                claim.name(self._create(claim))
                 if on_created is not None:
                     on_created(self)
                 connection.check_transport(self.connection_info,
@@ -112,7 +120,7 @@ class Attachment(object):
             raise
         return self
 
-    def _create(self, claim: Any) -> None:
+    def _create(self, claim: Any) -> str:
         mode = 'rw' if self.writable else 'ro'
         try:
             att = contention.reserve(self.cinder, self.settings, self.volume,
@@ -126,6 +134,7 @@ class Attachment(object):
         LOG.debug('Attachment %s of volume %s (%s): %s', self.id,
                   self.volume.id, mode,
                   strutils.mask_dict_password(self.connection_info))
+        return att['id']
 
     def _connect(self) -> None:
         self.connector, self.device_info = connection.connect(
@@ -139,8 +148,8 @@ class Attachment(object):
                                             self.settings.root_helper)
         if restore is not None:
             self._undo.append(('restore device owner', restore))
-        self.device = devices.open_device(path, self.writable)
-        self._undo.append(('device close', self.device.close))
+        self._device = devices.open_device(path, self.writable)
+        self._undo.append(('device close', self._device.close))
 
     # -- closing -----------------------------------------------------------
 
@@ -154,8 +163,8 @@ class Attachment(object):
         up (``stranded``).
         """
         try:
-            if self.writable and self.device is not None:
-                self.device.sync()
+            if self.writable and self._device is not None:
+                self._device.sync()
         except BaseException as error:
             self._unwind(error)
             raise
@@ -182,8 +191,8 @@ class Attachment(object):
         userspace connection (RBD) is this process's own, the others made
         theirs: it is disconnected here.
         """
-        if self.device is not None:
-            self.device.close()
+        if self._device is not None:
+            self._device.close()
         if self.device_info is not None and devices.is_userspace(
                 self.device_info):
             connection.disconnect(self.settings, self.volume,
@@ -227,9 +236,8 @@ class Attachment(object):
     def __enter__(self) -> 'Attachment':
         return self.open()
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc is None:
             self.close()
-            return False
+            return
         self._unwind(exc)
-        return False

@@ -112,7 +112,7 @@ def _legacy_plugin(view: opts.BackendConf) -> Any:
                 'deprecated; set auth_type = %s with its keystoneauth '
                 'options (%s) in [%s] instead.', name,
                 ', '.join(sorted(mapping)), view.backend)
-    kwargs = {ours: getattr(view, theirs) for ours, theirs in mapping.items()}
+    kwargs = {ours: view.value(theirs) for ours, theirs in mapping.items()}
     if name == 'v3password':
         kwargs['user_domain_name'] = kwargs['user_domain_name'] or 'Default'
         kwargs['project_domain_name'] = (kwargs['project_domain_name'] or

@@ -25,7 +25,10 @@ read from a backend section, with a deprecation warning, so that switching
 """
 
 import copy
+import typing
 from typing import Any
+from typing import Generic
+from typing import TypeVar
 
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
@@ -252,6 +255,8 @@ def keystone_options() -> list[cfg.Opt]:
 
 
 _DEFAULTS = {o.dest: o.default for o in OPTIONS + keystone_options()}
+_NAMES = frozenset(_DEFAULTS) | {o.dest for o in LEGACY_OPTIONS}
+T = TypeVar('T')
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
@@ -292,14 +297,68 @@ def safe_register(conf: cfg.ConfigOpts, opts: list[cfg.Opt],
             pass
 
 
+class _Option(Generic[T]):
+    """One registered option of a :class:`BackendConf`, typed."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, view: 'BackendConf', owner: type | None = None) -> T:
+        return typing.cast(T, view.value(self.name))
+
+
 class BackendConf(object):
     """Read-only view of one backend's options.
 
-    ``view.name`` is the value in ``[<backend>]`` when set there, else the
-    value in ``[backend_defaults]``, else the option's default.  Callers may
-    rely on every option of ``OPTIONS``, ``LEGACY_OPTIONS`` and
-    ``keystone_options()`` being readable.
+    ``view.<option>`` is the value in ``[<backend>]`` when set there, else
+    the value in ``[backend_defaults]``, else the option's default.  Every
+    option of ``OPTIONS``, ``LEGACY_OPTIONS`` and ``keystone_options()`` is
+    readable, by its name as an attribute (typed; an unknown name is an
+    ``AttributeError``) or by :meth:`value`.
     """
+
+    cinder_store_volume_type = _Option[str | None]()
+    cinder_store_state_transition_timeout = _Option[int]()
+    cinder_store_attach_retry_attempts = _Option[int]()
+    cinder_store_http_retries = _Option[int]()
+    cinder_store_use_multipath = _Option[bool]()
+    cinder_store_enforce_multipath = _Option[bool]()
+    cinder_store_mount_point_base = _Option[str]()
+    cinder_store_abandoned_attachment_age = _Option[int]()
+    cinder_store_exclusive_attach_wait = _Option[int]()
+    cinder_store_coordination_url = _Option[str | None]()
+    cinder_store_lost_host_grace = _Option[int]()
+    cinder_store_unknown_image_volume_age = _Option[int]()
+    cinder_store_rbd_keyring = _Option[str | None]()
+    cinder_store_rbd_client_timeout = _Option[int]()
+    cinder_store_lock_path = _Option[str | None]()
+    cinder_store_new_volumes_read_zeros = _Option[str]()
+    cinder_store_extend_online = _Option[bool]()
+    cinder_store_rootwrap_config = _Option[str]()
+    cinder_store_service_type = _Option[str]()
+    cinder_store_interface = _Option[str]()
+    cinder_store_region_name = _Option[str | None]()
+    cinder_store_endpoint_override = _Option[str | None]()
+    cinder_store_send_service_token = _Option[bool]()
+    # keystoneauth1's session options
+    cafile = _Option[str | None]()
+    certfile = _Option[str | None]()
+    keyfile = _Option[str | None]()
+    insecure = _Option[bool]()
+    timeout = _Option[int | None]()
+    # The in-tree driver's names, still read (LEGACY_OPTIONS)
+    cinder_catalog_info = _Option[str | None]()
+    cinder_endpoint_template = _Option[str | None]()
+    cinder_ca_certificates_file = _Option[str | None]()
+    cinder_api_insecure = _Option[bool | None]()
+    cinder_store_auth_address = _Option[str | None]()
+    cinder_store_user_name = _Option[str | None]()
+    cinder_store_user_domain_name = _Option[str | None]()
+    cinder_store_password = _Option[str | None]()
+    cinder_store_project_name = _Option[str | None]()
+    cinder_store_project_domain_name = _Option[str | None]()
+    cinder_store_application_credential_id = _Option[str | None]()
+    cinder_store_application_credential_secret = _Option[str | None]()
 
     def __init__(self, conf: cfg.ConfigOpts, backend: str | None):
         self.conf = conf
@@ -316,19 +375,20 @@ class BackendConf(object):
             for opt in opts + LEGACY_OPTIONS:
                 conf.set_default(opt.dest, None, group=self.backend)
 
+    def value(self, name: str) -> Any:
+        """The option ``name``'s value; AttributeError for an unknown name."""
+        if name not in _NAMES:
+            raise AttributeError('%s is not a cinder_store option' % name)
+        value = self._get(self.backend, name)
+        if value is None and self.backend != SHARED_GROUP:
+            value = self._get(SHARED_GROUP, name)
+        return value
+
     def _get(self, group: str, name: str) -> Any:
         try:
             return getattr(self.conf[group], name)
         except cfg.NoSuchOptError:
             return None  # an in-tree name nobody registered in that group
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith('_'):
-            raise AttributeError(name)
-        value = self._get(self.backend, name)
-        if value is None and self.backend != SHARED_GROUP:
-            value = self._get(SHARED_GROUP, name)
-        return value
 
     def group_with(self, name: str) -> str | None:
         """The group in which ``name`` is set, or None when set nowhere.

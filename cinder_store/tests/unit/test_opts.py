@@ -104,3 +104,36 @@ class TestLoadingBesideInTree(base.TestCase):
             multi_backend.create_multi_stores(self.conf)
         self.assertEqual('Default', self.conf.backend_defaults
                          .cinder_store_user_domain_name)
+
+
+class TestBackendConf(base.TestCase):
+
+    def setUp(self):
+        super(TestBackendConf, self).setUp()
+        self.conf = cfg.ConfigOpts()
+        self.conf([], project='test', default_config_files=[])
+        self.view = opts.BackendConf(self.conf, 'fast')
+
+    def test_the_backend_wins_then_the_defaults_then_the_default(self):
+        self.assertEqual(600, self.view.cinder_store_abandoned_attachment_age)
+        self.conf.set_override('cinder_store_abandoned_attachment_age', 60,
+                               group='backend_defaults')
+        self.assertEqual(60, self.view.cinder_store_abandoned_attachment_age)
+        self.conf.set_override('cinder_store_abandoned_attachment_age', 30,
+                               group='fast')
+        self.assertEqual(30, self.view.value(
+            'cinder_store_abandoned_attachment_age'))
+
+    def test_every_option_of_ours_is_an_attribute(self):
+        for opt in opts.OPTIONS + opts.LEGACY_OPTIONS:
+            self.assertEqual(self.view.value(opt.dest),
+                             getattr(self.view, opt.dest))
+        # keystoneauth1's too, by name
+        for opt in opts.keystone_options():
+            self.view.value(opt.dest)
+
+    def test_a_misspelt_option_is_an_error_not_unset(self):
+        self.assertRaises(AttributeError, getattr, self.view,
+                          'cinder_store_volumetype')
+        self.assertRaises(AttributeError, self.view.value,
+                          'cinder_store_volumetype')
