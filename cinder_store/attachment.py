@@ -107,24 +107,24 @@ class Attachment(object):
             # Until Cinder sees it complete, an attachment of ours left
             # 'attaching' must not look abandoned (rules.abandoned_...)
             with self.settings.membership.attaching(self.volume.id) as claim:
-                claim.name(self._create(claim))
+                claim.name_attachment(self._create_attachment(claim))
                 if on_created is not None:
                     on_created(self)
                 connection.check_transport(self.connection_info,
                                            self.volume)
-                self._connect()
+                self._connect_here()
                 self.cinder.attachment_complete(self.id)
             self._open_device()
         except BaseException as error:
-            self._unwind(error)
+            self._unwind_steps(error)
             raise
         return self
 
-    def _create(self, claim: Any) -> str:
+    def _create_attachment(self, claim: Any) -> str:
         mode = 'rw' if self.writable else 'ro'
         try:
-            att = contention.reserve(self.cinder, self.settings, self.volume,
-                                     mode, claim)
+            att = contention.reserve_volume(self.cinder, self.settings,
+                                            self.volume, mode, claim)
         except Exception as error:
             repairs.release_reservations(self.cinder, self.volume, error)
             raise
@@ -136,11 +136,11 @@ class Attachment(object):
                   strutils.mask_dict_password(self.connection_info))
         return att['id']
 
-    def _connect(self) -> None:
+    def _connect_here(self) -> None:
         self.connector, self.device_info = connection.connect(
             self.settings, self.volume, self.connection_info)
         # From here on, undoing the attachment means a full detach.
-        self._undo[-1] = ('detach', self._detach)
+        self._undo[-1] = ('detach', self._detach_here)
 
     def _open_device(self) -> None:
         path = self.device_path
@@ -166,7 +166,7 @@ class Attachment(object):
             if self.writable and self._device is not None:
                 self._device.sync()
         except BaseException as error:
-            self._unwind(error)
+            self._unwind_steps(error)
             raise
         first = None
         while self._undo:
@@ -200,7 +200,7 @@ class Attachment(object):
                                   self.device_info)
         self._undo = []
 
-    def _unwind(self, error: BaseException) -> None:
+    def _unwind_steps(self, error: BaseException) -> None:
         while self._undo:
             self._undo_noting(error, *self._undo.pop())
 
@@ -221,7 +221,7 @@ class Attachment(object):
         if failed_step in ('detach', 'attachment delete'):
             self.stranded = True
 
-    def _detach(self) -> None:
+    def _detach_here(self) -> None:
         # Registered once Cinder named the attachment (_create).
         connection.detach_attachment(
             self.cinder, self.settings, self.volume,
@@ -240,4 +240,4 @@ class Attachment(object):
         if exc is None:
             self.close()
             return
-        self._unwind(exc)
+        self._unwind_steps(exc)

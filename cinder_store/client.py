@@ -153,7 +153,7 @@ def _log_retry(retry_state):
               retry_state.outcome.exception(), retry_state.attempt_number)
 
 
-def _retrying(predicate, attempts, multiplier=0.2, max_wait=2):
+def _retrying_on(predicate, attempts, multiplier=0.2, max_wait=2):
     # Full jitter: concurrent callers spread out instead of retrying in step.
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(predicate),
@@ -225,26 +225,26 @@ class BoundCinder(object):
     def status_timeout(self) -> float:
         return self._parent.status_timeout
 
-    def _call(self, func, *args, idempotent=True, **kwargs):
+    def _call_retrying(self, func, *args, idempotent=True, **kwargs):
         def transient(exc):
             return _never_reached_cinder(exc) or (idempotent and
                                                   _is_5xx(exc))
-        retrying = _retrying(transient, self._parent.http_retries + 1)
+        retrying = _retrying_on(transient, self._parent.http_retries + 1)
         return retrying(func, *args, **kwargs)
 
     @translate('volume create')
     def create_volume(self, size_bytes: int, name: str,
                       metadata: dict[str, str],
                       volume_type: str | None) -> Any:
-        return self._call(self.client.volumes.create, gib(size_bytes),
-                          name=name, metadata=metadata,
-                          volume_type=volume_type, idempotent=False)
+        return self._call_retrying(self.client.volumes.create, gib(size_bytes),
+                                   name=name, metadata=metadata,
+                                   volume_type=volume_type, idempotent=False)
 
     @translate('volume list')
     def volumes_tagged(self, key: str, value: str) -> list[Any]:
         """This project's volumes whose metadata maps ``key`` to ``value``."""
-        return self._call(self.client.volumes.list,
-                          search_opts={'metadata': {key: value}})
+        return self._call_retrying(self.client.volumes.list,
+                                   search_opts={'metadata': {key: value}})
 
     @translate('volume list')
     def volumes_with_status(self, status: str,
@@ -257,7 +257,8 @@ class BoundCinder(object):
         search = {'status': status}
         if all_projects:
             search['all_tenants'] = '1'
-        return self._call(self.client.volumes.list, search_opts=search)
+        return self._call_retrying(
+            self.client.volumes.list, search_opts=search)
 
     def volumes_of_type(self, type_name: str, statuses: Iterable[str],
                         all_projects: bool = False) -> list[Any]:
@@ -268,25 +269,27 @@ class BoundCinder(object):
 
     @translate('volume show')
     def get_volume(self, volume_id: str) -> Any:
-        return self._call(self.client.volumes.get, volume_id)
+        return self._call_retrying(self.client.volumes.get, volume_id)
 
     @translate('volume delete')
     def delete_volume(self, volume_id: str) -> None:
-        self._call(self.client.volumes.delete, volume_id)
+        self._call_retrying(self.client.volumes.delete, volume_id)
 
     @translate('volume extend')
     def extend_volume(self, volume_id: str, new_size_gb: int) -> None:
-        self._call(self.client.volumes.extend, volume_id, new_size_gb,
-                   idempotent=False)
+        self._call_retrying(self.client.volumes.extend, volume_id, new_size_gb,
+                            idempotent=False)
 
     @translate('volume metadata update')
     def set_metadata(self, volume_id: str,
                      metadata: dict[str, str]) -> None:
-        self._call(self.client.volumes.set_metadata, volume_id, metadata)
+        self._call_retrying(self.client.volumes.set_metadata, volume_id,
+                            metadata)
 
     @translate('volume read-only flag update')
     def set_readonly(self, volume_id: str) -> None:
-        self._call(self.client.volumes.update_readonly_flag, volume_id, True)
+        self._call_retrying(self.client.volumes.update_readonly_flag,
+                            volume_id, True)
 
     @translate('attachment create')
     def attachment_create(self, volume_id: str, connector: dict[str, Any],
@@ -301,44 +304,46 @@ class BoundCinder(object):
             if attempts is not None:
                 attempts.sending()
             try:
-                return self._call(self.client.attachments.create, volume_id,
-                                  connector, mode=mode, idempotent=False)
+                return self._call_retrying(
+                    self.client.attachments.create, volume_id, connector,
+                    mode=mode, idempotent=False)
             except cinder_exc.ClientException as error:
                 if attempts is not None and refused(error):
                     attempts.refused()
                 raise
         # Readers of one multiattach image contend for Cinder's short
         # 'attaching' window: retry soon and often, within the budget.
-        retrying = _retrying(_is_reserve_race, self._parent.attach_attempts,
-                             multiplier=0.05, max_wait=1)
+        retrying = _retrying_on(_is_reserve_race, self._parent.attach_attempts,
+                                multiplier=0.05, max_wait=1)
         return retrying(create)
 
     @translate('attachment complete')
     def attachment_complete(self, attachment_id: str) -> None:
-        self._call(self.client.attachments.complete, attachment_id)
+        self._call_retrying(self.client.attachments.complete, attachment_id)
 
     @translate('attachment show')
     def attachment_show(self, attachment_id: str) -> Any:
-        return self._call(self.client.attachments.show, attachment_id)
+        return self._call_retrying(self.client.attachments.show, attachment_id)
 
     @translate('attachment list')
     def attachments_of(self, volume_id: str,
                        detailed: bool = False) -> list[Any]:
         """The volume's attachments; ``detailed`` adds ``attached_at``."""
-        return self._call(self.client.attachments.list, detailed=detailed,
-                          search_opts={'volume_id': volume_id})
+        return self._call_retrying(self.client.attachments.list,
+                                   detailed=detailed,
+                                   search_opts={'volume_id': volume_id})
 
     @translate('attachment delete')
     def attachment_delete(self, attachment_id: str) -> None:
-        self._call(self.client.attachments.delete, attachment_id)
+        self._call_retrying(self.client.attachments.delete, attachment_id)
 
     @translate('volume type lookup')
     def find_volume_type(self, name: str) -> Any:
-        return self._call(self.client.volume_types.find, name=name)
+        return self._call_retrying(self.client.volume_types.find, name=name)
 
     @translate('default volume type lookup')
     def default_volume_type(self) -> Any:
-        return self._call(self.client.volume_types.default)
+        return self._call_retrying(self.client.volume_types.default)
 
     def volume_type(self, name: str | None) -> Any:
         """The volume type ``name``; None: Cinder's default type.

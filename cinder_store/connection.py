@@ -41,7 +41,7 @@ LOG = logging.getLogger(__name__)
 _NFS_TYPES = ('nfs', 'glusterfs', 'vzstorage', 'quobyte')
 
 
-def _guard(volume: Any) -> contextlib.AbstractContextManager:
+def _guard_shared_targets(volume: Any) -> contextlib.AbstractContextManager:
     """os-brick's lock for backends that share targets between volumes.
 
     It is keyed on the volume service's uuid; Cinder may not report one
@@ -88,11 +88,11 @@ def connect(settings: settings.Settings, volume: Any,
         connection_info, settings.root_helper, settings.multipath,
         settings.mount_base)
     props = settings.rbd.with_client_settings(connection_info)
-    with settings.locks.lock_attach(volume.id), _guard(volume):
+    with settings.locks.lock_attach(volume.id), _guard_shared_targets(volume):
         try:
             device_info = connector.connect_volume(props)
         except Exception as error:
-            advice = settings.rbd.explain(connection_info, error)
+            advice = settings.rbd.explain_failure(connection_info, error)
             if advice is None:
                 raise
             raise exceptions.BackendException(
@@ -110,13 +110,13 @@ def disconnect(settings: settings.Settings, volume: Any, connector: Any,
                connection_info: dict, device_info: dict | None) -> None:
     """os-brick's disconnect of a connection this process made (forced)."""
     with settings.locks.lock_attach(volume.id):
-        _disconnect(volume, connector, connection_info, device_info)
+        _disconnect_held(volume, connector, connection_info, device_info)
 
 
-def _disconnect(volume, connector, connection_info, device_info):
+def _disconnect_held(volume, connector, connection_info, device_info):
     # The one call to os-brick's disconnect; the caller holds the volume's
     # lock.  Forced: the devices go even if their flush fails.
-    with _guard(volume):
+    with _guard_shared_targets(volume):
         connector.disconnect_volume(
             host.connection_properties(connection_info), device_info,
             force=True, ignore_errors=False)
@@ -184,14 +184,15 @@ def detach_attachment(cinder: Any, settings: settings.Settings,
                 connector = connector or host.make_connector(
                     connection_info, settings.root_helper,
                     settings.multipath, settings.mount_base)
-                _disconnect(volume, connector, connection_info, device_info)
+                _disconnect_held(volume, connector, connection_info,
+                                 device_info)
             cinder.attachment_delete(attachment_id)
         except exceptions.NotFound:
             LOG.debug('Attachment %s of volume %s is gone already',
                       attachment_id, volume.id)
 
 
-def _chown(helper: str, owner: int, path: str) -> None:
+def _chown_path(helper: str, owner: int, path: str) -> None:
     processutils.execute('chown', str(owner), path, run_as_root=True,
                          root_helper=helper)
 
@@ -208,5 +209,5 @@ def take_ownership(path: Any, writable: bool,
     if os.access(path, os.R_OK | (os.W_OK if writable else 0)):
         return None
     previous = os.stat(path).st_uid
-    _chown(helper, os.getuid(), path)
-    return lambda: _chown(helper, previous, path)
+    _chown_path(helper, os.getuid(), path)
+    return lambda: _chown_path(helper, previous, path)

@@ -44,8 +44,8 @@ TURN_POLL = 5
 BEING_MADE_POLL = 2
 
 
-def reserve(cinder: Any, settings: settings.Settings, volume: Any,
-            mode: str, claim: Any) -> dict[str, Any]:
+def reserve_volume(cinder: Any, settings: settings.Settings, volume: Any,
+                   mode: str, claim: Any) -> dict[str, Any]:
     """Cinder's new attachment of ``volume`` to this host (its dict).
 
     ``claim`` (:class:`membership.Claim`) hears of every request sent.
@@ -63,7 +63,8 @@ def reserve(cinder: Any, settings: settings.Settings, volume: Any,
     except Exception as error:
         if not client.reservation_refused(error):
             raise
-        return Turn(cinder, settings, volume, claim).wait(create, error)
+        return Turn(cinder, settings, volume,
+                    claim).wait_for_turn(create, error)
 
 
 class Turn(object):
@@ -94,15 +95,16 @@ class Turn(object):
         self.being_made = False
         self.spare_tries = 1
 
-    def wait(self, create: Callable[[], Any], refusal: Exception) -> Any:
+    def wait_for_turn(self, create: Callable[[], Any],
+                      refusal: Exception) -> Any:
         """``create()``'s answer once Cinder accepts; see the class."""
-        if not self.explain(refusal):
+        if not self.explain_refusal(refusal):
             raise refusal
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(self.explain),
+            retry=tenacity.retry_if_exception(self.explain_refusal),
             stop=utils.Deadline(self.settings.exclusive_wait),
-            wait=self.pause, sleep=utils.sleep, before_sleep=self.log_wait,
-            reraise=True)
+            wait=self.pause_between_tries, sleep=utils.sleep,
+            before_sleep=self.log_wait, reraise=True)
         try:
             with self.settings.membership.waiting_for(self.volume.id):
                 return retrying(create)
@@ -117,7 +119,7 @@ class Turn(object):
                 'type' % (self.volume.id, describe_holders(self.holders),
                           self.settings.exclusive_wait)) from error
 
-    def explain(self, error: BaseException) -> bool:
+    def explain_refusal(self, error: BaseException) -> bool:
         """Is another try worth it after ``error``?  See the class."""
         if not client.reservation_refused(error):
             return False
@@ -145,12 +147,13 @@ class Turn(object):
     def attachment_being_made(self) -> bool:
         # Only when claims tell a live attacher's from a dead one's: a
         # dead one's is then abandoned within seconds (rules.abandoned_...)
-        if self.settings.claims(self.volume.id, self.claim)() is None:
+        if self.settings.live_claims(self.volume.id, self.claim)() is None:
             return False
         return bool(rules.attachments_being_made(self.cinder,
                                                  self.volume.id))
 
-    def pause(self, retry_state: tenacity.RetryCallState) -> float:
+    def pause_between_tries(self,
+                            retry_state: tenacity.RetryCallState) -> float:
         longest = BEING_MADE_POLL if self.being_made else TURN_POLL
         return min(longest, 0.5 * 2 ** (retry_state.attempt_number - 1))
 

@@ -150,7 +150,7 @@ class ImageWriter(object):
     def multihash_hex(self) -> str:
         return self.multihash.hexdigest()
 
-    def _read(self):
+    def _read_chunk(self):
         want = self.chunk_size
         if self.declared_size:
             # Read one byte past the declared size to detect excess data.
@@ -205,7 +205,7 @@ class ImageWriter(object):
         """
         lanes = _Lanes(('md5', 'multihash', 'write'), self.depth)
         try:
-            done = self._fill(lanes, device, capacity, skip_zeros)
+            done = self._fill_device(lanes, device, capacity, skip_zeros)
             lanes.drain()
             return done
         except OSError as error:
@@ -213,13 +213,13 @@ class ImageWriter(object):
         finally:
             lanes.shutdown()
 
-    def _fill(self, lanes, device, capacity, skip_zeros):
+    def _fill_device(self, lanes, device, capacity, skip_zeros):
         while True:
             chunk, self._pending = self._pending, b''
             if not chunk:
                 if self.eof:
                     return True
-                chunk = self._read()
+                chunk = self._read_chunk()
                 if not chunk:
                     return True
                 lanes.submit({
@@ -234,11 +234,11 @@ class ImageWriter(object):
             offset = self.bytes_written
             self.bytes_written += len(chunk)
             lanes.submit({'write': lambda c=chunk, o=offset:
-                          self._write(device, c, o, skip_zeros)})
+                          self._write_chunk(device, c, o, skip_zeros)})
             if self._pending:
                 return False
 
-    def _write(self, device, chunk, offset, skip_zeros):
+    def _write_chunk(self, device, chunk, offset, skip_zeros):
         for start, end, zero in zero_runs(chunk):
             if not zero:
                 whole = start == 0 and end == len(chunk)
@@ -250,7 +250,7 @@ class ImageWriter(object):
                 device.write_zeroes(offset + start, end - start)
 
 
-def _release(attachment, lock):
+def _release_attachment(attachment, lock):
     with lock:
         if attachment[0] is None:
             return
@@ -282,12 +282,12 @@ class VolumeIterator(object):
             max_workers=1, thread_name_prefix='cinder_store-read')
         self._ahead = None
         self._finalizer = weakref.finalize(
-            self, _shutdown, self._holder, self._lock, self._pool)
+            self, _shut_down_reads, self._holder, self._lock, self._pool)
 
     def __iter__(self) -> 'VolumeIterator':
         return self
 
-    def _submit(self):
+    def _submit_read(self):
         n = min(self.chunk_size, self.remaining)
         if n <= 0:
             return None
@@ -300,10 +300,11 @@ class VolumeIterator(object):
         if self._holder[0] is None:
             raise StopIteration
         try:
-            current = self._ahead or self._submit()
+            current = self._ahead or self._submit_read()
             if current is None:
                 raise StopIteration
-            self._ahead = self._submit()  # read-ahead overlaps the consumer
+            # read-ahead overlaps the consumer
+            self._ahead = self._submit_read()
             data = current.result()
             if not data:
                 raise exceptions.BackendException(
@@ -321,6 +322,6 @@ class VolumeIterator(object):
         self._finalizer()
 
 
-def _shutdown(holder, lock, pool):
+def _shut_down_reads(holder, lock, pool):
     pool.shutdown(wait=True, cancel_futures=True)
-    _release(holder, lock)
+    _release_attachment(holder, lock)

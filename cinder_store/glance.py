@@ -47,16 +47,16 @@ class GlanceImages(object):
                         'interface': credentials.endpoint.interface,
                         'region_name': credentials.endpoint.region}
 
-    def _get(self, path: str) -> Any:
+    def _get_json(self, path: str) -> Any:
         return self._session.get(path, endpoint_filter=self._filter,
                                  auth=self._auth, raise_exc=False)
 
-    def image(self, image_id: str) -> dict | None:
+    def find_image(self, image_id: str) -> dict | None:
         """The image's fields, or None if Glance has no such image.
 
         Raises ``BackendException`` when Glance answers anything else.
         """
-        response = self._get('/v2/images/%s' % image_id)
+        response = self._get_json('/v2/images/%s' % image_id)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -65,7 +65,7 @@ class GlanceImages(object):
                     response.status_code, image_id))
         return response.json()
 
-    def locations(self, image_id: str, image: dict) -> list[str] | None:
+    def image_locations(self, image_id: str, image: dict) -> list[str] | None:
         """Every location URL Glance keeps for the image, or None.
 
         From the ``locations`` field when Glance shows it
@@ -76,7 +76,7 @@ class GlanceImages(object):
         """
         if 'locations' in image:  # shown already: no second call
             return [loc['url'] for loc in image['locations']]
-        response = self._get('/v2/images/%s/locations' % image_id)
+        response = self._get_json('/v2/images/%s/locations' % image_id)
         if response.status_code == 200:
             return [loc['url'] for loc in response.json()]
         LOG.debug('Glance answered %s to GET locations of image %s',

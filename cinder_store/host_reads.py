@@ -74,17 +74,17 @@ class HostReads(object):
 
     # -- joining -------------------------------------------------------------
 
-    def join(self, cinder: Any,
-             volume: Any) -> '_OwnAttachment | _JoinedAttachment':
+    def join_read(self, cinder: Any,
+                  volume: Any) -> '_OwnAttachment | _JoinedAttachment':
         with self.settings.locks.lock_reads(volume.id):
             record = self.files.load(volume.id)
             if records.written_elsewhere(record):
                 return self._attach_unshared(cinder, volume, record)
             if record is not None:
-                if self._usable(cinder, volume, record):
+                if self._record_usable(cinder, volume, record):
                     joined = _JoinedAttachment(self, cinder, volume, record)
                     record['holders'] = [
-                        h for h in record['holders'] if records.alive(h)
+                        h for h in record['holders'] if records.holder_alive(h)
                     ] + [records.process_id()]
                     try:
                         self.files.save(volume.id, record)
@@ -96,9 +96,9 @@ class HostReads(object):
                               volume.id)
                     return joined
                 self._drop_stale(cinder, volume, record)
-            return self._attach(cinder, volume)
+            return self._attach_recorded(cinder, volume)
 
-    def _usable(self, cinder, volume, record):
+    def _record_usable(self, cinder, volume, record):
         reason = rules.why_reader_record_stale(cinder, volume.id, record)
         if reason:
             LOG.info('Reader record of volume %s is stale: %s', volume.id,
@@ -111,8 +111,8 @@ class HostReads(object):
         """Ids of the volumes this backend has reader records for here."""
         return self.files.volume_ids(self.settings.backend)
 
-    def inspect(self, cinder: Any, volume_id: str
-                ) -> tuple[records.Record | None, str | None]:
+    def inspect_record(self, cinder: Any, volume_id: str
+                       ) -> tuple[records.Record | None, str | None]:
         """``(record, reason)``: reason is None while the record is live.
 
         Read-only; ``record`` is None when there is none (or unreadable).
@@ -125,7 +125,7 @@ class HostReads(object):
             return record, rules.why_reader_record_stale(
                 cinder, volume_id, record)
 
-    def repair(self, cinder: Any, volume: Any) -> list[str] | None:
+    def repair_record(self, cinder: Any, volume: Any) -> list[str] | None:
         """Undo a stale record as the next reader would.
 
         Its attachments are detached (not disconnected after a reboot) and
@@ -136,7 +136,7 @@ class HostReads(object):
         with self.settings.locks.lock_reads(volume.id):
             record = self.files.load(volume.id)
             if (record is None or records.written_elsewhere(record) or
-                    self._usable(cinder, volume, record)):
+                    self._record_usable(cinder, volume, record)):
                 return None
             return self._drop_stale(cinder, volume, record)
 
@@ -169,7 +169,7 @@ class HostReads(object):
         return attachment.Attachment(cinder, self.settings, volume,
                                      writable=False).open()
 
-    def _attach(self, cinder, volume):
+    def _attach_recorded(self, cinder, volume):
         # Recorded before Cinder makes the attachment, and again as soon as
         # it names it: a worker killed in between would otherwise leave an
         # attachment no record points to, and on a volume that is not
@@ -179,20 +179,20 @@ class HostReads(object):
                   'since': time.time(), 'holders': [records.process_id()]}
         self.files.save(volume.id, record)
 
-        def named(att):
+        def record_id(att):
             self.files.save(volume.id, dict(record, attachment=att.id))
 
         att = attachment.Attachment(cinder, self.settings, volume,
                                     writable=False)
         try:
-            att.open(named)
+            att.open(record_id)
         except BaseException:
             with excutils.save_and_reraise_exception():
                 self._record_failed_attach(volume.id, record, att)
         try:
             self.files.save(volume.id, dict(
                 record, attachment=att.id,
-                device_info=recordable(att.device_info)))
+                device_info=recordable_device_info(att.device_info)))
         except BaseException:
             with excutils.save_and_reraise_exception():
                 att.close()
@@ -209,20 +209,20 @@ class HostReads(object):
 
     # -- leaving -------------------------------------------------------------
 
-    def leave(self, handle: '_OwnAttachment | _JoinedAttachment') -> None:
+    def leave_read(self, handle: '_OwnAttachment | _JoinedAttachment') -> None:
         """Drop this process; detach if no other live process holds it."""
         volume_id = handle.volume.id
         with self.settings.locks.lock_reads(volume_id):
             record = self.files.load(volume_id)
             if record is None or record['attachment'] != handle.id:
-                handle.detach()  # not (or no longer) recorded: ours alone
+                handle.detach_here()  # not (or no longer) recorded: ours alone
                 return
             # One entry per hold: this process may hold it twice for a
             # moment (its last reader leaving as its next one joins).
             holders = list(record['holders'])
             if records.process_id() in holders:
                 holders.remove(records.process_id())
-            holders = [h for h in holders if records.alive(h)]
+            holders = [h for h in holders if records.holder_alive(h)]
             if holders:
                 record['holders'] = holders
                 self.files.save(volume_id, record)
@@ -230,19 +230,20 @@ class HostReads(object):
                 return
             # Detach first, under the lock that keeps readers from joining:
             # if it fails the record must go on naming the attachment.
-            if handle.detach():
+            if handle.detach_here():
                 self.files.remove(volume_id)
             else:
                 # Held by nobody now: the next reader, the image delete or
                 # cinder-store-check --fix detaches it.
                 self.files.save(volume_id, dict(record, holders=[]))
 
-    def held(self, volume_id: str) -> bool:
+    def held_here(self, volume_id: str) -> bool:
         """Does a live process of this host hold a read of ``volume_id``?"""
         with self.settings.locks.lock_reads(volume_id):
             record = self.files.load(volume_id)
         return (record is not None and not records.written_elsewhere(record)
-                and any(records.alive(h) for h in record.get('holders', ())))
+                and any(records.holder_alive(h)
+                        for h in record.get('holders', ())))
 
     def recorded_attachment(self, volume_id: str) -> str | None:
         """The attachment id this host recorded for ``volume_id``, or None."""
@@ -252,13 +253,13 @@ class HostReads(object):
             return None
         return record.get('attachment')
 
-    def discard(self, volume_id: str) -> None:
+    def discard_record(self, volume_id: str) -> None:
         """Forget the record of a volume whose attachments are going."""
         with self.settings.locks.lock_reads(volume_id):
             self.files.remove(volume_id)
 
 
-def recordable(device_info: dict | None) -> dict | None:
+def recordable_device_info(device_info: dict | None) -> dict | None:
     """os-brick's device info as a record may hold it.
 
     A userspace connection's is a file object of this process: recorded
@@ -289,12 +290,12 @@ class _OwnAttachment(object):
         self.attachment.cinder = value
 
     def close(self):
-        self._readers.leave(self)
+        self._readers.leave_read(self)
 
     def drop_own_handle(self):
         self.attachment.close_keeping_attachment()
 
-    def detach(self):
+    def detach_here(self):
         """Whether the attachment is gone (failures are logged)."""
         return self.attachment.close()
 
@@ -317,14 +318,14 @@ class _JoinedAttachment(object):
             self.device_path = self.device_info['path']
 
     def close(self):
-        self._readers.leave(self)
+        self._readers.leave_read(self)
 
     def drop_own_handle(self):
         if self._own is not None:
             own, self._own = self._own, None
             own.close()
 
-    def detach(self):
+    def detach_here(self):
         """Whether the attachment is gone (failures are logged)."""
         try:
             self.drop_own_handle()

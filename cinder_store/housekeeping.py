@@ -97,23 +97,23 @@ class Housekeeping(object):
                                            self._recorded())
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name='cinder_store-housekeeping',
+        threading.Thread(target=self._run_periodically, name='cinder_store-housekeeping',
                          daemon=True).start()
 
     def stop(self) -> None:
         self._stopped.set()
 
-    def _run(self) -> None:
+    def _run_periodically(self) -> None:
         # Spread the runs of a deployment's processes over the interval
         ticks = random.randrange(LOCKS_EVERY)
         while not self._stopped.wait(self.interval *
                                      random.uniform(0.5, 1.0)):
             ticks += 1
-            self._guarded(self.release_lost_hosts)
+            self._run_guarded(self.release_lost_hosts)
             if ticks % LOCKS_EVERY == 0:
-                self._guarded(self.forget_gone_volumes)
+                self._run_guarded(self.forget_gone_volumes)
 
-    def _guarded(self, duty: Callable[[], Any]) -> None:
+    def _run_guarded(self, duty: Callable[[], Any]) -> None:
         try:
             duty()
         except Exception as error:

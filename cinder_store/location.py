@@ -29,7 +29,7 @@ from oslo_utils import uuidutils
 SCHEME = 'cinder'
 
 
-def _bad(uri: str, why: str) -> exceptions.BadStoreUri:
+def _bad_location(uri: str, why: str) -> exceptions.BadStoreUri:
     return exceptions.BadStoreUri(
         message='invalid cinder location %r: %s' % (uri, why))
 
@@ -48,21 +48,21 @@ class StoreLocation(location.StoreLocation):
 
     def parse_uri(self, uri: str) -> None:
         if not isinstance(uri, str) or not uri.startswith(SCHEME + '://'):
-            raise _bad(uri, 'it must start with cinder://')
+            raise _bad_location(uri, 'it must start with cinder://')
         parts = urllib.parse.urlsplit(uri)
         if parts.query or parts.fragment:
-            raise _bad(uri, 'a query or fragment is not allowed')
+            raise _bad_location(uri, 'a query or fragment is not allowed')
         path = [p for p in parts.path.split('/') if p]
         if parts.path.count('/') > 2 or len(path) > 1:
-            raise _bad(uri, 'expected cinder://<backend>/<volume-id> or '
-                            'cinder://<volume-id>')
+            raise _bad_location(uri, 'expected cinder://<backend>/<volume-id> '
+                                'or cinder://<volume-id>')
         if path:
             backend, volume_id = parts.netloc, path[0]
             if not backend:
-                raise _bad(uri, 'the backend id is empty')
+                raise _bad_location(uri, 'the backend id is empty')
         else:
             backend, volume_id = None, parts.netloc
         if not uuidutils.is_uuid_like(volume_id):
-            raise _bad(uri, '%r is not a volume UUID' % volume_id)
+            raise _bad_location(uri, '%r is not a volume UUID' % volume_id)
         self.backend = backend
         self.volume_id = volume_id

@@ -37,13 +37,13 @@ class VolumeLocks(object):
 
     def lock_attach(self, volume_id: str) -> contextlib.AbstractContextManager:
         """Held around a connect, and around count + disconnect + delete."""
-        return self._lock(volume_id)
+        return self._external_lock(volume_id)
 
     def lock_reads(self, volume_id: str) -> contextlib.AbstractContextManager:
         """Held while joining or leaving this host's shared read."""
-        return self._lock(_READS + volume_id)
+        return self._external_lock(_READS + volume_id)
 
-    def _lock(self, name):
+    def _external_lock(self, name):
         return lockutils.lock(name, lock_file_prefix=PREFIX, external=True,
                               lock_path=self.lock_path)
 

@@ -97,14 +97,14 @@ class Maintenance(object):
         """
         return self._cinder.credentials.has_service_credentials
 
-    def cinder(self, context: Any = None) -> client.BoundCinder:
+    def bound_cinder(self, context: Any = None) -> client.BoundCinder:
         """The backend's Cinder client (the service user's without context).
 
         Errors are glance_store exceptions, as :mod:`client` maps them.
         """
         return self._cinder.bind(context)
 
-    def glance(self) -> glance.GlanceImages:
+    def glance_images(self) -> glance.GlanceImages:
         """Glance's images as the backend's service user sees them."""
         return glance.GlanceImages(self._cinder.credentials)
 

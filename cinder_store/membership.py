@@ -96,12 +96,12 @@ class Claim(object):
         self.since = since
         self.attachment = attachment
         self.token = token or uuid.uuid4().hex
-        self._publish = publish
+        self._on_change = publish
 
-    def name(self, attachment_id: str) -> None:
+    def name_attachment(self, attachment_id: str) -> None:
         """The attachment this attach is making is ``attachment_id``."""
         self.attachment = attachment_id
-        self._published()
+        self._publish_claim()
 
     def sending(self) -> None:
         """An ``attachment_create`` is about to be sent.
@@ -109,16 +109,16 @@ class Claim(object):
         The claim covers what it makes: attachments Cinder made from now.
         """
         self.since = time.time()
-        self._published()
+        self._publish_claim()
 
     def refused(self) -> None:
         """Cinder refused the request: it made nothing to cover."""
         self.since = None
-        self._published()
+        self._publish_claim()
 
-    def _published(self):
-        if self._publish is not None:
-            self._publish()
+    def _publish_claim(self):
+        if self._on_change is not None:
+            self._on_change()
 
     def as_dict(self) -> dict[str, Any]:
         return {'process': self.process, 'since': self.since,
@@ -173,7 +173,7 @@ class Membership(object):
                     self.url, self.member_id)
                 coordinator.start(start_heart=True)
                 self._coordinator = coordinator
-            self._join(self._coordinator)
+            self._join_groups(self._coordinator)
 
     def stop(self) -> None:
         with self._lock:
@@ -181,18 +181,18 @@ class Membership(object):
                 self._coordinator.stop()
                 self._coordinator = None
 
-    def _join(self, coordinator):
-        _create(coordinator, HOST_GROUP_PREFIX + self.host_name.encode())
-        _enter(coordinator, GROUP)
+    def _join_groups(self, coordinator):
+        _create_group(coordinator, HOST_GROUP_PREFIX + self.host_name.encode())
+        _enter_group(coordinator, GROUP)
 
     def alive_hosts(self) -> set[str]:
         """The hosts with a process in the group, this one included.
 
         Raises what tooz raises when the service cannot be asked.
         """
-        return self._ask()[0]
+        return self._ask_group()[0]
 
-    def _ask(self) -> tuple[set[str], set[str]]:
+    def _ask_group(self) -> tuple[set[str], set[str]]:
         """(alive hosts, hosts that ever joined)."""
         self.start()
         coordinator = self._coordinator
@@ -208,7 +208,7 @@ class Membership(object):
             LOG.warning('This host (%s) had dropped out of the Glance '
                         'hosts group; joining again', self.host_name)
             with self._lock:
-                self._join(coordinator)
+                self._join_groups(coordinator)
         return {host_of(m) for m in members} | {self.host_name}, known
 
     def lost(self, host_names: Iterable[str] | None = None) -> set[str]:
@@ -223,7 +223,7 @@ class Membership(object):
         if names is not None and not names:
             return set()
         try:
-            alive, known = self._ask()
+            alive, known = self._ask_group()
         except Exception as error:
             LOG.warning('Cannot tell which Glance hosts are alive '
                         '(coordination service at %s): %s; releasing '
@@ -248,7 +248,7 @@ class Membership(object):
         Best effort: a service that cannot be told makes turns unfair,
         never fails the read.
         """
-        return self._announced(WAITING_PREFIX, volume_id)
+        return self._announce_inside(WAITING_PREFIX, volume_id)
 
     @contextlib.contextmanager
     def attaching(self, volume_id: str) -> Iterator[Claim]:
@@ -263,13 +263,13 @@ class Membership(object):
         group = ATTACHING_PREFIX + volume_id.encode()
 
         def publish():
-            self._quietly('claim an attachment of %s' % volume_id,
-                          self._publish, group)
+            self._try_quietly('claim an attachment of %s' % volume_id,
+                              self._publish_claims, group)
         claim = Claim(records.process_id(), time.time(), publish=publish)
         with self._lock:
             self._claims.setdefault(group, []).append(claim)
             joined = len(self._claims[group]) > 1
-        with self._announced(ATTACHING_PREFIX, volume_id):
+        with self._announce_inside(ATTACHING_PREFIX, volume_id):
             if joined:  # another thread of this process announces it
                 publish()
             try:
@@ -284,14 +284,15 @@ class Membership(object):
                     publish()
 
     @contextlib.contextmanager
-    def _announced(self, prefix: bytes, volume_id: str) -> Iterator[None]:
+    def _announce_inside(self, prefix: bytes,
+                         volume_id: str) -> Iterator[None]:
         group = prefix + volume_id.encode()
         with self._lock:
             first = not self._announcing.get(group)
             self._announcing[group] = self._announcing.get(group, 0) + 1
         if first:
-            self._quietly('announce %s' % group.decode(), self._announce,
-                          group)
+            self._try_quietly('announce %s' % group.decode(),
+                              self._join_announcement, group)
         try:
             yield
         finally:
@@ -301,31 +302,33 @@ class Membership(object):
                 if last:
                     del self._announcing[group]
             if last:
-                self._quietly('withdraw %s' % group.decode(),
-                              self._withdraw, group)
+                self._try_quietly('withdraw %s' % group.decode(),
+                                  self._leave_announcement, group)
 
-    def _running(self) -> coordination.CoordinationDriver:
+    def _coordinator_started(self) -> coordination.CoordinationDriver:
         self.start()
         assert self._coordinator is not None
         return self._coordinator
 
-    def _capabilities(self, group: bytes) -> dict[str, Any]:
+    def _claims_capabilities(self, group: bytes) -> dict[str, Any]:
         with self._lock:
             return {'claims': [c.as_dict()
                                for c in self._claims.get(group, ())]}
 
-    def _announce(self, group):
-        _enter(self._running(), group, self._capabilities(group))
+    def _join_announcement(self, group):
+        _enter_group(self._coordinator_started(), group,
+                     self._claims_capabilities(group))
 
-    def _publish(self, group):
-        coordinator = self._running()
+    def _publish_claims(self, group):
+        coordinator = self._coordinator_started()
         try:
-            _set_capabilities(coordinator, group, self._capabilities(group))
+            _set_capabilities(coordinator, group,
+                              self._claims_capabilities(group))
         except (coordination.MemberNotJoined, coordination.GroupNotCreated):
-            self._announce(group)
+            self._join_announcement(group)
 
-    def _withdraw(self, group):
-        coordinator = self._running()
+    def _leave_announcement(self, group):
+        coordinator = self._coordinator_started()
         try:
             coordinator.leave_group(group).get()
         except coordination.MemberNotJoined:
@@ -335,7 +338,7 @@ class Membership(object):
         except (coordination.GroupNotEmpty, coordination.GroupNotCreated):
             pass  # another host waits, or it went first
 
-    def _quietly(self, what, step, *args):
+    def _try_quietly(self, what, step, *args):
         try:
             step(*args)
         except Exception as error:
@@ -344,11 +347,11 @@ class Membership(object):
 
     def others_waiting(self, volume_id: str) -> set[str]:
         """Other hosts waiting for ``volume_id`` (empty on doubt)."""
-        members = self._announcers(WAITING_PREFIX, volume_id)
+        members = self._announcing_members(WAITING_PREFIX, volume_id)
         return {host_of(m) for m in members or ()} - {self.host_name}
 
-    def claims(self, volume_id: str,
-               excluding: Claim | None = None) -> list[Claim] | None:
+    def live_claims(self, volume_id: str,
+                    excluding: Claim | None = None) -> list[Claim] | None:
         """The live claims on attachments of ``volume_id``; None on doubt.
 
         A claim of a process of this host that is no longer running is
@@ -358,7 +361,7 @@ class Membership(object):
         """
         group = ATTACHING_PREFIX + volume_id.encode()
         try:
-            coordinator = self._running()
+            coordinator = self._coordinator_started()
             members = coordinator.get_members(group).get()
             found = []
             for member in members:
@@ -382,12 +385,13 @@ class Membership(object):
         # Another host's process cannot be seen from here
         return (host_of(member) == self.host_name and
                 claim.process is not None and
-                not records.alive(claim.process))
+                not records.holder_alive(claim.process))
 
-    def _announcers(self, prefix: bytes, volume_id: str) -> set[bytes] | None:
+    def _announcing_members(self, prefix: bytes,
+                            volume_id: str) -> set[bytes] | None:
         """Members announcing ``prefix`` for the volume; None on doubt."""
         try:
-            return self._running().get_members(
+            return self._coordinator_started().get_members(
                 prefix + volume_id.encode()).get()
         except coordination.GroupNotCreated:
             return set()
@@ -396,7 +400,7 @@ class Membership(object):
                         '%s: %s', volume_id, error)
             return None
 
-    def describe(self, host_name: str) -> str:
+    def describe_host(self, host_name: str) -> str:
         """'alive', 'absent <n>s' or 'lost' (for people)."""
         if host_name in self.lost([host_name]):
             return 'lost (out of the group for over %ss)' % self.grace
@@ -439,33 +443,33 @@ class Alone(object):
     def attaching(self, volume_id: str) -> Iterator[Claim]:
         yield Claim(records.process_id(), time.time())
 
-    def claims(self, volume_id: str,
-               excluding: Claim | None = None) -> list[Claim] | None:
+    def live_claims(self, volume_id: str,
+                    excluding: Claim | None = None) -> list[Claim] | None:
         return None
 
     def others_waiting(self, volume_id: str) -> set[str]:
         return set()
 
-    def describe(self, host_name: str) -> str:
+    def describe_host(self, host_name: str) -> str:
         return 'unknown (no coordination service)'
 
 
-def _create(coordinator: coordination.CoordinationDriver,
-            group: bytes) -> None:
+def _create_group(coordinator: coordination.CoordinationDriver,
+                  group: bytes) -> None:
     try:
         coordinator.create_group(group).get()
     except coordination.GroupAlreadyExist:
         pass
 
 
-def _enter(coordinator: coordination.CoordinationDriver, group: bytes,
-           capabilities: Any = None) -> None:
+def _enter_group(coordinator: coordination.CoordinationDriver, group: bytes,
+                 capabilities: Any = None) -> None:
     """Join ``group``, creating it first; idempotent.
 
     ``capabilities``, when given, are this member's in the group, also
     when it was a member already.
     """
-    _create(coordinator, group)
+    _create_group(coordinator, group)
     try:
         coordinator.join_group(group, capabilities).get()
     except coordination.MemberAlreadyExist:

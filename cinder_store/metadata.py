@@ -50,7 +50,7 @@ def for_upload(image_id: str, image_size: int, token: str, host_name: str,
     return metadata
 
 
-def of(volume: Any) -> dict[str, str]:
+def of_volume(volume: Any) -> dict[str, str]:
     """The volume's metadata ({} when Cinder shows none)."""
     return getattr(volume, 'metadata', None) or {}
 
@@ -61,6 +61,6 @@ def image_size(volume: Any) -> int:
     The whole volume when the size was never written.
     """
     try:
-        return int(of(volume)[IMAGE_SIZE])
+        return int(of_volume(volume)[IMAGE_SIZE])
     except (KeyError, TypeError, ValueError):
         return volume.size * units.Gi

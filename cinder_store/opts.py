@@ -37,13 +37,13 @@ SHARED_GROUP = 'backend_defaults'
 SAMPLE_GROUP = 'cinder_store'
 
 
-def _renamed(old: str) -> list[cfg.DeprecatedOpt]:
+def _renamed_from(old: str) -> list[cfg.DeprecatedOpt]:
     return [cfg.DeprecatedOpt(old)]
 
 
 OPTIONS = [
     cfg.StrOpt('cinder_store_volume_type',
-               deprecated_opts=_renamed('cinder_volume_type'),
+               deprecated_opts=_renamed_from('cinder_volume_type'),
                help='Cinder volume type of new image-volumes. Unset means '
                     'Cinder\'s default type. It is checked at start-up '
                     '(a warning, never a failure, when Cinder is '
@@ -53,13 +53,15 @@ OPTIONS = [
                     'plaintext under a LUKS header.'),
     cfg.IntOpt('cinder_store_state_transition_timeout',
                default=300, min=1,
-               deprecated_opts=_renamed('cinder_state_transition_timeout'),
+               deprecated_opts=_renamed_from(
+                   'cinder_state_transition_timeout'),
                help='Seconds to wait for a volume to leave a transitional '
                     'status (creating, extending). Polling starts at 0.1 s '
                     'and backs off to 2 s.'),
     cfg.IntOpt('cinder_store_attach_retry_attempts',
                default=15, min=1,
-               deprecated_opts=_renamed('cinder_attachment_retry_attempts'),
+               deprecated_opts=_renamed_from(
+                   'cinder_attachment_retry_attempts'),
                help='Attempts for an attachment create that Cinder refuses '
                     'because the volume is in a transitional state (several '
                     'readers attaching one image at once). Waits are '
@@ -67,24 +69,24 @@ OPTIONS = [
                     'default budget is about 10 s.'),
     cfg.IntOpt('cinder_store_http_retries',
                default=3, min=0,
-               deprecated_opts=_renamed('cinder_http_retries'),
+               deprecated_opts=_renamed_from('cinder_http_retries'),
                help='Retries of a Cinder call that failed before reaching '
                     'Cinder (connection refused or reset), or of an '
                     'idempotent call that got a 5xx. 4xx answers are never '
                     'retried blindly.'),
     cfg.BoolOpt('cinder_store_use_multipath',
                 default=False,
-                deprecated_opts=_renamed('cinder_use_multipath'),
+                deprecated_opts=_renamed_from('cinder_use_multipath'),
                 help='Attach volumes through multipath (os-brick).'),
     cfg.BoolOpt('cinder_store_enforce_multipath',
                 default=False,
-                deprecated_opts=_renamed('cinder_enforce_multipath'),
+                deprecated_opts=_renamed_from('cinder_enforce_multipath'),
                 help='Fail an attach when multipathd is not running, '
                      'instead of falling back to a single path. Only '
                      'meaningful with cinder_store_use_multipath.'),
     cfg.StrOpt('cinder_store_mount_point_base',
                default='/var/lib/glance/mnt',
-               deprecated_opts=_renamed('cinder_mount_point_base'),
+               deprecated_opts=_renamed_from('cinder_mount_point_base'),
                help='Directory under which NFS-style shares are mounted.'),
     cfg.IntOpt('cinder_store_abandoned_attachment_age',
                default=600, min=1,
@@ -179,7 +181,7 @@ OPTIONS = [
                     'inside images.'),
     cfg.BoolOpt('cinder_store_extend_online',
                 default=True,
-                deprecated_opts=_renamed('cinder_do_extend_attached'),
+                deprecated_opts=_renamed_from('cinder_do_extend_attached'),
                 help='When an image of unknown size outgrows its volume, '
                      'extend the volume while attached (Cinder '
                      'microversion 3.42) where the transport can see the '
@@ -187,7 +189,7 @@ OPTIONS = [
                      'and re-attach.'),
     cfg.StrOpt('cinder_store_rootwrap_config',
                default='/etc/glance/rootwrap.conf',
-               deprecated_opts=_renamed('rootwrap_config'),
+               deprecated_opts=_renamed_from('rootwrap_config'),
                help='rootwrap configuration used to build the root helper '
                     '"sudo glance-rootwrap <file>" handed to os-brick.'),
     cfg.StrOpt('cinder_store_service_type',
@@ -200,7 +202,7 @@ OPTIONS = [
                help='Endpoint interface used to reach Cinder. Use internal '
                     'to keep image traffic off public endpoints.'),
     cfg.StrOpt('cinder_store_region_name',
-               deprecated_opts=_renamed('cinder_os_region_name'),
+               deprecated_opts=_renamed_from('cinder_os_region_name'),
                help='Region of the Cinder endpoint.'),
     cfg.StrOpt('cinder_store_endpoint_override',
                help='Cinder endpoint URL to use instead of the catalog, '
@@ -270,11 +272,11 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """
     sample = (copy.deepcopy(OPTIONS) + keystone_options() +
               ks_loading.get_auth_plugin_conf_options('password') +
-              _deprecated(LEGACY_OPTIONS))
+              _deprecated_copies(LEGACY_OPTIONS))
     return [(SAMPLE_GROUP, sample)]
 
 
-def _deprecated(options: list[cfg.Opt]) -> list[cfg.Opt]:
+def _deprecated_copies(options: list[cfg.Opt]) -> list[cfg.Opt]:
     """Copies of the in-tree names still read, marked deprecated."""
     marked = copy.deepcopy(options)
     for opt in marked:
@@ -379,12 +381,12 @@ class BackendConf(object):
         """The option ``name``'s value; AttributeError for an unknown name."""
         if name not in _NAMES:
             raise AttributeError('%s is not a cinder_store option' % name)
-        value = self._get(self.backend, name)
+        value = self._get_in_group(self.backend, name)
         if value is None and self.backend != SHARED_GROUP:
-            value = self._get(SHARED_GROUP, name)
+            value = self._get_in_group(SHARED_GROUP, name)
         return value
 
-    def _get(self, group: str, name: str) -> Any:
+    def _get_in_group(self, group: str, name: str) -> Any:
         try:
             return getattr(self.conf[group], name)
         except cfg.NoSuchOptError:
@@ -397,9 +399,9 @@ class BackendConf(object):
         as unset: the two cannot be told apart there.
         """
         if (self.backend != SHARED_GROUP and
-                self._get(self.backend, name) is not None):
+                self._get_in_group(self.backend, name) is not None):
             return self.backend
-        value = self._get(SHARED_GROUP, name)
+        value = self._get_in_group(SHARED_GROUP, name)
         if value is not None and value != _DEFAULTS.get(name):
             return SHARED_GROUP
         return None

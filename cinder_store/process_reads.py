@@ -76,7 +76,7 @@ class ReadLease(object):
         try:
             self.device.close()
         finally:
-            self._readers.release(self._shared, self._cinder)
+            self._readers.release_lease(self._shared, self._cinder)
 
 
 class ProcessReads(object):
@@ -93,7 +93,7 @@ class ProcessReads(object):
         self._volumes: dict[str, _Shared] = {}
         self._lookups: dict[str, futures.Future] = {}
 
-    def lookup(self, volume_id: str, fetch: Callable[[], Any]) -> Any:
+    def lookup_volume(self, volume_id: str, fetch: Callable[[], Any]) -> Any:
         """``fetch()``'s volume, fetched once for concurrent readers.
 
         A volume this process has attached (or is attaching) for reading
@@ -120,7 +120,7 @@ class ProcessReads(object):
                 del self._lookups[volume_id]
         return pending.result()
 
-    def acquire(self, cinder: Any, volume: Any) -> ReadLease:
+    def acquire_lease(self, cinder: Any, volume: Any) -> ReadLease:
         # Another host may be waiting for this host's hold to end
         contention.yield_turn(cinder, self._host_reads.settings, volume,
                               lambda: self._held_here(volume.id))
@@ -133,16 +133,16 @@ class ProcessReads(object):
                 shared = found
                 shared.users += 1
         if opener:
-            self._open(shared, cinder, volume)
+            self._open_shared(shared, cinder, volume)
         else:
-            self._join(shared, volume)
+            self._join_shared(shared, volume)
         with self._lock:
             alone = shared.users == 1
         try:
             device = devices.open_device(shared.attachment.device_path,
                                          writable=False, direct=alone)
         except BaseException:
-            self.release(shared, cinder)
+            self.release_lease(shared, cinder)
             raise
         return ReadLease(self, shared, cinder, device)
 
@@ -150,12 +150,12 @@ class ProcessReads(object):
         with self._lock:
             if volume_id in self._volumes:
                 return True
-        return self._host_reads.held(volume_id)
+        return self._host_reads.held_here(volume_id)
 
-    def _open(self, shared, cinder, volume):
+    def _open_shared(self, shared, cinder, volume):
         """Attach for everyone waiting on ``shared``; they wake either way."""
         try:
-            shared.attachment = self._host_reads.join(cinder, volume)
+            shared.attachment = self._host_reads.join_read(cinder, volume)
         except BaseException as error:
             shared.error = error
             self._drop_shared(shared, volume.id)
@@ -168,7 +168,7 @@ class ProcessReads(object):
             if self._volumes.get(volume_id) is shared:
                 del self._volumes[volume_id]
 
-    def _join(self, shared, volume):
+    def _join_shared(self, shared, volume):
         shared.ready.wait()
         if shared.error is not None:
             raise exceptions.BackendException(
@@ -177,7 +177,7 @@ class ProcessReads(object):
         LOG.debug('Reading volume %s through shared attachment %s',
                   volume.id, shared.attachment.id)
 
-    def release(self, shared: _Shared, cinder: Any) -> None:
+    def release_lease(self, shared: _Shared, cinder: Any) -> None:
         """Drop one user; the last one detaches, with its own credentials.
 
         The last reader's request is the most recent, so its token is the

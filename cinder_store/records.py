@@ -34,7 +34,7 @@ LOG = logging.getLogger(__name__)
 Record = dict[str, Any]
 
 
-def _read(path: str) -> str:
+def _read_file(path: str) -> str:
     with open(path) as f:
         return f.read()
 
@@ -42,7 +42,7 @@ def _read(path: str) -> str:
 def boot_id() -> str:
     """This boot of this host: records from before a reboot are stale."""
     try:
-        return _read('/proc/sys/kernel/random/boot_id').strip()
+        return _read_file('/proc/sys/kernel/random/boot_id').strip()
     except OSError:
         return 'unknown'
 
@@ -75,7 +75,7 @@ def process_id(pid: int | None = None) -> str | None:
     """``<pid namespace>:<pid>:<start time>``: unique on this host's boot."""
     pid = os.getpid() if pid is None else pid
     try:
-        stat = _read('/proc/%d/stat' % pid)
+        stat = _read_file('/proc/%d/stat' % pid)
     except OSError:
         return None
     # Field 22 (start time) counts after the ')' closing the command name.
@@ -83,7 +83,7 @@ def process_id(pid: int | None = None) -> str | None:
                          stat.rsplit(')', 1)[1].split()[19])
 
 
-def alive(holder: str) -> bool:
+def holder_alive(holder: str) -> bool:
     """Is the process ``holder`` names still running?
 
     A holder in another pid namespace (another container sharing the lock
@@ -112,7 +112,7 @@ class RecordFiles(object):
     def load(self, volume_id: str) -> Record | None:
         """The record, or None if there is none or it cannot be read."""
         try:
-            return json.loads(_read(self.path(volume_id)))
+            return json.loads(_read_file(self.path(volume_id)))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as e:

@@ -93,15 +93,15 @@ class Settings(object):
         return host.connector_properties(
             self.root_helper, self.multipath, self.enforce_multipath)
 
-    def claims(self, volume_id: str, excluding: Any = None
-               ) -> _Claims:
+    def live_claims(self, volume_id: str, excluding: Any = None
+                    ) -> _Claims:
         """``claims`` for :func:`recovery.rules.abandoned_attachments`.
 
         The live claims on ``volume_id``'s attachments being made, asked
         when called; None when unknown (no coordination service, or it
         cannot be asked).
         """
-        return lambda: self.membership.claims(volume_id, excluding)
+        return lambda: self.membership.live_claims(volume_id, excluding)
 
     def new_volume_reads_zeros(self, connection_info: dict) -> bool:
         """Does a volume this upload created read zeros where unwritten?

@@ -185,7 +185,7 @@ class Store(driver.Store):
         # cinder-store-check --fix, which checks each with Cinder first.
         try:
             orphans = [v for v in self._uploads.volume_ids()
-                       if self._uploads.inspect(v)[1]]
+                       if self._uploads.inspect_upload(v)[1]]
             cut_short = [t for t in self._uploads.creation_tokens()
                          if self._uploads.inspect_creation(t)[1]]
         except Exception as e:
@@ -235,7 +235,7 @@ class Store(driver.Store):
         """Store ``image_file`` on a new volume; see the module docs."""
         cinder = self._cinder.bind(context)
         # Until add returns, only these records lead to the volume.
-        token = self._uploads.creating(image_id)
+        token = self._uploads.record_creation(image_id)
         try:
             volume = self._create_volume(cinder, image_id, image_size,
                                          context, token)
@@ -243,8 +243,8 @@ class Store(driver.Store):
             with excutils.save_and_reraise_exception():
                 self._creation_failed(token, image_id, e)
         try:
-            self._uploads.begin(volume.id, image_id)
-            self._uploads.created(token)
+            self._uploads.record_upload(volume.id, image_id)
+            self._uploads.forget_creation(token)
             volume = cinder.wait_for_status(volume, 'creating', 'available')
             writer = dataio.ImageWriter(image_file, image_size, hashing_algo,
                                         verifier)
@@ -256,7 +256,7 @@ class Store(driver.Store):
             cinder.set_readonly(volume.id)
             # Inside the try: a record left behind would later make the
             # stored image's volume look orphaned.
-            self._uploads.end(volume.id)
+            self._uploads.forget_upload(volume.id)
         except BaseException as e:
             with excutils.save_and_reraise_exception():
                 self._delete_failed_volume(cinder, volume, image_id, e)
@@ -288,12 +288,12 @@ class Store(driver.Store):
                       volume.id, e)
             self._abandon(volume.id, image_id, error)
         else:
-            self._uploads.end(volume.id)
+            self._uploads.forget_upload(volume.id)
 
     def _creation_failed(self, token: str, image_id: str,
                          error: BaseException) -> None:
         try:
-            self._uploads.creation_failed(token, image_id, error)
+            self._uploads.record_failed_creation(token, image_id, error)
         except Exception as e:
             # The creation record stays as it was: its holder is this
             # process, so it counts as orphaned once this process ends.
@@ -303,7 +303,7 @@ class Store(driver.Store):
     def _abandon(self, volume_id: str, image_id: str,
                  error: BaseException) -> None:
         try:
-            self._uploads.abandon(volume_id, image_id, error)
+            self._uploads.record_failed_upload(volume_id, image_id, error)
         except Exception as e:
             LOG.error('Could not record the failed upload to volume %s: '
                       '%s', volume_id, e)
@@ -333,7 +333,7 @@ class Store(driver.Store):
             length = min(length, chunk_size)
         if length == 0:
             return iter(()), 0
-        lease = self._process_reads.acquire(cinder, volume)
+        lease = self._process_reads.acquire_lease(cinder, volume)
         return dataio.VolumeIterator(lease, offset, length), length
 
     def _lookup(self, cinder: client.BoundCinder, volume_id: str) -> Any:
@@ -341,7 +341,7 @@ class Store(driver.Store):
             # The user's token: each reader's own GET is its access check.
             return client.existing_volume(cinder, volume_id)
         # One identity for all: a boot storm's readers share one GET.
-        return self._process_reads.lookup(
+        return self._process_reads.lookup_volume(
             volume_id, lambda: client.existing_volume(cinder, volume_id))
 
     def get_size(self, location: Any, context: Any = None) -> int:

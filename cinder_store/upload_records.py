@@ -66,22 +66,23 @@ class Uploads(object):
                                              CREATING_PREFIX,
                                              'volume creation')
 
-    def creating(self, image_id: str) -> str:
+    def record_creation(self, image_id: str) -> str:
         """Record a volume create about to be asked for; return its token.
 
         The caller puts it in the volume's metadata
         (:data:`metadata.UPLOAD_TOKEN`).
         """
         token = str(uuid.uuid4())
-        self.creations.save(token, dict(self._record(image_id), token=token))
+        self.creations.save(token, dict(self._new_record(image_id),
+                                        token=token))
         return token
 
-    def created(self, token: str) -> None:
+    def forget_creation(self, token: str) -> None:
         """The created volume has its own record now."""
         self.creations.remove(token)
 
-    def creation_failed(self, token: str, image_id: str,
-                        error: BaseException) -> None:
+    def record_failed_creation(self, token: str, image_id: str,
+                               error: BaseException) -> None:
         """The create call raised ``error``.
 
         If Cinder refused it, nothing was made and the record goes;
@@ -96,7 +97,7 @@ class Uploads(object):
                     'cinder-store-check --fix deletes it: %s', image_id,
                     error)
         self.creations.save(token, dict(
-            self._record(image_id), token=token,
+            self._new_record(image_id), token=token,
             failed=str(error) or type(error).__name__))
 
     def creation_tokens(self) -> list[str]:
@@ -104,42 +105,42 @@ class Uploads(object):
         return self.creations.volume_ids(self.settings.backend)
 
     def inspect_creation(self, token: str) -> Inspected:
-        """``(record, reason)``, as :meth:`inspect` does for a creation."""
-        return _inspected(self.creations.load(token))
+        """``(record, reason)``, as :meth:`inspect_upload` for a creation."""
+        return _with_verdict(self.creations.load(token))
 
-    def begin(self, volume_id: str, image_id: str) -> None:
+    def record_upload(self, volume_id: str, image_id: str) -> None:
         """Record that this process is writing ``image_id`` to the volume."""
-        self.files.save(volume_id, self._record(image_id))
+        self.files.save(volume_id, self._new_record(image_id))
 
-    def end(self, volume_id: str) -> None:
+    def forget_upload(self, volume_id: str) -> None:
         """Forget the upload: its image is stored or its volume deleted."""
         self.files.remove(volume_id)
 
-    def abandon(self, volume_id: str, image_id: str,
-                error: BaseException) -> None:
+    def record_failed_upload(self, volume_id: str, image_id: str,
+                             error: BaseException) -> None:
         """The upload failed and its volume could not be deleted."""
         self.files.save(volume_id, dict(
-            self._record(image_id),
+            self._new_record(image_id),
             failed=str(error) or type(error).__name__))
 
     def volume_ids(self) -> list[str]:
         """Volumes of this backend's upload records on this host."""
         return self.files.volume_ids(self.settings.backend)
 
-    def _record(self, image_id):
+    def _new_record(self, image_id):
         return {'boot': records.boot_id(), 'host': host.hostname(),
                 'backend': self.settings.backend, 'image': image_id,
                 'holder': records.process_id()}
 
-    def inspect(self, volume_id: str) -> Inspected:
+    def inspect_upload(self, volume_id: str) -> Inspected:
         """``(record, reason)``; reason is None unless it is orphaned.
 
         ``record`` is None when there is none (or it is unreadable).
         """
-        return _inspected(self.files.load(volume_id))
+        return _with_verdict(self.files.load(volume_id))
 
 
-def _inspected(record: records.Record | None) -> Inspected:
+def _with_verdict(record: records.Record | None) -> Inspected:
     if record is None:
         return None, None
     return record, rules.why_upload_orphaned(record)

@@ -194,7 +194,7 @@ class Bench(object):
 
     def wait_deleted(self, uri):
         from glance_store import exceptions
-        cinder = self.store(OURS).maintenance().cinder(self.ctx)
+        cinder = self.store(OURS).maintenance().bound_cinder(self.ctx)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -221,7 +221,7 @@ class Bench(object):
         if self.args.rbd:
             return raw_librbd(size, read)
         backend = self.store(OURS).maintenance()
-        cinder = backend.cinder(self.ctx)
+        cinder = backend.bound_cinder(self.ctx)
         volume = cinder.create_volume(size, 'bench-raw-%s' % uuid.uuid4(),
                                       {}, backend.volume_type)
         try:
@@ -319,8 +319,8 @@ class Bench(object):
                 return sum(pool.map(lambda _: self.get(SHARED, uri),
                                     range(n)))
         t, total = timed(run)
-        leaked = self.store(SHARED).maintenance().cinder(self.ctx).get_volume(
-            uri.rsplit('/', 1)[1]).attachments
+        cinder = self.store(SHARED).maintenance().bound_cinder(self.ctx)
+        leaked = cinder.get_volume(uri.rsplit('/', 1)[1]).attachments
         self.delete(SHARED, uri)
         return total / t, len(leaked)
 
@@ -504,7 +504,7 @@ class Bench(object):
         if uri.startswith('rbd://'):  # fsid/pool/image/snapshot
             _, pool, name, _ = uri[len('rbd://'):].split('/')
             return rbd_allocated(pool, name, size)
-        cinder = self.store(OURS).maintenance().cinder(self.ctx)
+        cinder = self.store(OURS).maintenance().bound_cinder(self.ctx)
         volume = cinder.get_volume(uri.rsplit('/', 1)[1])
         if self.args.rbd:
             return rbd_allocated(settings.CEPH_POOL, 'volume-%s' % volume.id,

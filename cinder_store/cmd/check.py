@@ -102,7 +102,7 @@ def _load_conf(argv: list[str],
     return conf
 
 
-def _backends(conf: cfg.ConfigOpts) -> list[str]:
+def _cinder_store_backends(conf: cfg.ConfigOpts) -> list[str]:
     enabled = conf.enabled_backends or {}
     names = [n for n, kind in enabled.items() if kind == 'cinder_store']
     if conf.backend:
@@ -120,7 +120,7 @@ def _refuse_this_host(lost_host: str | None) -> None:
                          'run the check on a surviving host' % lost_host)
 
 
-def _line(finding: findings.Finding) -> str:
+def _format_finding(finding: findings.Finding) -> str:
     return '  %-5s  %-13s %s\n' % (finding.status, finding.topic,
                                    finding.message)
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout,
     logging.basicConfig(level=logging.ERROR)
     conf = _load_conf(sys.argv[1:] if argv is None else argv, conf)
     try:
-        names = _backends(conf)
+        names = _cinder_store_backends(conf)
         _refuse_this_host(conf.lost_host)
     except ValueError as e:
         out.write('%s\n' % e)
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout,
                                             fix=conf.fix, probe=conf.probe,
                                             lost_host=conf.lost_host))
         for f in found:
-            out.write(_line(f))
+            out.write(_format_finding(f))
             failed = failed or f.status == findings.FAIL
     return 1 if failed else 0
 

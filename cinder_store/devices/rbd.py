@@ -81,8 +81,8 @@ class RBDClient(object):
                 'rados_osd_op_timeout')]
         return '\n'.join(lines)
 
-    def explain(self, connection_info: dict,
-                error: BaseException) -> str | None:
+    def explain_failure(self, connection_info: dict,
+                        error: BaseException) -> str | None:
         """What an operator should do about a failed RBD connect, or None.
 
         librados answers "timed out" whether the monitors are unreachable
@@ -216,7 +216,7 @@ class RBDDevice(base.Device):
         ahead, self._ahead = self._ahead, None
         if ahead is not None and (ahead.offset, ahead.length) == (offset,
                                                                   length):
-            data = ahead.result()
+            data = ahead.wait_for_data()
         else:
             if ahead is not None:
                 ahead.done.wait()  # not what is asked: let it finish
@@ -248,7 +248,7 @@ class RBDDevice(base.Device):
             return
         ahead = _PendingRead(offset, length)
         assert self.image is not None  # only file objects of librbd read so
-        self.image.aio_read(offset, length, ahead.complete)
+        self.image.aio_read(offset, length, ahead.on_read_done)
         self._ahead = ahead
 
     def pwrite(self, data, offset):
@@ -270,7 +270,8 @@ class RBDDevice(base.Device):
         try:
             # ``data`` stays referenced by the callback until librbd is done
             self.image.aio_write(data, offset, lambda completion, d=data:
-                                 self._written(completion, offset, len(d)))
+                                 self._on_write_done(completion, offset,
+                                                     len(d)))
         except BaseException:
             self._slots.release()
             raise
@@ -286,7 +287,7 @@ class RBDDevice(base.Device):
         # librbd deallocates whole objects and zeroes partial ones
         self.image.write_zeroes(offset, length)
 
-    def _written(self, completion, offset, length):
+    def _on_write_done(self, completion, offset, length):
         # librbd's callback thread: record, never raise
         ret = completion.get_return_value()
         if ret < 0:
@@ -301,7 +302,7 @@ class RBDDevice(base.Device):
             if self._failures:
                 raise self._failures[0]
 
-    def _drain(self):
+    def _drain_writes(self):
         for _ in range(RBD_WRITES_IN_FLIGHT):
             self._slots.acquire()
         for _ in range(RBD_WRITES_IN_FLIGHT):
@@ -309,7 +310,7 @@ class RBDDevice(base.Device):
 
     def sync(self):
         if self.image is not None:
-            self._drain()
+            self._drain_writes()
             self._raise_failure()
         self.handle.flush()
 
@@ -330,7 +331,7 @@ class RBDDevice(base.Device):
             ahead, self._ahead = self._ahead, None
             if ahead is not None:
                 ahead.done.wait()
-            self._drain()
+            self._drain_writes()
 
 
 class DataMap(object):
@@ -382,7 +383,7 @@ class _PendingRead(object):
         self.data = None
         self.error = None
 
-    def complete(self, completion, data):
+    def on_read_done(self, completion, data):
         # librbd's callback thread: record, never raise
         ret = completion.get_return_value()
         if ret < 0:
@@ -393,7 +394,7 @@ class _PendingRead(object):
             self.data = data
         self.done.set()
 
-    def result(self):
+    def wait_for_data(self):
         self.done.wait()
         if self.error is not None:
             raise self.error

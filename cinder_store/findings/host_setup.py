@@ -39,12 +39,12 @@ from cinder_store.recovery import repairs
 from cinder_store.recovery import rules
 
 
-@report.guarded('cinder')
+@report.guard_finder('cinder')
 def volume_type_in_cinder(maintenance: maintenance.Maintenance) -> Finding:
     if not maintenance.has_service_credentials:
         return Finding(SKIP, 'cinder', 'no service credentials: Cinder is '
                        'reached with each request\'s user token')
-    cinder = maintenance.cinder()
+    cinder = maintenance.bound_cinder()
     name = maintenance.volume_type
     try:
         volume_type = cinder.volume_type(name)
@@ -55,7 +55,7 @@ def volume_type_in_cinder(maintenance: maintenance.Maintenance) -> Finding:
                    '%r exists' % volume_type.name)
 
 
-@report.guarded('lock path')
+@report.guard_finder('lock path')
 def writable_lock_path(maintenance: maintenance.Maintenance) -> Finding:
     path = maintenance.lock_path
     os.makedirs(path, exist_ok=True)
@@ -69,7 +69,7 @@ def writable_lock_path(maintenance: maintenance.Maintenance) -> Finding:
     return Finding(OK, 'lock path', '%s is writable' % path)
 
 
-@report.guarded('host')
+@report.guard_finder('host')
 def connector_of_this_host(maintenance: maintenance.Maintenance) -> Finding:
     props = maintenance.connector_properties()
     return Finding(OK, 'host', 'os-brick connector of %s (%s), multipath %s'
@@ -77,7 +77,7 @@ def connector_of_this_host(maintenance: maintenance.Maintenance) -> Finding:
                       'on' if props.get('multipath') else 'off'))
 
 
-@report.guarded('privileges')
+@report.guard_finder('privileges')
 def device_hand_over_privileges(
         maintenance: maintenance.Maintenance) -> Finding:
     if os.geteuid() == 0:
@@ -116,7 +116,7 @@ def rbd_findings(maintenance: maintenance.Maintenance, fix: bool,
             _leftover_ceph_configs(client, fix)]
 
 
-@report.guarded('ceph')
+@report.guard_finder('ceph')
 def _ceph_reachable(maintenance: maintenance.Maintenance) -> Finding:
     """Attach an available volume of the backend read-only, as a reader.
 
@@ -147,7 +147,7 @@ def _ceph_reachable(maintenance: maintenance.Maintenance) -> Finding:
                        time.monotonic() - started))
 
 
-@report.guarded('ceph keyring')
+@report.guard_finder('ceph keyring')
 def _readable_keyring(path: str) -> Finding:
     try:
         clients = system.keyring_clients(path)
@@ -165,7 +165,7 @@ def _readable_keyring(path: str) -> Finding:
     return Finding(OK, 'ceph keyring', '%s: %s' % (path, ', '.join(clients)))
 
 
-@report.guarded('rbd files')
+@report.guard_finder('rbd files')
 def _leftover_ceph_configs(client: rbd.RBDClient, fix: bool) -> Finding:
     found = rules.stale_connect_files(client)
     if not found:

@@ -42,7 +42,7 @@ def stale_reader_records(maintenance: maintenance.Maintenance,
     try:
         volume_ids = readers.recorded_volumes()
     except Exception as e:
-        return [report.failed('shared reads', e)]
+        return [report.failed_finding('shared reads', e)]
     if not volume_ids:
         return [Finding(OK, 'shared reads', 'no shared read attachment on '
                         'this host')]
@@ -50,15 +50,15 @@ def stale_reader_records(maintenance: maintenance.Maintenance,
         return [Finding(SKIP, 'shared reads', '%d record(s); checking them '
                         'with Cinder needs service credentials'
                         % len(volume_ids))]
-    cinder = maintenance.cinder()
+    cinder = maintenance.bound_cinder()
     return [_stale_reader_record(readers, cinder, v, fix) for v in volume_ids]
 
 
-@report.guarded('shared reads')
+@report.guard_finder('shared reads')
 def _stale_reader_record(readers: host_reads.HostReads,
                          cinder: client.BoundCinder, volume_id: str,
                          fix: bool) -> Finding:
-    record, reason = readers.inspect(cinder, volume_id)
+    record, reason = readers.inspect_record(cinder, volume_id)
     if record is None:
         return Finding(OK, 'shared reads', 'volume %s: record gone' %
                        volume_id)
@@ -80,7 +80,7 @@ def _stale_reader_record(readers: host_reads.HostReads,
         repairs.forget_gone_reader_volume(readers, volume_id)
         return Finding(FIXED, 'shared reads', 'volume %s is gone: removed '
                        'its record and locks' % volume_id)
-    detached = readers.repair(cinder, volume)
+    detached = readers.repair_record(cinder, volume)
     if detached is None:
         return Finding(OK, 'shared reads', 'volume %s: in use again, left '
                        'alone' % volume_id)
@@ -118,25 +118,25 @@ def orphaned_uploads(maintenance: maintenance.Maintenance,
         volume_ids = maintenance.uploads.volume_ids()
         tokens = maintenance.uploads.creation_tokens()
     except Exception as e:
-        return [report.failed('uploads', e)]
+        return [report.failed_finding('uploads', e)]
     if not volume_ids and not tokens:
         return [Finding(OK, 'uploads', 'no upload recorded on this host')]
     if not maintenance.has_service_credentials:
         return [Finding(SKIP, 'uploads', '%d record(s); checking them with '
                         'Cinder needs service credentials'
                         % (len(volume_ids) + len(tokens)))]
-    cinder = maintenance.cinder()
+    cinder = maintenance.bound_cinder()
     # Volume records first: a volume they delete is not listed again.
     uploads = maintenance.uploads
     return ([_orphaned_upload(uploads, cinder, v, fix) for v in volume_ids] +
             [_cut_short_create(uploads, cinder, t, fix) for t in tokens])
 
 
-@report.guarded('uploads')
+@report.guard_finder('uploads')
 def _orphaned_upload(recorded: upload_records.Uploads,
                      cinder: client.BoundCinder, volume_id: str,
                      fix: bool) -> Finding:
-    record, reason = recorded.inspect(volume_id)
+    record, reason = recorded.inspect_upload(volume_id)
     said = record or {}
     return _upload_finding(
         'volume %s' % volume_id, record, reason, fix,
@@ -147,7 +147,7 @@ def _orphaned_upload(recorded: upload_records.Uploads,
         lambda: repairs.reclaim_orphaned_upload(cinder, recorded, volume_id))
 
 
-@report.guarded('uploads')
+@report.guard_finder('uploads')
 def _cut_short_create(recorded: upload_records.Uploads,
                       cinder: client.BoundCinder, token: str,
                       fix: bool) -> Finding:
@@ -187,7 +187,7 @@ def _upload_finding(subject: str, record: records.Record | None,
     return Finding(FIXED, 'uploads', '%s: %s' % (subject, done))
 
 
-@report.guarded('lock files')
+@report.guard_finder('lock files')
 def lock_files_of_gone_volumes(maintenance: maintenance.Maintenance,
                                fix: bool) -> Finding:
     """Lock files of volumes Cinder no longer has, with no record.
@@ -205,7 +205,7 @@ def lock_files_of_gone_volumes(maintenance: maintenance.Maintenance,
         return Finding(SKIP, 'lock files', 'lock files of %d volume(s); '
                        'checking them with Cinder needs service '
                        'credentials' % len(candidates))
-    cinder = maintenance.cinder()
+    cinder = maintenance.bound_cinder()
     gone = rules.gone_locked_volumes(cinder, maintenance.settings.locks,
                                      recorded)
     if not gone:

@@ -26,13 +26,13 @@ OK, WARN, FAIL, FIXED, SKIP = 'ok', 'warn', 'FAIL', 'fixed', 'skip'
 Finding = collections.namedtuple('Finding', 'status topic message')
 
 
-def failed(topic: str, error: Exception) -> Finding:
+def failed_finding(topic: str, error: Exception) -> Finding:
     """A FAIL finding of ``topic`` naming ``error``."""
     return Finding(FAIL, topic, '%s: %s' % (type(error).__name__, error))
 
 
-def guarded(topic: str) -> Callable[[Callable[..., Any]],
-                                    Callable[..., Any]]:
+def guard_finder(topic: str) -> Callable[[Callable[..., Any]],
+                                         Callable[..., Any]]:
     """Decorator: a finder that raises yields a FAIL finding instead.
 
     One failing check never hides the others.
@@ -43,7 +43,7 @@ def guarded(topic: str) -> Callable[[Callable[..., Any]],
             try:
                 return func(*args, **kwargs)
             except Exception as e:
-                return failed(topic, e)
+                return failed_finding(topic, e)
         return wrapper
     return decorator
 
@@ -53,7 +53,7 @@ def typed_volumes(
     all_projects: bool = False
 ) -> tuple[client.BoundCinder, str, list[Any]]:
     """(Cinder client, the backend's type name, its volumes in statuses)."""
-    cinder = maintenance.cinder()
+    cinder = maintenance.bound_cinder()
     name = cinder.volume_type_name(maintenance.volume_type)
     return cinder, name, cinder.volumes_of_type(name, statuses,
                                                 all_projects)

@@ -47,14 +47,14 @@ def stuck_volumes(maintenance: maintenance.Maintenance,
         cinder, name, stuck = report.typed_volumes(maintenance,
                                                    rules.STUCK_STATUSES)
     except Exception as e:
-        return [report.failed('stuck volumes', e)]
+        return [report.failed_finding('stuck volumes', e)]
     if not stuck:
         return [Finding(OK, 'stuck volumes', 'no volume of type %r left '
                         'attaching or detaching' % name)]
     return [_stuck_volume(maintenance, cinder, v, fix) for v in stuck]
 
 
-@report.guarded('stuck volumes')
+@report.guard_finder('stuck volumes')
 def _stuck_volume(maintenance: maintenance.Maintenance,
                   cinder: client.BoundCinder, volume: Any,
                   fix: bool) -> Finding:
@@ -65,7 +65,7 @@ def _stuck_volume(maintenance: maintenance.Maintenance,
                        '\'s log' % volume.id)
     ids = rules.abandoned_attachments(
         cinder, volume.id, age,
-        claims=maintenance.settings.claims(volume.id))
+        claims=maintenance.settings.live_claims(volume.id))
     if not ids:
         return Finding(OK, 'stuck volumes', 'volume %s is %s: no attachment '
                        'of it older than %ss is left uncompleted' % (
@@ -105,7 +105,7 @@ def unheld_attachments(maintenance: maintenance.Maintenance,
                       any(a.get('host_name') == me
                           for a in v.attachments or ())]
     except Exception as e:
-        return [report.failed('unheld', e)]
+        return [report.failed_finding('unheld', e)]
     found = [f for f in (_unheld_attachments_of(maintenance, cinder, v, me,
                                                 fix)
                          for v in candidates) if f is not None]
@@ -113,7 +113,7 @@ def unheld_attachments(maintenance: maintenance.Maintenance,
                              'on a volume of type %r is held' % name)]
 
 
-@report.guarded('unheld')
+@report.guard_finder('unheld')
 def _unheld_attachments_of(maintenance: maintenance.Maintenance,
                            cinder: client.BoundCinder, volume: Any, me: str,
                            fix: bool) -> Finding | None:
@@ -151,10 +151,10 @@ def unknown_image_volumes(maintenance: maintenance.Maintenance,
             maintenance, ('available',), all_projects=True)
         age = maintenance.unknown_image_volume_age
         candidates = [v for v in volumes if v.id not in recorded and
-                      rules.image_of_volume(v) and rules.idle(v, age)]
-        images = maintenance.glance() if candidates else None
+                      rules.image_of_volume(v) and rules.volume_idle(v, age)]
+        images = maintenance.glance_images() if candidates else None
     except Exception as e:
-        return [report.failed(topic, e)]
+        return [report.failed_finding(topic, e)]
     found = [f for f in (_unknown_image_volume(maintenance, cinder, images,
                                                v, fix)
                          for v in candidates) if f is not None]
@@ -163,14 +163,14 @@ def unknown_image_volumes(maintenance: maintenance.Maintenance,
                              % (name, len(candidates)))]
 
 
-@report.guarded('image volumes')
+@report.guard_finder('image volumes')
 def _unknown_image_volume(maintenance: maintenance.Maintenance,
                           cinder: client.BoundCinder,
                           images: glance.GlanceImages, volume: Any,
                           fix: bool) -> Finding | None:
     image_id = rules.image_of_volume(volume) or ''  # candidates have one
-    image = images.image(image_id)
-    locations = (images.locations(image_id, image) if image is not None
+    image = images.find_image(image_id)
+    locations = (images.image_locations(image_id, image) if image is not None
                  else None)
     reason = rules.why_image_volume_unknown(
         volume, image, locations, maintenance.unknown_image_volume_age)
@@ -212,7 +212,7 @@ def other_hosts(maintenance: maintenance.Maintenance, fix: bool,
         members = maintenance.settings.membership
         found = [_other_host(other, held[other], members)
                  for other in sorted(held) if other != lost_host]
-        if held and not _multiattach(cinder, maintenance.volume_type):
+        if held and not _type_is_multiattach(cinder, maintenance.volume_type):
             found.append(Finding(WARN, topic, 'volumes of type %r are read '
                                  'on several Glance hosts (%s) but are not '
                                  'multiattach: hosts take turns reading an '
@@ -222,12 +222,12 @@ def other_hosts(maintenance: maintenance.Maintenance, fix: bool,
         if lost_host:
             found += _lost_host(maintenance, cinder, volumes, lost_host, fix)
     except Exception as e:
-        return [report.failed(topic, e)]
+        return [report.failed_finding(topic, e)]
     return found or [Finding(OK, topic, 'no other host holds a volume of '
                              'type %r' % name)]
 
 
-def _multiattach(cinder: client.BoundCinder, name: str | None) -> bool:
+def _type_is_multiattach(cinder: client.BoundCinder, name: str | None) -> bool:
     return rules.type_is_multiattach(cinder.volume_type(name))
 
 
@@ -243,7 +243,7 @@ def _other_host(other: str, held: list[tuple[str, float | None]],
                 members: Any) -> Finding:
     ages = [age for _, age in held if age is not None]
     # With a coordination service: is the host alive?
-    state = ('; %s' % members.describe(other)) if members else ''
+    state = ('; %s' % members.describe_host(other)) if members else ''
     return Finding(OK, 'other hosts', 'host %s holds %d attachment(s) '
                    '(%s)%s%s' % (other, len(held),
                                  ', '.join('volume %s' % v for v, _ in held),

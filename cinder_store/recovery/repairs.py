@@ -52,7 +52,7 @@ class NotOrphaned(Exception):
 class ReaderRecords(Protocol):
     """What a delete needs of this host's shared reads (:mod:`host_reads`)."""
 
-    def repair(self, cinder: Any, volume: Any) -> list[str] | None:
+    def repair_record(self, cinder: Any, volume: Any) -> list[str] | None:
         """Detach what a dead reader of this host left; see host_reads."""
 
     def recorded_attachment(self, volume_id: str) -> str | None:
@@ -132,7 +132,7 @@ def reclaim_abandoned(cinder: Any, settings: settings.Settings,
     """
     ids = rules.abandoned_attachments(
         cinder, volume.id, settings.abandoned_after,
-        claims=settings.claims(volume.id, excluding))
+        claims=settings.live_claims(volume.id, excluding))
     for attachment_id in ids:
         LOG.warning('Deleting attachment %s of volume %s: nobody completed '
                     'it and its attacher died (no live process claims it, '
@@ -179,7 +179,7 @@ def detach_stale_reader(cinder: Any, settings: settings.Settings,
     detach that fails raises (the record must go on naming it).
     """
     same_boot = records.this_boot(record)
-    claims = settings.claims(volume.id)
+    claims = settings.live_claims(volume.id)
     # It died while Cinder was making its attachment: Cinder finishes it
     # and live attachers claim theirs, then its own is told.
     leftovers = _when_told(
@@ -237,7 +237,7 @@ def delete_refused_volume(cinder: Any, settings: settings.Settings,
     """
     for attempt in range(1, tries + 1):
         volume = client.existing_volume(cinder, volume_id)
-        if readers.repair(cinder, volume):
+        if readers.repair_record(cinder, volume):
             volume = client.existing_volume(cinder, volume_id)
         if release_lost_holders(
                 cinder, settings, volume,
@@ -283,17 +283,17 @@ def reclaim_orphaned_upload(cinder: Any, uploads: upload_records.Uploads,
     whose volume now carries another image, is left alone:
     :class:`NotOrphaned`.
     """
-    record, reason = uploads.inspect(volume_id)
+    record, reason = uploads.inspect_upload(volume_id)
     subject = 'volume %s' % volume_id
     if record is None or reason is None:
         raise NotOrphaned(subject)
     try:
         volume = cinder.get_volume(volume_id)
     except exceptions.NotFound:
-        uploads.end(volume_id)
+        uploads.forget_upload(volume_id)
         uploads.settings.locks.remove_locks(volume_id)
         return 'volume is gone: removed its record and locks'
-    image = metadata.of(volume).get(metadata.IMAGE_ID)
+    image = metadata.of_volume(volume).get(metadata.IMAGE_ID)
     if image != record.get('image'):
         raise NotOrphaned(subject, 'it now carries image %s, not %s'
                           % (image, record.get('image')))
@@ -302,7 +302,7 @@ def reclaim_orphaned_upload(cinder: Any, uploads: upload_records.Uploads,
     detached = reclaim_volume(
         cinder, uploads.settings, volume,
         disconnect=records.this_boot(record))
-    uploads.end(volume_id)
+    uploads.forget_upload(volume_id)
     return ('deleted the volume of image %s (%s) after detaching %d '
             'attachment(s)' % (record.get('image'), reason, detached))
 
@@ -326,7 +326,7 @@ def reclaim_cut_short_create(cinder: Any, uploads: upload_records.Uploads,
     for volume in found:
         reclaim_volume(cinder, uploads.settings, volume,
                        disconnect=records.this_boot(record))
-    uploads.created(token)
+    uploads.forget_creation(token)
     if not found:
         return ('no volume was made for image %s (%s): removed the record'
                 % (record.get('image'), reason))
@@ -368,7 +368,7 @@ def release_lost_host(cinder: Any, settings: settings.Settings,
                                   disconnect=False)
         return ('deleted the volume of its unfinished upload of image %s '
                 '(%d attachment(s) deleted first)' % (
-                    metadata.of(volume).get(metadata.IMAGE_ID),
+                    metadata.of_volume(volume).get(metadata.IMAGE_ID),
                     detached))
     for attachment_id in held:
         release_lost_attachment(cinder, settings, volume,
@@ -424,7 +424,7 @@ def forget_gone_reader_volume(readers: Any, volume_id: str) -> None:
 
     Cinder dropped its attachments with it: nothing is left to detach.
     """
-    readers.discard(volume_id)
+    readers.discard_record(volume_id)
     readers.settings.locks.remove_locks(volume_id)
 
 

@@ -146,7 +146,7 @@ CLOCK_SKEW = 5
 Claims = Callable[[], list[Any] | None]
 
 
-def _unknown() -> None:
+def _claims_unknown() -> None:
     return None
 
 
@@ -155,7 +155,7 @@ def epoch_of(timestamp: str) -> float:
     return timeutils.parse_isotime(timestamp).timestamp()
 
 
-def claimed(attachment_id: str, made: str, claims: Iterable[Any]) -> bool:
+def claim_covers(attachment_id: str, made: str, claims: Iterable[Any]) -> bool:
     """Does a live claim cover the attachment Cinder made at ``made``?
 
     A claim (:class:`membership.Claim`) covers the attachment it names;
@@ -172,7 +172,7 @@ def claimed(attachment_id: str, made: str, claims: Iterable[Any]) -> bool:
 
 def abandoned_attachments(cinder: Any, volume_id: str, max_age: float,
                           now: datetime.datetime | None = None,
-                          claims: Claims = _unknown) -> list[str]:
+                          claims: Claims = _claims_unknown) -> list[str]:
     """Ids of ``volume_id``'s attachments whose attacher died, on any host.
 
     Applies to an attachment Cinder finished making (status
@@ -213,7 +213,7 @@ def abandoned_attachments(cinder: Any, volume_id: str, max_age: float,
             young.append(att)
         elif status == 'reserved':
             reserved.append(att.id)
-    found += unclaimed(cinder, volume_id, young, claims)
+    found += unclaimed_attachments(cinder, volume_id, young, claims)
     if reserved:
         volume = cinder.get_volume(volume_id)
         changed = getattr(volume, 'updated_at', None)
@@ -223,8 +223,8 @@ def abandoned_attachments(cinder: Any, volume_id: str, max_age: float,
     return found
 
 
-def unclaimed(cinder: Any, volume_id: str, candidates: list[Any],
-              claims: Claims) -> list[str]:
+def unclaimed_attachments(cinder: Any, volume_id: str, candidates: list[Any],
+                          claims: Claims) -> list[str]:
     """Ids of those ``candidates`` no live claim covers.
 
     ``candidates`` are attachments of the volume Cinder listed
@@ -238,7 +238,7 @@ def unclaimed(cinder: Any, volume_id: str, candidates: list[Any],
     if live is None:
         return []
     left = [a.id for a in candidates
-            if not claimed(a.id, a.attached_at, live)]
+            if not claim_covers(a.id, a.attached_at, live)]
     if not left:
         return []
     still = set(attachments_being_made(cinder, volume_id))
@@ -288,7 +288,7 @@ def why_reader_record_stale(cinder: Any, volume_id: str,
             ', '.join(record.get('holders', ())) or 'unknown',
             'attaching' if record.get('attachment') else
             'Cinder was making its attachment')
-    if not any(records.alive(h) for h in record.get('holders', ())):
+    if not any(records.holder_alive(h) for h in record.get('holders', ())):
         return 'no live process holds it (holders: %s)' % (
             ', '.join(record.get('holders', ())) or 'none')
     try:
@@ -306,7 +306,8 @@ def why_reader_record_stale(cinder: Any, volume_id: str,
 
 def stale_reader_attachments(cinder: Any, volume: Any,
                              record: records.Record, max_age: float,
-                             claims: Claims = _unknown) -> list[str] | None:
+                             claims: Claims = _claims_unknown
+                             ) -> list[str] | None:
     """Ids of the attachments a stale reader ``record`` left; None: not yet.
 
     The one it names, if it got that far.  A record written while Cinder
@@ -338,7 +339,7 @@ def stale_reader_attachments(cinder: Any, volume: Any,
     since = record.get('since')
     candidates = ([] if since is None else
                   _attaching_since(cinder, volume.id, since))
-    found = unclaimed(cinder, volume.id, candidates, seen)
+    found = unclaimed_attachments(cinder, volume.id, candidates, seen)
     found += [a for a in abandoned_attachments(cinder, volume.id, max_age,
                                                claims=seen)
               if a not in found]
@@ -395,7 +396,7 @@ def why_upload_orphaned(record: records.Record) -> str | None:
     if not records.this_boot(record):
         return 'written before this host last booted'
     holder = record.get('holder')
-    if not holder or not records.alive(holder):
+    if not holder or not records.holder_alive(holder):
         return 'its process %s is gone' % holder
     return None
 
@@ -407,14 +408,14 @@ def image_of_volume(volume: Any) -> str | None:
     put ``glance_image_id`` in its metadata; other volumes of the type
     (a user's, Cinder's image cache) are never taken for one.
     """
-    image_id = metadata.of(volume).get(metadata.IMAGE_ID)
+    image_id = metadata.of_volume(volume).get(metadata.IMAGE_ID)
     if image_id and getattr(volume, 'name', None) == 'image-%s' % image_id:
         return image_id
     return None
 
 
-def idle(volume: Any, max_age: float,
-         now: datetime.datetime | None = None) -> bool:
+def volume_idle(volume: Any, max_age: float,
+                now: datetime.datetime | None = None) -> bool:
     """Has nothing happened to the volume for ``max_age`` seconds?
 
     Its ``updated_at`` (any status change: attach, detach, extend) or,
@@ -425,7 +426,7 @@ def idle(volume: Any, max_age: float,
     return changed is not None and older_than(changed, max_age, now)
 
 
-def _locates(locations: list[str], volume_id: str) -> bool:
+def _locates_volume(locations: list[str], volume_id: str) -> bool:
     return any(url.startswith('cinder://') and
                url.rstrip('/').rsplit('/', 1)[-1] == volume_id
                for url in locations)
@@ -439,7 +440,7 @@ def unfinished_upload_of(volume: Any, host_name: str) -> bool:
     once the image is stored; Cinder shows the flag among the metadata.
     Volumes made before the host was recorded never match.
     """
-    said = metadata.of(volume)
+    said = metadata.of_volume(volume)
     return (said.get(metadata.UPLOAD_HOST) == host_name and
             str(said.get(metadata.READONLY, '')).lower() != 'true')
 
@@ -451,7 +452,7 @@ def hosts_involved(volume: Any) -> set[str]:
     the uploading host while the upload is unfinished.
     """
     involved = set(attachments_elsewhere(volume).values())
-    uploader = metadata.of(volume).get(metadata.UPLOAD_HOST)
+    uploader = metadata.of_volume(volume).get(metadata.UPLOAD_HOST)
     if uploader and uploader != host.hostname() and unfinished_upload_of(
             volume, uploader):
         involved.add(uploader)
@@ -483,7 +484,7 @@ def why_image_volume_unknown(volume: Any, image: dict | None,
     deletes it) and an image whose locations Glance would not show are
     never taken for unknown.
     """
-    if not idle(volume, max_age, now):
+    if not volume_idle(volume, max_age, now):
         return None
     image_id = image_of_volume(volume)
     if image is None:
@@ -497,7 +498,7 @@ def why_image_volume_unknown(volume: Any, image: dict | None,
                 'registering it' % (image_id, status, max_age))
     if status not in ('active', 'deactivated') or locations is None:
         return None
-    if not _locates(locations, volume.id):
+    if not _locates_volume(locations, volume.id):
         return 'its image %s (%s) is stored elsewhere: %s' % (
             image_id, status, ', '.join(locations) or 'no location')
     return None

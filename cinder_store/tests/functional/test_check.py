@@ -113,7 +113,7 @@ class CheckCommandTest(base.FunctionalTestCase):
         backend = self.backend_for('multiattach')
         store = multi_backend.get_store_from_store_identifier(backend)
         image_id = self.new_image_id()
-        token = store.maintenance().uploads.creating(image_id)
+        token = store.maintenance().uploads.record_creation(image_id)
         path = store.maintenance().uploads.creations.path(token)
         self.addCleanup(lambda: os.path.exists(path) and os.unlink(path))
         with open(path) as f:
@@ -121,7 +121,7 @@ class CheckCommandTest(base.FunctionalTestCase):
                           % records.pid_namespace())
         with open(path, 'w') as f:
             json.dump(record, f)
-        api = store.maintenance().cinder()
+        api = store.maintenance().bound_cinder()
         volume = api.wait_for_status(api.create_volume(
             1, 'image-%s' % image_id, {'glance_image_id': image_id,
                                        metadata.UPLOAD_TOKEN: token},

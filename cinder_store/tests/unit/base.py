@@ -102,7 +102,7 @@ class Members(membership.Alone):
     """A coordination group as a test plays it, through membership's API.
 
     ``lost_hosts`` are lost (``is_lost``, a callable of a host name, may
-    say instead), ``waiting`` hosts wait for every volume, ``live_claims``
+    say instead), ``waiting`` hosts wait for every volume, ``others_claims``
     are the other processes' live claims (None: unknown).  ``said`` lists
     what this process announced: ``('waits'|'done'|'attaching', volume)``.
     """
@@ -114,7 +114,7 @@ class Members(membership.Alone):
         self.lost_hosts = set(lost)
         self.is_lost = lambda name: name in self.lost_hosts
         self.waiting = set(waiting)
-        self.live_claims: list | None = list(claims)
+        self.others_claims: list | None = list(claims)
         self.said: list[tuple[str, str]] = []
         self.asked: list[set[str] | None] = []
 
@@ -133,10 +133,10 @@ class Members(membership.Alone):
         self.said.append(('attaching', volume_id))
         return super(Members, self).attaching(volume_id)
 
-    def claims(self, volume_id, excluding=None):
-        if self.live_claims is None:
+    def live_claims(self, volume_id, excluding=None):
+        if self.others_claims is None:
             return None
-        return [c for c in self.live_claims if c is not excluding]
+        return [c for c in self.others_claims if c is not excluding]
 
     def others_waiting(self, volume_id):
         return set(self.waiting)
@@ -279,8 +279,9 @@ class FindingsTestCase(StoreTestCase):
 
     def glance_has(self, images, locations=None, default=None):
         fake = mock.Mock()
-        fake.image.side_effect = lambda i: images.get(i, default)
-        fake.locations.return_value = locations
+        fake.find_image.side_effect = lambda i: images.get(i, default)
+        fake.image_locations.return_value = locations
         self.useFixture(fixtures.MockPatchObject(
-            findings.maintenance.Maintenance, 'glance', return_value=fake))
+            findings.maintenance.Maintenance, 'glance_images',
+            return_value=fake))
         return fake

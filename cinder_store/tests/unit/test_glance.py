@@ -44,7 +44,7 @@ class TestGlanceImages(base.TestCase):
 
     def test_asks_glance_from_the_catalog_as_the_service_user(self):
         self.get.return_value = Response(200, {'status': 'active'})
-        self.assertEqual({'status': 'active'}, self.images.image('img-1'))
+        self.assertEqual({'status': 'active'}, self.images.find_image('img-1'))
         self.get.assert_called_once_with(
             '/v2/images/img-1', endpoint_filter={
                 'service_type': 'image', 'interface': 'internal',
@@ -52,28 +52,28 @@ class TestGlanceImages(base.TestCase):
 
     def test_an_image_glance_does_not_have_is_none(self):
         self.get.return_value = Response(404)
-        self.assertIsNone(self.images.image('img-1'))
+        self.assertIsNone(self.images.find_image('img-1'))
 
     def test_any_other_answer_is_an_error(self):
         self.get.return_value = Response(503)
         self.assertRaisesRegex(exceptions.BackendException, '503',
-                               self.images.image, 'img-1')
+                               self.images.find_image, 'img-1')
 
     def test_locations_from_the_location_api(self):
         self.get.return_value = Response(200, [{'url': 'cinder://b/v1'}])
         self.assertEqual(['cinder://b/v1'],
-                         self.images.locations('img-1', {}))
+                         self.images.image_locations('img-1', {}))
 
     def test_locations_from_the_image_without_the_location_api(self):
         self.get.return_value = Response(403)
         image = {'locations': [{'url': 'cinder://b/v1'}],
                  'direct_url': 'cinder://b/v1'}
         self.assertEqual(['cinder://b/v1'],
-                         self.images.locations('img-1', image))
+                         self.images.image_locations('img-1', image))
 
     def test_direct_url_alone_is_not_enough_to_tell(self):
         self.get.return_value = Response(404)
-        self.assertIsNone(self.images.locations(
+        self.assertIsNone(self.images.image_locations(
             'img-1', {'direct_url': 'cinder://b/v1'}))
 
     def test_service_credentials_are_needed(self):

@@ -54,7 +54,7 @@ class TestHostReaders(base.CinderTestCase):
         base.rewrite_record(self.record_path, **changes)
 
     def test_first_reader_attaches_and_records_it_without_secrets(self):
-        handle = self.readers.join(self.api, self.volume)
+        handle = self.readers.join_read(self.api, self.volume)
         record = self.record()
         self.assertEqual(handle.id, record['attachment'])
         self.assertEqual([records.process_id()], record['holders'])
@@ -69,9 +69,9 @@ class TestHostReaders(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_second_process_joins_instead_of_attaching(self):
-        owner = self.readers.join(self.api, self.volume)
+        owner = self.readers.join_read(self.api, self.volume)
         self.rewrite(holders=[self.other])  # the attacher is another worker
-        joined = self.readers.join(self.api, self.volume)
+        joined = self.readers.join_read(self.api, self.volume)
         self.assertEqual(1, self.cinder.calls.count('attachments.create'))
         self.assertEqual(owner.id, joined.id)
         self.assertEqual(owner.device_path, joined.device_path)
@@ -85,7 +85,7 @@ class TestHostReaders(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_owner_leaving_first_hands_over_to_the_other_process(self):
-        owner = self.readers.join(self.api, self.volume)
+        owner = self.readers.join_read(self.api, self.volume)
         self.rewrite(holders=[records.process_id(), self.other])
         owner.close()
         self.assertEqual([self.other], self.record()['holders'])
@@ -95,8 +95,8 @@ class TestHostReaders(base.CinderTestCase):
 
     def test_rejoining_while_the_last_reader_leaves_keeps_it_attached(self):
         # This process's last reader leaves just as its next one joins.
-        first = self.readers.join(self.api, self.volume)
-        second = self.readers.join(self.api, self.volume)
+        first = self.readers.join_read(self.api, self.volume)
+        second = self.readers.join_read(self.api, self.volume)
         me = records.process_id()
         self.assertEqual([me, me], self.record()['holders'])
         first.close()
@@ -107,9 +107,9 @@ class TestHostReaders(base.CinderTestCase):
         self.assertFalse(os.path.exists(self.record_path))
 
     def test_last_process_detaches_what_another_attached(self):
-        owner = self.readers.join(self.api, self.volume)
+        owner = self.readers.join_read(self.api, self.volume)
         self.rewrite(holders=[self.other])
-        joined = self.readers.join(self.api, self.volume)
+        joined = self.readers.join_read(self.api, self.volume)
         # the attacher's process is gone
         owner.attachment.close_keeping_attachment()
         self.rewrite(holders=[DEAD, records.process_id()])
@@ -119,22 +119,23 @@ class TestHostReaders(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_failed_detach_of_the_last_reader_keeps_naming_it(self):
-        handle = self.readers.join(self.api, self.volume)
+        handle = self.readers.join_read(self.api, self.volume)
         self.cinder.fail('attachments.delete', RuntimeError('cinder down'))
         handle.close()  # a read: logged, not raised
-        # Still attached, and still named, held by nobody: stale.
+        # Still attached, and still record_id, held by nobody: stale.
         self.assertEqual([handle.id], list(self.cinder.attachments))
         self.assertEqual(handle.id, self.record()['attachment'])
         self.assertEqual([], self.record()['holders'])
         self.assertIn('no live process holds it',
-                      self.readers.inspect(self.api, self.volume.id)[1])
+                      self.readers.inspect_record(self.api, self.volume.id)[1])
         # The next reader detaches it and attaches afresh.
-        self.assertReplaced(handle, self.readers.join(self.api, self.volume))
+        self.assertReplaced(handle,
+                            self.readers.join_read(self.api, self.volume))
 
     def test_failed_disconnect_of_a_joined_reader_keeps_naming_it(self):
-        owner = self.readers.join(self.api, self.volume)
+        owner = self.readers.join_read(self.api, self.volume)
         self.rewrite(holders=[self.other])
-        joined = self.readers.join(self.api, self.volume)
+        joined = self.readers.join_read(self.api, self.volume)
         # the attacher's process is gone
         owner.attachment.close_keeping_attachment()
         self.rewrite(holders=[DEAD, records.process_id()])
@@ -143,30 +144,33 @@ class TestHostReaders(base.CinderTestCase):
         self.assertEqual([joined.id], list(self.cinder.attachments))
         self.assertEqual([], self.record()['holders'])
         self.assertEqual([joined.id],
-                         self.readers.repair(self.api, self.volume))
+                         self.readers.repair_record(self.api, self.volume))
         self.assertFalse(os.path.exists(self.record_path))
         self.assertNothingLeft(volumes=1)
 
     def test_failed_attach_that_cannot_disconnect_keeps_naming_it(self):
         self.cinder.fail('attachments.complete', OSError('complete'))
         self.brick.fail('disconnect_volume', OSError('device busy'))
-        self.assertRaises(OSError, self.readers.join, self.api, self.volume)
+        self.assertRaises(OSError, self.readers.join_read, self.api,
+                          self.volume)
         (left,) = self.cinder.attachments
         self.assertEqual(left, self.record()['attachment'])
         self.assertEqual([], self.record()['holders'])
-        self.assertEqual([left], self.readers.repair(self.api, self.volume))
+        self.assertEqual([left],
+                         self.readers.repair_record(self.api, self.volume))
         self.assertFalse(os.path.exists(self.record_path))
         self.assertNothingLeft(volumes=1)
 
     def test_failed_attach_that_unwound_leaves_no_record(self):
         self.cinder.fail('attachments.complete', OSError('complete'))
-        self.assertRaises(OSError, self.readers.join, self.api, self.volume)
+        self.assertRaises(OSError, self.readers.join_read, self.api,
+                          self.volume)
         self.assertFalse(os.path.exists(self.record_path))
         self.assertNothingLeft(volumes=1)
 
     def leftover(self, **record):
         """A recorded attachment this process no longer holds."""
-        handle = self.readers.join(self.api, self.volume)
+        handle = self.readers.join_read(self.api, self.volume)
         handle.attachment.close_keeping_attachment()
         self.rewrite(**record)
         return handle
@@ -180,24 +184,25 @@ class TestHostReaders(base.CinderTestCase):
     def test_record_of_dead_processes_is_cleaned_up(self):
         leftover = self.leftover(holders=[DEAD])
         self.assertReplaced(leftover,
-                            self.readers.join(self.api, self.volume))
+                            self.readers.join_read(self.api, self.volume))
 
     def test_stale_record_whose_detach_fails_keeps_naming_it(self):
         # Detach, then forget: the record goes only with the attachment.
         leftover = self.leftover(holders=[DEAD])
         self.brick.fail('disconnect_volume', OSError('device busy'))
-        self.assertRaises(OSError, self.readers.join, self.api, self.volume)
+        self.assertRaises(OSError, self.readers.join_read, self.api,
+                          self.volume)
         self.assertEqual((leftover.id, []), (self.record()['attachment'],
                                              self.record()['holders']))
         self.assertEqual([leftover.id], list(self.cinder.attachments))
         self.assertReplaced(leftover,
-                            self.readers.join(self.api, self.volume))
+                            self.readers.join_read(self.api, self.volume))
 
     def test_record_from_before_a_reboot_is_not_disconnected(self):
         # After a reboot the recorded device path may name another volume.
         leftover = self.leftover(boot='an-earlier-boot', holders=[self.other])
         self.brick.calls.clear()
-        handle = self.readers.join(self.api, self.volume)
+        handle = self.readers.join_read(self.api, self.volume)
         self.assertEqual(['factory', 'connect_volume'], self.brick.calls)
         self.assertReplaced(leftover, handle)
 
@@ -205,7 +210,7 @@ class TestHostReaders(base.CinderTestCase):
         leftover = self.leftover(holders=[self.other])
         self.brick.calls.clear()
         with mock.patch.object(records, 'boot_id', return_value='unknown'):
-            handle = self.readers.join(self.api, self.volume)
+            handle = self.readers.join_read(self.api, self.volume)
         self.assertNotIn('disconnect_volume', self.brick.calls)
         self.assertReplaced(leftover, handle)
 
@@ -213,7 +218,7 @@ class TestHostReaders(base.CinderTestCase):
         leftover = self.leftover(holders=[self.other])
         self.api.attachment_delete(leftover.id)  # e.g. an admin's detach
         with mock.patch.object(host_reads.LOG, 'warning') as warn:
-            handle = self.readers.join(self.api, self.volume)
+            handle = self.readers.join_read(self.api, self.volume)
         # Gone from Cinder is detached: nothing failed, nothing to warn of
         self.assertFalse(warn.called)
         self.assertReplaced(leftover, handle)
@@ -227,20 +232,20 @@ class TestHostReaders(base.CinderTestCase):
         with open(self.record_path, 'w') as f:
             json.dump(foreign, f)
         with mock.patch.object(host_reads.LOG, 'warning') as warn:
-            handle = self.readers.join(self.api, self.volume)
+            handle = self.readers.join_read(self.api, self.volume)
         self.assertIn('otherhost', str(warn.call_args))
         self.assertEqual(self.cinder.device_path(self.volume.id),
                          handle.device_path)
         self.assertEqual((foreign, None),
-                         self.readers.inspect(self.api, self.volume.id))
-        self.assertIsNone(self.readers.repair(self.api, self.volume))
+                         self.readers.inspect_record(self.api, self.volume.id))
+        self.assertIsNone(self.readers.repair_record(self.api, self.volume))
         self.assertIsNone(self.readers.recorded_attachment(self.volume.id))
         handle.close()
         self.assertEqual(foreign, self.record())
         self.assertNothingLeft(volumes=1)
 
     def test_this_hosts_record_names_its_attachment(self):
-        handle = self.readers.join(self.api, self.volume)
+        handle = self.readers.join_read(self.api, self.volume)
         self.assertEqual('testhost', self.record()['host'])
         self.assertEqual(handle.id,
                          self.readers.recorded_attachment(self.volume.id))
@@ -248,8 +253,8 @@ class TestHostReaders(base.CinderTestCase):
         self.assertIsNone(self.readers.recorded_attachment(self.volume.id))
 
     def test_discard_forgets_the_record(self):
-        handle = self.readers.join(self.api, self.volume)
-        self.readers.discard(self.volume.id)
+        handle = self.readers.join_read(self.api, self.volume)
+        self.readers.discard_record(self.volume.id)
         self.assertFalse(os.path.exists(self.record_path))
         handle.close()  # still detaches what it made
         self.assertNothingLeft(volumes=1)
@@ -257,7 +262,7 @@ class TestHostReaders(base.CinderTestCase):
     def test_unreadable_record_is_ignored(self):
         with open(self.record_path, 'w') as f:
             f.write('{not json')
-        handle = self.readers.join(self.api, self.volume)
+        handle = self.readers.join_read(self.api, self.volume)
         self.assertEqual(handle.id, self.record()['attachment'])
         handle.close()
         self.assertNothingLeft(volumes=1)
@@ -265,7 +270,7 @@ class TestHostReaders(base.CinderTestCase):
     def test_failed_record_write_detaches(self):
         with mock.patch.object(records.RecordFiles, 'save',
                                side_effect=OSError(28, 'no space')):
-            self.assertRaises(OSError, self.readers.join, self.api,
+            self.assertRaises(OSError, self.readers.join_read, self.api,
                               self.volume)
         self.assertNothingLeft(volumes=1)
 
@@ -285,7 +290,7 @@ class TestHostReaders(base.CinderTestCase):
         with mock.patch.object(attachment.Attachment, 'open', open_), \
                 mock.patch.object(fakes.FakeConnector, 'connect_volume',
                                   connect):
-            handle = self.readers.join(self.api, self.volume)
+            handle = self.readers.join_read(self.api, self.volume)
         self.assertIsNone(seen['open']['attachment'])
         self.assertEqual([records.process_id()], seen['open']['holders'])
         # Named as soon as Cinder answers, before the host connects.
@@ -297,7 +302,7 @@ class TestHostReaders(base.CinderTestCase):
 
     def test_failed_attach_removes_its_record(self):
         self.cinder.fail('attachments.complete', RuntimeError('boom'))
-        self.assertRaises(RuntimeError, self.readers.join, self.api,
+        self.assertRaises(RuntimeError, self.readers.join_read, self.api,
                           self.volume)
         self.assertFalse(os.path.exists(self.record_path))
         self.assertNothingLeft(volumes=1)
@@ -311,7 +316,7 @@ class TestHostReaders(base.CinderTestCase):
             real_save(files, volume_id, record)
 
         with mock.patch.object(records.RecordFiles, 'save', save):
-            self.assertRaises(OSError, self.readers.join, self.api,
+            self.assertRaises(OSError, self.readers.join_read, self.api,
                               self.volume)
         self.assertFalse(os.path.exists(self.record_path))
         self.assertNothingLeft(volumes=1)
@@ -330,8 +335,8 @@ class TestHostReaders(base.CinderTestCase):
     def test_reader_killed_while_cinder_attaches_is_cleaned_up(self):
         leaked = self.killed_while_cinder_attaches(self.volume)
         self.assertIn('stopped while Cinder was making its attachment',
-                      self.readers.inspect(self.api, self.volume.id)[1])
-        handle = self.readers.join(self.api, self.volume)
+                      self.readers.inspect_record(self.api, self.volume.id)[1])
+        handle = self.readers.join_read(self.api, self.volume)
         self.assertNotEqual(leaked, handle.id)
         self.assertEqual([handle.id], list(self.cinder.attachments))
         handle.close()
@@ -341,9 +346,9 @@ class TestHostReaders(base.CinderTestCase):
         leaked = self.killed_while_cinder_attaches(self.volume)
         self.rewrite(attachment=leaked)
         self.assertIn('stopped while attaching',
-                      self.readers.inspect(self.api, self.volume.id)[1])
-        self.assertEqual([leaked], self.readers.repair(self.api,
-                                                       self.volume))
+                      self.readers.inspect_record(self.api, self.volume.id)[1])
+        self.assertEqual([leaked], self.readers.repair_record(self.api,
+                                                              self.volume))
         self.assertNothingLeft(volumes=1)
 
     def multiattach_volume(self):
@@ -359,7 +364,7 @@ class TestHostReaders(base.CinderTestCase):
         volume = self.multiattach_volume()
         leaked = self.killed_while_cinder_attaches(volume)
         with mock.patch.object(rules.LOG, 'warning') as warn:
-            self.assertEqual([], self.readers.repair(self.api, volume))
+            self.assertEqual([], self.readers.repair_record(self.api, volume))
         self.assertIn(volume.id, str(warn.call_args))
         self.assertEqual([leaked], list(self.cinder.attachments))
         self.assertEqual([], self.readers.recorded_volumes())
@@ -374,9 +379,10 @@ class TestHostReaders(base.CinderTestCase):
         base.made_ago(self.cinder, before['id'], rules.UNANNOUNCED_AGE - 5)
         leaked = self.killed_while_cinder_attaches(volume)
         theirs = self.api.attachment_create(volume.id, {'host': 'h3'}, 'ro')
-        self.readers.settings.membership.live_claims = [
+        self.readers.settings.membership.others_claims = [
             membership.Claim('0:7:7', 0.0, theirs['id'])]
-        self.assertEqual([leaked], self.readers.repair(self.api, volume))
+        self.assertEqual([leaked],
+                         self.readers.repair_record(self.api, volume))
         self.assertEqual({before['id'], theirs['id']},
                          set(self.cinder.attachments))
         self.assertEqual([], self.readers.recorded_volumes())
@@ -389,7 +395,7 @@ class TestHostReaders(base.CinderTestCase):
         members = self.readers.settings.membership = base.Members()
         leaked = self.killed_while_cinder_attaches(volume)
         refused = membership.Claim('0:8:8', time.time())
-        members.live_claims = [refused]
+        members.others_claims = [refused]
 
         def it_tries_again(seconds):
             self.clock.sleep(seconds)
@@ -397,7 +403,8 @@ class TestHostReaders(base.CinderTestCase):
                 refused.since = time.time() + rules.CLOCK_SKEW + 1
         self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
                                              it_tries_again))
-        self.assertEqual([leaked], self.readers.repair(self.api, volume))
+        self.assertEqual([leaked],
+                         self.readers.repair_record(self.api, volume))
         self.assertGreater(self.clock.now - 1000, 3)
 
     def test_a_dead_readers_attachment_is_left_while_cinder_makes_it(self):
@@ -414,14 +421,16 @@ class TestHostReaders(base.CinderTestCase):
                 self.cinder.attachments[leaked]['status'] = 'attaching'
         self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
                                              cinder_finishes))
-        self.assertEqual([leaked], self.readers.repair(self.api, volume))
+        self.assertEqual([leaked],
+                         self.readers.repair_record(self.api, volume))
         self.assertGreater(self.clock.now - 1000, 2)
 
     def test_multiattach_attachment_abandoned_long_ago_is_detached(self):
         volume = self.multiattach_volume()
         leaked = self.killed_while_cinder_attaches(volume)
         base.made_ago(self.cinder, leaked, 601)
-        self.assertEqual([leaked], self.readers.repair(self.api, volume))
+        self.assertEqual([leaked],
+                         self.readers.repair_record(self.api, volume))
         self.assertNothingLeft(volumes=2)
 
     def test_userspace_attachment_is_joined_with_a_connection_of_its_own(
@@ -429,11 +438,11 @@ class TestHostReaders(base.CinderTestCase):
         # RBD in userspace: another worker joins the Cinder attachment
         # but needs its own librbd connection (a file object of its own).
         self.cinder.transport = 'rbd'
-        owner = self.readers.join(self.api, self.volume)
+        owner = self.readers.join_read(self.api, self.volume)
         with open(self.record_path) as f:
             self.assertEqual({'userspace': True},
                              json.load(f)['device_info'])
-        joiner = host_reads.HostReads(self.settings()).join(
+        joiner = host_reads.HostReads(self.settings()).join_read(
             self.api, self.volume)
         self.assertEqual(owner.id, joiner.id)
         self.assertEqual(2, len(self.brick.handles))
@@ -447,38 +456,40 @@ class TestHostReaders(base.CinderTestCase):
 
     def test_userspace_joiner_that_cannot_connect_is_not_recorded(self):
         self.cinder.transport = 'rbd'
-        owner = self.readers.join(self.api, self.volume)
+        owner = self.readers.join_read(self.api, self.volume)
         self.brick.fail('connect_volume', RuntimeError('timed out'))
         with mock.patch.object(rbd, '_tcp_reachable', return_value=False):
             self.assertRaisesRegex(exceptions.BackendException,
                                    'no monitor Cinder names',
-                                   self.readers.join, self.api, self.volume)
+                                   self.readers.join_read, self.api,
+                                   self.volume)
         with open(self.record_path) as f:
             self.assertEqual(1, len(json.load(f)['holders']))
         owner.close()
         self.assertNothingLeft(volumes=1)
 
     def test_inspect_says_why_a_record_is_stale(self):
-        handle = self.readers.join(self.api, self.volume)
+        handle = self.readers.join_read(self.api, self.volume)
         self.assertEqual([self.volume.id], self.readers.recorded_volumes())
-        record, reason = self.readers.inspect(self.api, self.volume.id)
+        record, reason = self.readers.inspect_record(self.api, self.volume.id)
         self.assertEqual(handle.id, record['attachment'])
         self.assertIsNone(reason)
         self.rewrite(boot='another-boot')
         self.assertIn('before this host last booted',
-                      self.readers.inspect(self.api, self.volume.id)[1])
+                      self.readers.inspect_record(self.api, self.volume.id)[1])
         self.rewrite(boot=records.boot_id(), holders=[DEAD])
-        self.assertIn(DEAD, self.readers.inspect(self.api, self.volume.id)[1])
+        self.assertIn(DEAD,
+                      self.readers.inspect_record(self.api, self.volume.id)[1])
         self.assertEqual(1, len(self.cinder.attachments))  # read-only
 
     def test_repair_leaves_live_records_and_undoes_stale_ones(self):
-        self.assertIsNone(self.readers.repair(self.api, self.volume))
-        handle = self.readers.join(self.api, self.volume)
-        self.assertIsNone(self.readers.repair(self.api, self.volume))
+        self.assertIsNone(self.readers.repair_record(self.api, self.volume))
+        handle = self.readers.join_read(self.api, self.volume)
+        self.assertIsNone(self.readers.repair_record(self.api, self.volume))
         self.assertEqual(1, len(self.cinder.attachments))
         self.rewrite(holders=[DEAD])
         self.assertEqual([handle.id],
-                         self.readers.repair(self.api, self.volume))
+                         self.readers.repair_record(self.api, self.volume))
         self.assertEqual([], self.readers.recorded_volumes())
         handle.close()  # its attachment is gone already: only logs
         self.assertNothingLeft(volumes=1)

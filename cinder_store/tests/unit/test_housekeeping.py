@@ -11,6 +11,7 @@
 # under the License.
 
 
+import threading
 from unittest import mock
 
 import fixtures
@@ -27,10 +28,10 @@ class TestReleaseLostHosts(base.StoreTestCase):
 
     def setUp(self):
         super(TestReleaseLostHosts, self).setUp()
-        self.api = self.maintenance.cinder()
+        self.api = self.maintenance.bound_cinder()
         self.store._settings.membership = base.Members(lost={'glance-3'})
         self.sweeper = housekeeping.Housekeeping(
-            self.maintenance.cinder, self.store._settings, None, 30,
+            self.maintenance.bound_cinder, self.store._settings, None, 30,
             lambda: [])
 
     def volume(self, image_id, uploader=None, finished=True):
@@ -142,16 +143,18 @@ class TestCoordinationOption(base.StoreTestCase):
         self.assertEqual({'testhost'},
                          store._settings.membership.alive_hosts())
         self.assertEqual(10, store.housekeeper.interval)
+        self.assertIn('cinder_store-housekeeping',
+                      [t.name for t in threading.enumerate()])
 
 
 class TestForgetGoneVolumes(base.StoreTestCase):
 
     def setUp(self):
         super(TestForgetGoneVolumes, self).setUp()
-        self.api = self.maintenance.cinder()
+        self.api = self.maintenance.bound_cinder()
         self.recorded = []
         self.housekeeper = housekeeping.Housekeeping(
-            self.maintenance.cinder, self.store._settings, None, 30,
+            self.maintenance.bound_cinder, self.store._settings, None, 30,
             lambda: self.recorded)
 
     def locked(self, volume_id):

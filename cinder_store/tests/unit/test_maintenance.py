@@ -37,14 +37,15 @@ class TestMaintenance(base.StoreTestCase):
         self.assertEqual(view.lock_path, view.settings.lock_path)
         self.assertEqual('/etc/glance/rootwrap.conf', view.rootwrap_config)
         self.assertIsInstance(view.host_reads, host_reads.HostReads)
-        self.assertIsInstance(view.glance(), glance.GlanceImages)
+        self.assertIsInstance(view.glance_images(), glance.GlanceImages)
         self.assertEqual('testhost', view.connector_properties()['host'])
 
     def test_its_cinder_client_and_records_are_the_stores(self):
         url = self.add(b'12345')[0]
         volume_id = url.rsplit('/', 1)[1]
-        self.assertEqual(volume_id,
-                         self.backend_view.cinder().get_volume(volume_id).id)
+        self.assertEqual(
+            volume_id,
+            self.backend_view.bound_cinder().get_volume(volume_id).id)
         self.assertEqual([], self.backend_view.uploads.volume_ids())
         b''.join(self.store.get(self.location(volume_id))[0])
         self.assertIn(volume_id,

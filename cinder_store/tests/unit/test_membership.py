@@ -53,10 +53,10 @@ class TestMembership(base.TestCase):
         self.assertEqual(set(), self.me.lost(['glance-2']))
         self.clock.now += 59
         self.assertEqual(set(), self.me.lost(['glance-2']))
-        self.assertEqual('absent for 59s', self.me.describe('glance-2'))
+        self.assertEqual('absent for 59s', self.me.describe_host('glance-2'))
         self.clock.now += 1
         self.assertEqual({'glance-2'}, self.me.lost(['glance-2']))
-        self.assertIn('lost', self.me.describe('glance-2'))
+        self.assertIn('lost', self.me.describe_host('glance-2'))
 
     def test_a_host_that_comes_back_starts_its_grace_again(self):
         other = self.other('glance-2')
@@ -68,7 +68,7 @@ class TestMembership(base.TestCase):
         other.leave_group(membership.GROUP).get()
         self.clock.now += 50
         self.assertEqual(set(), self.me.lost(['glance-2']))
-        self.assertEqual('alive', self.me.describe('glance-1'))
+        self.assertEqual('alive', self.me.describe_host('glance-1'))
 
     def test_every_lost_host_at_once(self):
         self.other('glance-2').leave_group(membership.GROUP).get()
@@ -152,41 +152,41 @@ class TestMembership(base.TestCase):
     def test_a_claim_is_seen_everywhere_until_the_attach_ends(self):
         other = membership.Membership(self.url, 60, host_name='glance-2')
         self.addCleanup(other.stop)
-        self.assertEqual([], other.claims('vol-1'))
+        self.assertEqual([], other.live_claims('vol-1'))
         with self.me.attaching('vol-1') as claim:
-            (seen,) = other.claims('vol-1')
+            (seen,) = other.live_claims('vol-1')
             self.assertIsNone(seen.attachment)
             self.assertEqual(records.process_id(), seen.process)
             self.assertAlmostEqual(claim.since, seen.since, places=3)
-            claim.name('att-1')
+            claim.name_attachment('att-1')
             self.assertEqual(['att-1'], [c.attachment
-                                         for c in other.claims('vol-1')])
+                                         for c in other.live_claims('vol-1')])
             # The caller's own claim is left out when it asks
-            self.assertEqual([], self.me.claims('vol-1', excluding=claim))
-            self.assertEqual([], other.claims('vol-2'))
-        self.assertEqual([], other.claims('vol-1'))
+            self.assertEqual([], self.me.live_claims('vol-1', excluding=claim))
+            self.assertEqual([], other.live_claims('vol-2'))
+        self.assertEqual([], other.live_claims('vol-1'))
 
     def test_each_thread_claims_its_own_attachment(self):
         other = membership.Membership(self.url, 60, host_name='glance-2')
         self.addCleanup(other.stop)
         with self.me.attaching('vol-1') as first:
-            first.name('att-1')
+            first.name_attachment('att-1')
             with self.me.attaching('vol-1') as second:
                 self.assertEqual(['att-1', None], [
-                    c.attachment for c in other.claims('vol-1')])
-                second.name('att-2')
+                    c.attachment for c in other.live_claims('vol-1')])
+                second.name_attachment('att-2')
             self.assertEqual(['att-1'], [c.attachment
-                                         for c in other.claims('vol-1')])
+                                         for c in other.live_claims('vol-1')])
 
     def test_a_claim_covers_what_the_request_in_flight_makes(self):
         with self.me.attaching('vol-1') as claim:
             first = claim.since
             with mock.patch('time.time', return_value=first + 30):
                 claim.sending()
-            (seen,) = self.me.claims('vol-1')
+            (seen,) = self.me.live_claims('vol-1')
             self.assertEqual(first + 30, seen.since)
             claim.refused()
-            (seen,) = self.me.claims('vol-1')
+            (seen,) = self.me.live_claims('vol-1')
             self.assertIsNone(seen.since)
 
     def claim_of(self, host_name, process):
@@ -196,24 +196,25 @@ class TestMembership(base.TestCase):
         other.start()
         self.addCleanup(other.stop)
         self.me.start()
-        membership._enter(other, membership.ATTACHING_PREFIX + b'vol-1', {
-            'claims': [membership.Claim(process, 5.0).as_dict()]})
+        membership._enter_group(
+            other, membership.ATTACHING_PREFIX + b'vol-1',
+            {'claims': [membership.Claim(process, 5.0).as_dict()]})
 
     def test_a_dead_processs_claim_here_never_counts(self):
         self.claim_of('glance-1', base.DEAD)
-        self.assertEqual([], self.me.claims('vol-1'))
+        self.assertEqual([], self.me.live_claims('vol-1'))
 
     def test_another_hosts_claim_counts_until_its_membership_goes(self):
         # Its process cannot be seen from here
         self.claim_of('glance-2', base.DEAD)
         self.assertEqual([base.DEAD],
-                         [c.process for c in self.me.claims('vol-1')])
+                         [c.process for c in self.me.live_claims('vol-1')])
 
     def test_a_claim_without_details_covers_everything(self):
         # A cinder_store from before claims announces with no capabilities
         other = self.other('glance-2')
-        membership._enter(other, membership.ATTACHING_PREFIX + b'vol-1')
-        (seen,) = self.me.claims('vol-1')
+        membership._enter_group(other, membership.ATTACHING_PREFIX + b'vol-1')
+        (seen,) = self.me.live_claims('vol-1')
         self.assertEqual((None, 0.0), (seen.attachment, seen.since))
 
     def test_claims_are_unknown_on_doubt(self):
@@ -221,7 +222,7 @@ class TestMembership(base.TestCase):
         with mock.patch.object(self.me._coordinator, 'get_members',
                                side_effect=coordination.ToozConnectionError(
                                    'refused')):
-            self.assertIsNone(self.me.claims('vol-1'))
+            self.assertIsNone(self.me.live_claims('vol-1'))
 
     def test_alone_knows_no_other_host(self):
         alone = membership.Alone('glance-1')
@@ -230,6 +231,6 @@ class TestMembership(base.TestCase):
         self.assertEqual(set(), alone.lost(['glance-2']))
         self.assertEqual(set(), alone.others_waiting('vol-1'))
         with alone.waiting_for('vol-1'), alone.attaching('vol-1') as claim:
-            claim.name('att-1')
-        self.assertIsNone(alone.claims('vol-1'))
+            claim.name_attachment('att-1')
+        self.assertIsNone(alone.live_claims('vol-1'))
         self.assertIsInstance(membership.for_url(None, 60), membership.Alone)

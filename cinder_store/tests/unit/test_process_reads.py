@@ -33,7 +33,7 @@ class TestReadAttachments(base.CinderTestCase):
     def assertNoVolumeHeld(self):
         """The next reader attaches anew: no attachment is kept for it."""
         creates = self.cinder.calls.count('attachments.create')
-        self.readers.acquire(self.api, self.volume).close()
+        self.readers.acquire_lease(self.api, self.volume).close()
         self.assertEqual(creates + 1,
                          self.cinder.calls.count('attachments.create'))
 
@@ -47,8 +47,8 @@ class TestReadAttachments(base.CinderTestCase):
             host_reads.HostReads(self.settings()))
 
     def test_readers_of_one_volume_share_one_attachment(self):
-        first = self.readers.acquire(self.api, self.volume)
-        second = self.readers.acquire(self.api, self.volume)
+        first = self.readers.acquire_lease(self.api, self.volume)
+        second = self.readers.acquire_lease(self.api, self.volume)
         self.assertEqual(1, len(self.cinder.attachments))
         self.assertIsNot(first.device, second.device)
         self.assertEqual(b'0123', first.device.pread(4, 0))
@@ -66,7 +66,7 @@ class TestReadAttachments(base.CinderTestCase):
         # lone reader keeps O_DIRECT (see devices.fd.FdDevice).
         with mock.patch('cinder_store.devices.open_device',
                         wraps=devices.open_device) as open_device:
-            leases = [self.readers.acquire(self.api, self.volume)
+            leases = [self.readers.acquire_lease(self.api, self.volume)
                       for _ in range(3)]
         self.assertEqual([True, False, False],
                          [c.kwargs['direct'] for c in
@@ -81,7 +81,7 @@ class TestReadAttachments(base.CinderTestCase):
         real_open = attachment.Attachment.open
         leases = []
         joiner = threading.Thread(target=lambda: leases.append(
-            self.readers.acquire(self.api, self.volume)))
+            self.readers.acquire_lease(self.api, self.volume)))
 
         def open_while_another_reader_arrives(att, on_created=None):
             joiner.start()
@@ -92,7 +92,8 @@ class TestReadAttachments(base.CinderTestCase):
                         wraps=devices.open_device) as open_device:
             with mock.patch.object(attachment.Attachment, 'open',
                                    open_while_another_reader_arrives):
-                leases.append(self.readers.acquire(self.api, self.volume))
+                leases.append(
+                    self.readers.acquire_lease(self.api, self.volume))
             joiner.join()
         self.assertEqual([False, False],
                          [c.kwargs['direct'] for c in
@@ -103,16 +104,19 @@ class TestReadAttachments(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_lookup_of_an_attached_volume_does_not_fetch(self):
-        lease = self.readers.acquire(self.api, self.volume)
+        lease = self.readers.acquire_lease(self.api, self.volume)
         fetch = mock.Mock()
-        self.assertIs(self.volume, self.readers.lookup(self.volume.id, fetch))
+        self.assertIs(self.volume,
+                      self.readers.lookup_volume(self.volume.id, fetch))
         fetch.assert_not_called()
         lease.close()
 
     def test_lookup_fetches_when_nothing_is_attached_and_keeps_nothing(self):
         fetch = mock.Mock(side_effect=[Boom('lookup failed'), self.volume])
-        self.assertRaises(Boom, self.readers.lookup, self.volume.id, fetch)
-        self.assertIs(self.volume, self.readers.lookup(self.volume.id, fetch))
+        self.assertRaises(Boom, self.readers.lookup_volume, self.volume.id,
+                          fetch)
+        self.assertIs(self.volume,
+                      self.readers.lookup_volume(self.volume.id, fetch))
         self.assertEqual(2, fetch.call_count)
         self.assertEqual({}, self.readers._lookups)
 
@@ -127,14 +131,15 @@ class TestReadAttachments(base.CinderTestCase):
             'cinder_store.process_reads.futures.Future', WatchedFuture))
         got = []
         other = threading.Thread(target=lambda: got.append(
-            self.readers.lookup(self.volume.id, fetch)))
+            self.readers.lookup_volume(self.volume.id, fetch)))
 
         def slow_fetch():
             other.start()  # a second reader asks while this GET runs
             waiting.wait()
             return self.volume
         fetch = mock.Mock(side_effect=slow_fetch)
-        self.assertIs(self.volume, self.readers.lookup(self.volume.id, fetch))
+        self.assertIs(self.volume,
+                      self.readers.lookup_volume(self.volume.id, fetch))
         other.join()
         self.assertEqual([self.volume], got)
         self.assertEqual(1, fetch.call_count)
@@ -143,7 +148,7 @@ class TestReadAttachments(base.CinderTestCase):
         # Cinder refuses a second attachment of a volume that is not
         # multiattach; sharing makes the second reader need none.
         self.assertFalse(self.volume.multiattach)
-        leases = [self.readers.acquire(self.api, self.volume)
+        leases = [self.readers.acquire_lease(self.api, self.volume)
                   for _ in range(3)]
         self.assertEqual(['attachments.create', 'attachments.complete'],
                          self.cinder.calls)
@@ -152,15 +157,15 @@ class TestReadAttachments(base.CinderTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_reader_after_the_last_one_left_attaches_again(self):
-        self.readers.acquire(self.api, self.volume).close()
-        self.readers.acquire(self.api, self.volume).close()
+        self.readers.acquire_lease(self.api, self.volume).close()
+        self.readers.acquire_lease(self.api, self.volume).close()
         self.assertEqual(2, self.cinder.calls.count('attachments.create'))
         self.assertNothingLeft(volumes=1)
 
     def test_last_reader_detaches_with_its_own_credentials(self):
         other = self.bound()
-        first = self.readers.acquire(self.api, self.volume)
-        last = self.readers.acquire(other, self.volume)
+        first = self.readers.acquire_lease(self.api, self.volume)
+        last = self.readers.acquire_lease(other, self.volume)
         first.close()
         with mock.patch.object(other, 'attachment_delete',
                                wraps=other.attachment_delete) as delete:
@@ -170,10 +175,11 @@ class TestReadAttachments(base.CinderTestCase):
 
     def test_failed_attach_leaves_nothing_and_the_next_reader_retries(self):
         self.brick.fail('connect_volume', Boom())
-        self.assertRaises(Boom, self.readers.acquire, self.api, self.volume)
+        self.assertRaises(Boom, self.readers.acquire_lease, self.api,
+                          self.volume)
         self.assertNoVolumeHeld()
         self.assertNothingLeft(volumes=1)
-        lease = self.readers.acquire(self.api, self.volume)
+        lease = self.readers.acquire_lease(self.api, self.volume)
         lease.close()
         self.assertNothingLeft(volumes=1)
 
@@ -184,7 +190,7 @@ class TestReadAttachments(base.CinderTestCase):
 
         def second_reader():
             try:
-                self.readers.acquire(self.api, self.volume)
+                self.readers.acquire_lease(self.api, self.volume)
             except exceptions.BackendException as e:
                 joiner_errors.append(e)
         joiner = threading.Thread(target=second_reader)
@@ -196,7 +202,7 @@ class TestReadAttachments(base.CinderTestCase):
 
         with mock.patch.object(attachment.Attachment, 'open',
                                open_while_another_reader_arrives):
-            self.assertRaises(Boom, self.readers.acquire, self.api,
+            self.assertRaises(Boom, self.readers.acquire_lease, self.api,
                               self.volume)
         joiner.join()
         (error,) = joiner_errors
@@ -208,7 +214,7 @@ class TestReadAttachments(base.CinderTestCase):
     def test_device_open_failure_releases_the_hold(self):
         with mock.patch('cinder_store.devices.open_device',
                         side_effect=OSError(13, 'denied')):
-            self.assertRaises(OSError, self.readers.acquire, self.api,
+            self.assertRaises(OSError, self.readers.acquire_lease, self.api,
                               self.volume)
         self.assertNoVolumeHeld()
         self.assertNothingLeft(volumes=1)
@@ -218,8 +224,8 @@ class TestReadAttachments(base.CinderTestCase):
         self.cinder.transport = 'rbd'
         with open(self.cinder.device_path(self.volume.id), 'r+b') as f:
             f.write(b'0123456789')
-        first = self.readers.acquire(self.api, self.volume)
-        second = self.readers.acquire(self.api, self.volume)
+        first = self.readers.acquire_lease(self.api, self.volume)
+        second = self.readers.acquire_lease(self.api, self.volume)
         self.assertEqual(1, len(self.cinder.attachments))
         self.assertEqual(1, len(self.brick.handles))
         self.assertEqual(b'5678', second.device.pread(4, 5))

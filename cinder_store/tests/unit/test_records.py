@@ -25,18 +25,18 @@ DEAD = base.DEAD
 class TestProcessIdentity(base.TestCase):
 
     def test_this_process_is_alive(self):
-        self.assertTrue(records.alive(records.process_id()))
+        self.assertTrue(records.holder_alive(records.process_id()))
 
     def test_a_reused_pid_is_not_the_same_process(self):
         namespace, pid, _start = records.process_id().split(':')
-        self.assertFalse(records.alive('%s:%s:0' % (namespace, pid)))
+        self.assertFalse(records.holder_alive('%s:%s:0' % (namespace, pid)))
 
     def test_a_process_in_another_namespace_counts_as_alive(self):
         # It cannot be checked from here: never detach under it.
-        self.assertTrue(records.alive('4026599999:999999999:1'))
+        self.assertTrue(records.holder_alive('4026599999:999999999:1'))
 
     def test_a_missing_process_is_dead(self):
-        self.assertFalse(records.alive(DEAD))
+        self.assertFalse(records.holder_alive(DEAD))
         self.assertIsNone(records.process_id(999999999))
 
 

@@ -205,7 +205,7 @@ class TestAdd(base.StoreTestCase):
                          cinder_exc.ClientException(500, 'down'), times=-1)
         self.assertRaises(exceptions.BackendException, self.add, b'abc')
         (volume_id,) = self.cinder.volumes
-        record, reason = self.maintenance.uploads.inspect(volume_id)
+        record, reason = self.maintenance.uploads.inspect_upload(volume_id)
         self.assertEqual('img-1', record['image'])
         self.assertIn('deleting the volume failed too', reason)
         self.assertIn('read-only flag', reason)
@@ -237,7 +237,8 @@ class TestAdd(base.StoreTestCase):
     def test_a_failed_create_stays_the_error_when_recording_it_fails(self):
         self.cinder.fail('volumes.create',
                          cinder_exc.ClientException(500, 'boom'))
-        with mock.patch.object(upload_records.Uploads, 'creation_failed',
+        with mock.patch.object(upload_records.Uploads,
+                               'record_failed_creation',
                                side_effect=OSError(28, 'no space')):
             self.assertRaisesRegex(exceptions.BackendException, 'boom',
                                    self.add, b'abc')
@@ -259,7 +260,7 @@ class TestAdd(base.StoreTestCase):
         _, reason = self.maintenance.uploads.inspect_creation(token)
         self.assertIn('read timed out', reason)
         (volume_id,) = self.cinder.volumes  # made, unknown to us
-        api = self.maintenance.cinder()
+        api = self.maintenance.bound_cinder()
         self.assertRaisesRegex(repairs.NotOrphaned, 'still creating',
                                repairs.reclaim_cut_short_create, api,
                                self.maintenance.uploads,
@@ -524,7 +525,7 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
         # host's reader attached just before the delete was tried again.
         url, _, _, _, _ = self.add(b'12345')
         volume_id = url.rsplit('/', 1)[1]
-        api = self.maintenance.cinder()
+        api = self.maintenance.bound_cinder()
         self.cinder.fail('volumes.delete', cinder_exc.BadRequest(
             400, 'Volume status must be available'))
         real = self.cinder.volumes_api.delete
@@ -588,7 +589,7 @@ class TestSizeDeleteAssociate(base.StoreTestCase):
     def test_delete_detaches_what_a_reader_killed_in_attach_left(self):
         url, _, _, _, _ = self.add(b'12345')
         volume_id = url.rsplit('/', 1)[1]
-        api = self.maintenance.cinder()
+        api = self.maintenance.bound_cinder()
         leaked = api.attachment_create(
             volume_id, self.maintenance.settings.connector_properties(), 'ro')
         # Cinder lists only attached attachments with the volume.
@@ -689,10 +690,11 @@ class TestConfigure(base.StoreTestCase):
         self.assertNothingLeft(volumes=1)
 
     def test_orphaned_uploads_are_reported_at_start(self):
-        self.maintenance.uploads.begin('vol-live', 'img-1')
-        self.maintenance.uploads.abandon('vol-dead', 'img-2', OSError('x'))
-        self.addCleanup(self.maintenance.uploads.end, 'vol-live')
-        self.addCleanup(self.maintenance.uploads.end, 'vol-dead')
+        self.maintenance.uploads.record_upload('vol-live', 'img-1')
+        self.maintenance.uploads.record_failed_upload(
+            'vol-dead', 'img-2', OSError('x'))
+        self.addCleanup(self.maintenance.uploads.forget_upload, 'vol-live')
+        self.addCleanup(self.maintenance.uploads.forget_upload, 'vol-dead')
         with mock.patch.object(store.LOG, 'warning') as warn:
             self.store.configure()
             self.store.host_probe.join()
@@ -701,11 +703,12 @@ class TestConfigure(base.StoreTestCase):
         self.assertEqual(('fast', 1, 'vol-dead'), (backend, count, names))
 
     def test_create_calls_cut_short_are_reported_at_start(self):
-        live = self.maintenance.uploads.creating('img-1')
-        dead = self.maintenance.uploads.creating('img-2')
-        self.maintenance.uploads.creation_failed(dead, 'img-2', OSError('x'))
-        self.addCleanup(self.maintenance.uploads.created, live)
-        self.addCleanup(self.maintenance.uploads.created, dead)
+        live = self.maintenance.uploads.record_creation('img-1')
+        dead = self.maintenance.uploads.record_creation('img-2')
+        self.maintenance.uploads.record_failed_creation(
+            dead, 'img-2', OSError('x'))
+        self.addCleanup(self.maintenance.uploads.forget_creation, live)
+        self.addCleanup(self.maintenance.uploads.forget_creation, dead)
         with mock.patch.object(store.LOG, 'warning') as warn:
             self.store.configure()
             self.store.host_probe.join()

@@ -39,7 +39,7 @@ class TestUploads(base.CinderTestCase):
             self.api.create_volume(1, 'image-img-1',
                                    {'glance_image_id': 'img-1'}, None),
             'creating', 'available')
-        self.uploads.begin(self.volume.id, 'img-1')
+        self.uploads.record_upload(self.volume.id, 'img-1')
 
     def reclaim(self):
         return repairs.reclaim_orphaned_upload(self.api, self.uploads,
@@ -56,7 +56,7 @@ class TestUploads(base.CinderTestCase):
         self.assertEqual(1, len(self.brick.connected))
 
     def test_an_upload_of_a_live_process_is_not_orphaned(self):
-        record, reason = self.uploads.inspect(self.volume.id)
+        record, reason = self.uploads.inspect_upload(self.volume.id)
         self.assertEqual('img-1', record['image'])
         self.assertEqual(records.process_id(), record['holder'])
         self.assertEqual('testhost', record['host'])
@@ -71,9 +71,9 @@ class TestUploads(base.CinderTestCase):
 
     def test_each_backend_lists_its_own_uploads(self):
         other, fast = self.uploads_of('other'), self.uploads_of('fast')
-        other.begin('vol-2', 'img-2')
-        fast.begin('vol-3', 'img-3')
-        self.assertEqual('other', other.inspect('vol-2')[0]['backend'])
+        other.record_upload('vol-2', 'img-2')
+        fast.record_upload('vol-3', 'img-3')
+        self.assertEqual('other', other.inspect_upload('vol-2')[0]['backend'])
         # this test's record names no backend: every backend lists it
         self.assertEqual(sorted([self.volume.id, 'vol-2']),
                          other.volume_ids())
@@ -81,14 +81,15 @@ class TestUploads(base.CinderTestCase):
                          fast.volume_ids())
 
     def test_end_forgets_the_upload(self):
-        self.uploads.end(self.volume.id)
-        self.assertEqual((None, None), self.uploads.inspect(self.volume.id))
+        self.uploads.forget_upload(self.volume.id)
+        self.assertEqual((None, None),
+                         self.uploads.inspect_upload(self.volume.id))
         self.assertEqual([], self.uploads.volume_ids())
 
     def test_a_dead_uploader_is_detached_and_its_volume_deleted(self):
         self.left_attached()
         self.rewrite(holder=DEAD)
-        _, reason = self.uploads.inspect(self.volume.id)
+        _, reason = self.uploads.inspect_upload(self.volume.id)
         self.assertIn('its process %s is gone' % DEAD, reason)
         done = self.reclaim()
         self.assertIn('deleted the volume of image img-1', done)
@@ -99,7 +100,7 @@ class TestUploads(base.CinderTestCase):
     def test_after_a_reboot_the_device_is_not_disconnected(self):
         self.left_attached()
         self.rewrite(boot='an-earlier-boot')
-        _, reason = self.uploads.inspect(self.volume.id)
+        _, reason = self.uploads.inspect_upload(self.volume.id)
         self.assertEqual('written before this host last booted', reason)
         self.reclaim()
         self.assertEqual(0, self.brick.calls.count('disconnect_volume'))
@@ -107,9 +108,9 @@ class TestUploads(base.CinderTestCase):
         self.assertEqual({}, self.cinder.volumes)
 
     def test_a_failed_clean_up_is_orphaned_while_its_process_lives(self):
-        self.uploads.abandon(self.volume.id, 'img-1',
-                             RuntimeError('cinder down'))
-        record, reason = self.uploads.inspect(self.volume.id)
+        self.uploads.record_failed_upload(self.volume.id, 'img-1',
+                                          RuntimeError('cinder down'))
+        record, reason = self.uploads.inspect_upload(self.volume.id)
         self.assertEqual(records.process_id(), record['holder'])
         self.assertIn('deleting the volume failed too: cinder down', reason)
         self.reclaim()
@@ -117,7 +118,7 @@ class TestUploads(base.CinderTestCase):
 
     def test_another_hosts_record_is_never_acted_on(self):
         self.rewrite(host='otherhost', holder=DEAD, failed='x')
-        self.assertIsNone(self.uploads.inspect(self.volume.id)[1])
+        self.assertIsNone(self.uploads.inspect_upload(self.volume.id)[1])
         self.assertRaises(repairs.NotOrphaned, self.reclaim)
         self.assertEqual(1, len(self.cinder.volumes))
 
@@ -147,7 +148,7 @@ class TestUploads(base.CinderTestCase):
             f.write('{')
         with mock.patch.object(records.LOG, 'warning') as warn:
             self.assertEqual((None, None),
-                             self.uploads.inspect(self.volume.id))
+                             self.uploads.inspect_upload(self.volume.id))
         self.assertIn('upload', warn.call_args[0][1])
 
 
@@ -159,7 +160,7 @@ class TestCreations(base.CinderTestCase):
         self.api = self.bound()
         self.settings = self.settings()
         self.uploads = upload_records.Uploads(self.settings)
-        self.token = self.uploads.creating('img-1')
+        self.token = self.uploads.record_creation('img-1')
 
     def made(self, status='available'):
         """The volume Cinder made for the call it never answered."""
@@ -190,7 +191,7 @@ class TestCreations(base.CinderTestCase):
         self.assertEqual(1, len(self.cinder.volumes))
 
     def test_created_forgets_it(self):
-        self.uploads.created(self.token)
+        self.uploads.forget_creation(self.token)
         self.assertEqual([], self.uploads.creation_tokens())
 
     def test_a_refused_create_made_nothing(self):
@@ -198,13 +199,13 @@ class TestCreations(base.CinderTestCase):
         try:
             raise exceptions.StorageFull('over quota') from error
         except exceptions.StorageFull as e:
-            self.uploads.creation_failed(self.token, 'img-1', e)
+            self.uploads.record_failed_creation(self.token, 'img-1', e)
         self.assertEqual([], self.uploads.creation_tokens())
 
     def test_an_unanswered_create_is_orphaned_at_once(self):
         with mock.patch.object(upload_records.LOG, 'warning') as warn:
-            self.uploads.creation_failed(self.token, 'img-1',
-                                         RuntimeError('read timed out'))
+            self.uploads.record_failed_creation(self.token, 'img-1',
+                                                RuntimeError('read timed out'))
         self.assertIn('may have made it anyway', warn.call_args[0][0])
         _, reason = self.uploads.inspect_creation(self.token)
         self.assertIn('read timed out', reason)

@@ -201,32 +201,33 @@ class TestRBDConnectFailures(base.TestCase):
 
     INFO = TestRBDClient.INFO
 
-    def explain(self, error, reachable):
+    def explain_refusal(self, error, reachable):
         with mock.patch.object(rbd, '_tcp_reachable',
                                return_value=reachable) as probe:
-            text = rbd.RBDClient('/etc/glance/k', 7).explain(self.INFO,
-                                                             error)
+            text = rbd.RBDClient('/etc/glance/k', 7).explain_failure(self.INFO,
+                                                                     error)
         return text, probe
 
     def test_monitors_unreachable(self):
-        text, probe = self.explain(OSError('timed out'), False)
+        text, probe = self.explain_refusal(OSError('timed out'), False)
         probe.assert_called_once_with('192.0.2.9', '6789')
         self.assertIn('no monitor Cinder names (192.0.2.9:6789) accepts a '
                       'connection', text)
 
     def test_monitors_answer_but_refuse_the_key(self):
-        text, _ = self.explain(OSError('timed out'), True)
+        text, _ = self.explain_refusal(OSError('timed out'), True)
         self.assertIn('as client.cinder', text)
         self.assertIn('did not accept the key in /etc/glance/k within 7s',
                       text)
         self.assertIn('ceph auth get client.cinder', text)
 
     def test_bindings_missing(self):
-        text, _ = self.explain(ValueError('rados module required'), True)
+        text, _ = self.explain_refusal(ValueError('rados module required'),
+                                       True)
         self.assertIn('install python3-rados and python3-rbd', text)
 
     def test_other_transports_are_not_explained(self):
-        self.assertIsNone(rbd.RBDClient().explain(
+        self.assertIsNone(rbd.RBDClient().explain_failure(
             {'driver_volume_type': 'iscsi'}, OSError()))
 
     def test_tcp_probe(self):

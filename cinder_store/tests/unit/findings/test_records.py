@@ -171,7 +171,7 @@ class TestRecords(base.FindingsTestCase):
 
     def test_a_failing_record_fails_alone(self):
         self.stale_reader()
-        with mock.patch.object(host_reads.HostReads, 'inspect',
+        with mock.patch.object(host_reads.HostReads, 'inspect_record',
                                side_effect=OSError('lock busy')):
             found = self.findings()['shared reads']
         self.assertEqual(findings.FAIL, found.status)
@@ -188,13 +188,13 @@ class TestRecords(base.FindingsTestCase):
 
     def orphaned_upload(self):
         """What a worker killed mid-write leaves: attached, recorded."""
-        api = self.maintenance.cinder()
+        api = self.maintenance.bound_cinder()
         volume = api.wait_for_status(
             api.create_volume(1, 'image-img-1', {'glance_image_id': 'img-1'},
                               None), 'creating', 'available')
         attachment.Attachment(api, self.store.maintenance().settings, volume,
                               writable=True).open()
-        self.maintenance.uploads.begin(volume.id, 'img-1')
+        self.maintenance.uploads.record_upload(volume.id, 'img-1')
         rewrite(self.maintenance.uploads.files.path(volume.id), holder=DEAD)
         return volume.id
 
@@ -216,7 +216,7 @@ class TestRecords(base.FindingsTestCase):
         self.assertEqual(findings.OK, self.findings()['uploads'].status)
 
     def test_upload_in_progress_is_left_alone_by_fix(self):
-        self.maintenance.uploads.begin('vol-1', 'img-9')
+        self.maintenance.uploads.record_upload('vol-1', 'img-9')
         found = self.findings(fix=True)['uploads']
         self.assertEqual(findings.OK, found.status)
         self.assertIn('image img-9 is being uploaded', found.message)
@@ -233,8 +233,8 @@ class TestRecords(base.FindingsTestCase):
 
     def cut_short_create(self, holder=DEAD):
         """A worker killed inside the create call: Cinder made the volume."""
-        token = self.maintenance.uploads.creating('img-1')
-        api = self.maintenance.cinder()
+        token = self.maintenance.uploads.record_creation('img-1')
+        api = self.maintenance.bound_cinder()
         said = {'glance_image_id': 'img-1', metadata.UPLOAD_TOKEN: token}
         api.wait_for_status(api.create_volume(1, 'image-img-1', said, None),
                             'creating', 'available')

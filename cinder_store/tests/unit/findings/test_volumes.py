@@ -36,7 +36,7 @@ class TestVolumes(base.FindingsTestCase):
     def stuck_attaching(self, seconds_ago):
         """A volume a dead reader left attaching; no record names it."""
         volume_id = self.add(b'12345')[0].rsplit('/', 1)[1]
-        api = self.maintenance.cinder()
+        api = self.maintenance.bound_cinder()
         made = api.attachment_create(volume_id, {'host': 'gone'}, 'ro')
         base.made_ago(self.cinder, made['id'], seconds_ago)
         return volume_id, made['id']
@@ -69,7 +69,7 @@ class TestVolumes(base.FindingsTestCase):
     def unheld(self, seconds_ago):
         """A volume attached here by a process no record names."""
         volume_id = self.add(b'12345')[0].rsplit('/', 1)[1]
-        api = self.maintenance.cinder()
+        api = self.maintenance.bound_cinder()
         made = api.attachment_create(volume_id, {'host': 'testhost'}, 'ro')
         api.attachment_complete(made['id'])
         base.made_ago(self.cinder, made['id'], seconds_ago)
@@ -106,7 +106,7 @@ class TestVolumes(base.FindingsTestCase):
 
     def image_volume(self, image_id='img-1', seconds_ago=3601):
         """An available image-volume, untouched for ``seconds_ago``."""
-        api = self.maintenance.cinder()
+        api = self.maintenance.bound_cinder()
         volume = api.wait_for_status(api.create_volume(
             1, 'image-%s' % image_id, {'glance_image_id': image_id}, None),
             'creating', 'available')
@@ -135,15 +135,15 @@ class TestVolumes(base.FindingsTestCase):
         self.assertEqual((findings.OK, "Glance knows every image-volume of "
                           "type '__DEFAULT__' (1 checked)"),
                          (found.status, found.message))
-        glance.locations.assert_called_once_with(
+        glance.image_locations.assert_called_once_with(
             'img-1', {'status': 'active'})
         self.assertIn(volume.id, self.cinder.volumes)
 
     def test_an_upload_in_progress_or_a_young_volume_is_never_asked(self):
         recorded, young = self.image_volume('img-1'), self.image_volume(
             'img-2', seconds_ago=30)
-        self.maintenance.uploads.begin(recorded.id, 'img-1')
-        self.addCleanup(self.maintenance.uploads.end, recorded.id)
+        self.maintenance.uploads.record_upload(recorded.id, 'img-1')
+        self.addCleanup(self.maintenance.uploads.forget_upload, recorded.id)
         glance = self.glance_has({})
         found = self.findings(fix=True)['image volumes']
         self.assertEqual(findings.OK, found.status)
@@ -162,7 +162,7 @@ class TestVolumes(base.FindingsTestCase):
 
     def held_by(self, host_name, volume=None):
         """An image-volume read on ``host_name``: (volume, attachment)."""
-        api = self.maintenance.cinder()
+        api = self.maintenance.bound_cinder()
         volume = volume or self.image_volume(image_id=host_name + '-img')
         made = api.attachment_create(volume.id, {'host': host_name}, 'ro')
         api.attachment_complete(made['id'])
@@ -183,7 +183,7 @@ class TestVolumes(base.FindingsTestCase):
         self.cinder.multiattach_types.add('shared')
         self.conf.set_override('cinder_store_volume_type', 'shared',
                                group='fast')
-        api = self.maintenance.cinder()
+        api = self.maintenance.bound_cinder()
         volume = api.wait_for_status(api.create_volume(
             1, 'image-i', {'glance_image_id': 'i'}, 'shared'), 'creating',
             'available')
@@ -193,7 +193,7 @@ class TestVolumes(base.FindingsTestCase):
 
     def test_a_lost_hosts_reads_and_unfinished_upload_are_released(self):
         read, att = self.held_by('glance-3')
-        api = self.maintenance.cinder()
+        api = self.maintenance.bound_cinder()
         unfinished = api.create_volume(
             1, 'image-up', {'glance_image_id': 'up',
                             metadata.UPLOAD_HOST: 'glance-3'}, None)
