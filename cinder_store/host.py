@@ -78,6 +78,16 @@ def connector_properties(helper: str, multipath: bool,
         return copy.deepcopy(_cache[key])
 
 
+def forget_connector_properties() -> None:
+    """Forget what :func:`connector_properties` computed.
+
+    The next call probes the host again (after its initiators changed;
+    and for tests, which play several hosts in one process).
+    """
+    with _lock:
+        _cache.clear()
+
+
 def hostname() -> str:
     return socket.gethostname()
 

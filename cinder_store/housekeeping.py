@@ -97,8 +97,8 @@ class Housekeeping(object):
                                            self._recorded())
 
     def start(self) -> None:
-        threading.Thread(target=self._run_periodically, name='cinder_store-housekeeping',
-                         daemon=True).start()
+        threading.Thread(target=self._run_periodically,
+                         name='cinder_store-housekeeping', daemon=True).start()
 
     def stop(self) -> None:
         self._stopped.set()

@@ -227,7 +227,7 @@ class Membership(object):
         except Exception as error:
             LOG.warning('Cannot tell which Glance hosts are alive '
                         '(coordination service at %s): %s; releasing '
-                        'nothing', _without_secrets(self.url), error)
+                        'nothing', url_without_secrets(self.url), error)
             return set()
         candidates = known - alive - {self.host_name}
         if names is not None:
@@ -488,7 +488,7 @@ def _set_capabilities(coordinator: coordination.CoordinationDriver,
         coordinator.join_group(group, capabilities).get()
 
 
-def _without_secrets(url: str) -> str:
+def url_without_secrets(url: str) -> str:
     parts = parse.urlsplit(url)
     netloc = parts.hostname or ''
     if parts.port:

@@ -99,7 +99,7 @@ class RBDClient(object):
         keyring = self.conf_lines(props).splitlines()[1].split(' = ', 1)[1]
         monitors = list(zip(props.get('hosts') or (),
                             props.get('ports') or ()))
-        reachable = [m for m in monitors if _tcp_reachable(*m)]
+        reachable = [m for m in monitors if monitor_reachable(*m)]
         names = ', '.join('%s:%s' % m for m in monitors) or 'none'
         if not reachable:
             return ('cannot connect to Ceph: no monitor Cinder names (%s) '
@@ -124,8 +124,9 @@ class RBDClient(object):
         return dict(props, keyring=self.conf_lines(props))
 
 
-def _tcp_reachable(address: str, port: str | int,
-                   timeout: float = 2) -> bool:
+def monitor_reachable(address: str, port: str | int,
+                      timeout: float = 2) -> bool:
+    """Does a Ceph monitor at ``address``:``port`` accept TCP?"""
     try:
         socket.create_connection((address, int(port)), timeout).close()
         return True

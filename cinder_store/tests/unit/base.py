@@ -152,8 +152,8 @@ class TestCase(base.BaseTestCase):
         self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
                                              self.clock.sleep))
         self.tmp = self.useFixture(fixtures.TempDir()).path
-        host._cache.clear()
-        self.addCleanup(host._cache.clear)
+        host.forget_connector_properties()
+        self.addCleanup(host.forget_connector_properties)
 
 
 class CinderTestCase(TestCase):

@@ -458,7 +458,7 @@ class TestHostReaders(base.CinderTestCase):
         self.cinder.transport = 'rbd'
         owner = self.readers.join_read(self.api, self.volume)
         self.brick.fail('connect_volume', RuntimeError('timed out'))
-        with mock.patch.object(rbd, '_tcp_reachable', return_value=False):
+        with mock.patch.object(rbd, 'monitor_reachable', return_value=False):
             self.assertRaisesRegex(exceptions.BackendException,
                                    'no monitor Cinder names',
                                    self.readers.join_read, self.api,

@@ -29,9 +29,9 @@ class TestReleaseLostHosts(base.StoreTestCase):
     def setUp(self):
         super(TestReleaseLostHosts, self).setUp()
         self.api = self.maintenance.bound_cinder()
-        self.store._settings.membership = base.Members(lost={'glance-3'})
+        self.maintenance.settings.membership = base.Members(lost={'glance-3'})
         self.sweeper = housekeeping.Housekeeping(
-            self.maintenance.bound_cinder, self.store._settings, None, 30,
+            self.maintenance.bound_cinder, self.maintenance.settings, None, 30,
             lambda: [])
 
     def volume(self, image_id, uploader=None, finished=True):
@@ -66,7 +66,7 @@ class TestReleaseLostHosts(base.StoreTestCase):
         # The lost host's devices went with it: nothing disconnected here.
         self.assertEqual(0, self.brick.calls.count('disconnect_volume'))
         # One question to the coordination service per sweep
-        self.assertEqual([None], self.store._settings.membership.asked)
+        self.assertEqual([None], self.maintenance.settings.membership.asked)
 
     def test_unfinished_uploads_stuck_anywhere_are_reclaimed(self):
         # Killed inside the attach for writing: its attachment was never
@@ -89,9 +89,9 @@ class TestReleaseLostHosts(base.StoreTestCase):
         self.assertEqual(set(), self.sweeper.release_lost_hosts())
         self.assertEqual(1, lists.call_count)
         # Back, then lost again: swept again
-        self.store._settings.membership.lost_hosts = set()
+        self.maintenance.settings.membership.lost_hosts = set()
         self.sweeper.release_lost_hosts()
-        self.store._settings.membership.lost_hosts = {'glance-3'}
+        self.maintenance.settings.membership.lost_hosts = {'glance-3'}
         self.assertEqual({'glance-3'}, self.sweeper.release_lost_hosts())
         self.assertEqual(2, lists.call_count)
 
@@ -107,7 +107,7 @@ class TestReleaseLostHosts(base.StoreTestCase):
 
     def test_this_hosts_unfinished_uploads_are_never_swept(self):
         mine = self.volume('mine', uploader='testhost', finished=False)
-        self.store._settings.membership = base.Members(lost={'testhost'})
+        self.maintenance.settings.membership = base.Members(lost={'testhost'})
         self.sweeper.release_lost_hosts()
         self.assertIn(mine.id, self.cinder.volumes)
 
@@ -129,7 +129,7 @@ class TestReleaseLostHosts(base.StoreTestCase):
 class TestCoordinationOption(base.StoreTestCase):
 
     def test_without_a_url_nobody_is_ever_lost(self):
-        self.assertFalse(self.store._settings.membership.coordinated)
+        self.assertFalse(self.maintenance.settings.membership.coordinated)
         self.assertIsNone(self.store.housekeeper)
 
     def test_with_a_url_the_store_joins_and_sweeps(self):
@@ -154,7 +154,7 @@ class TestForgetGoneVolumes(base.StoreTestCase):
         self.api = self.maintenance.bound_cinder()
         self.recorded = []
         self.housekeeper = housekeeping.Housekeeping(
-            self.maintenance.bound_cinder, self.store._settings, None, 30,
+            self.maintenance.bound_cinder, self.maintenance.settings, None, 30,
             lambda: self.recorded)
 
     def locked(self, volume_id):

@@ -14,6 +14,7 @@
 from unittest import mock
 
 from tooz import coordination
+from tooz.drivers import file as file_driver
 
 from cinder_store import membership
 from cinder_store import records
@@ -93,7 +94,7 @@ class TestMembership(base.TestCase):
         self.other('glance-9').leave_group(membership.GROUP).get()
         self.me.lost(['glance-9'])
         self.clock.now += 1000
-        with mock.patch.object(self.me._coordinator, 'get_members',
+        with mock.patch.object(file_driver.FileDriver, 'get_members',
                                side_effect=coordination.ToozConnectionError(
                                    'refused')):
             self.assertEqual(set(), self.me.lost(['glance-9']))
@@ -101,10 +102,16 @@ class TestMembership(base.TestCase):
 
     def test_a_process_whose_membership_expired_joins_again(self):
         self.me.start()
-        self.me._coordinator.leave_group(membership.GROUP).get()
+        # The service dropped it (what an expired heartbeat does)
+        twin = coordination.get_coordinator(self.url, self.me.member_id)
+        twin.start()
+        self.addCleanup(twin.stop)
+        twin.leave_group(membership.GROUP).get()
+        self.assertNotIn(self.me.member_id,
+                         twin.get_members(membership.GROUP).get())
         self.me.alive_hosts()
-        self.assertIn(self.me.member_id, self.me._coordinator.get_members(
-            membership.GROUP).get())
+        self.assertIn(self.me.member_id,
+                      twin.get_members(membership.GROUP).get())
 
     def test_member_ids_name_their_host(self):
         self.assertEqual('glance-2.example.org', membership.host_of(
@@ -119,8 +126,9 @@ class TestMembership(base.TestCase):
         self.assertIsNot(first, membership.for_url(self.url + '2', 60))
 
     def test_logs_name_the_service_without_its_secrets(self):
-        self.assertEqual('redis://cache:6379/x', membership._without_secrets(
-            'redis://u:secret@cache:6379/x?password=secret'))
+        url = 'redis://u:secret@cache:6379/x?password=secret'
+        self.assertEqual('redis://cache:6379/x',
+                         membership.url_without_secrets(url))
 
     def test_a_wait_is_seen_by_the_other_hosts_until_it_ends(self):
         holder = membership.Membership(self.url, 60, host_name='glance-2')
@@ -138,13 +146,13 @@ class TestMembership(base.TestCase):
 
     def test_a_wait_the_service_cannot_hear_still_waits(self):
         self.me.start()
-        with mock.patch.object(self.me._coordinator, 'join_group',
+        with mock.patch.object(file_driver.FileDriver, 'join_group',
                                side_effect=coordination.ToozConnectionError(
                                    'refused')):
             with self.me.waiting_for('vol-1'):
                 entered = True
         self.assertTrue(entered)
-        with mock.patch.object(self.me._coordinator, 'get_members',
+        with mock.patch.object(file_driver.FileDriver, 'get_members',
                                side_effect=coordination.ToozConnectionError(
                                    'refused')):
             self.assertEqual(set(), self.me.others_waiting('vol-1'))
@@ -196,9 +204,10 @@ class TestMembership(base.TestCase):
         other.start()
         self.addCleanup(other.stop)
         self.me.start()
-        membership._enter_group(
-            other, membership.ATTACHING_PREFIX + b'vol-1',
-            {'claims': [membership.Claim(process, 5.0).as_dict()]})
+        group = membership.ATTACHING_PREFIX + b'vol-1'
+        other.create_group(group).get()
+        other.join_group(group, {
+            'claims': [membership.Claim(process, 5.0).as_dict()]}).get()
 
     def test_a_dead_processs_claim_here_never_counts(self):
         self.claim_of('glance-1', base.DEAD)
@@ -213,13 +222,15 @@ class TestMembership(base.TestCase):
     def test_a_claim_without_details_covers_everything(self):
         # A cinder_store from before claims announces with no capabilities
         other = self.other('glance-2')
-        membership._enter_group(other, membership.ATTACHING_PREFIX + b'vol-1')
+        group = membership.ATTACHING_PREFIX + b'vol-1'
+        other.create_group(group).get()
+        other.join_group(group).get()
         (seen,) = self.me.live_claims('vol-1')
         self.assertEqual((None, 0.0), (seen.attachment, seen.since))
 
     def test_claims_are_unknown_on_doubt(self):
         self.me.start()
-        with mock.patch.object(self.me._coordinator, 'get_members',
+        with mock.patch.object(file_driver.FileDriver, 'get_members',
                                side_effect=coordination.ToozConnectionError(
                                    'refused')):
             self.assertIsNone(self.me.live_claims('vol-1'))

@@ -676,7 +676,7 @@ class TestConfigure(base.StoreTestCase):
         self.assertEqual(1, self.brick.property_calls)
 
     def test_failed_probe_is_logged_and_the_first_attach_retries(self):
-        host._cache.clear()
+        host.forget_connector_properties()
         self.brick.property_calls = 0
         real = self.brick.get_connector_properties
         with mock.patch.object(self.brick, 'get_connector_properties',
@@ -832,7 +832,7 @@ class TestRBDStore(base.StoreTestCase):
 
     def test_a_refused_ceph_connect_says_what_to_fix(self):
         self.brick.fail('connect_volume', OSError('RADOS timed out'))
-        with mock.patch.object(rbd, '_tcp_reachable', return_value=True):
+        with mock.patch.object(rbd, 'monitor_reachable', return_value=True):
             error = self.assertRaises(exceptions.BackendException,
                                       self.add, b'data')
         self.assertIn('did not accept the key in /etc/k', str(error))

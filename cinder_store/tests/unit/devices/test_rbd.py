@@ -202,7 +202,7 @@ class TestRBDConnectFailures(base.TestCase):
     INFO = TestRBDClient.INFO
 
     def explain_refusal(self, error, reachable):
-        with mock.patch.object(rbd, '_tcp_reachable',
+        with mock.patch.object(rbd, 'monitor_reachable',
                                return_value=reachable) as probe:
             text = rbd.RBDClient('/etc/glance/k', 7).explain_failure(self.INFO,
                                                                      error)
@@ -235,8 +235,8 @@ class TestRBDConnectFailures(base.TestCase):
             listener.bind(('127.0.0.1', 0))
             listener.listen(1)
             port = listener.getsockname()[1]
-            self.assertTrue(rbd._tcp_reachable('127.0.0.1', str(port)))
-        self.assertFalse(rbd._tcp_reachable('127.0.0.1', str(port)))
+            self.assertTrue(rbd.monitor_reachable('127.0.0.1', str(port)))
+        self.assertFalse(rbd.monitor_reachable('127.0.0.1', str(port)))
 
 
 class TestConnectFiles(base.TestCase):

@@ -63,7 +63,8 @@ class TestHostSetup(base.FindingsTestCase):
         self.assertEqual(findings.FAIL, self.findings()['lock path'].status)
 
     def test_host_probe_failure(self):
-        host._cache.clear()  # a fresh process, whose probe fails
+        # a fresh process, whose probe fails
+        host.forget_connector_properties()
         with mock.patch.object(self.brick, 'get_connector_properties',
                                side_effect=OSError('no privsep helper')):
             found = self.findings()['host']
@@ -108,7 +109,7 @@ class TestHostSetup(base.FindingsTestCase):
         self.cinder.transport = 'rbd'
         self.available_volume(self.bound())
         self.brick.fail('connect_volume', OSError('RADOS timed out'))
-        with mock.patch.object(rbd, '_tcp_reachable', return_value=False):
+        with mock.patch.object(rbd, 'monitor_reachable', return_value=False):
             found = self.findings()['ceph']
         self.assertEqual(findings.FAIL, found.status)
         self.assertIn('no monitor Cinder names', found.message)
