@@ -17,7 +17,7 @@ Cinder allows one attachment of a volume that is not multiattach, so a
 second worker attaching on its own would wait for the first download to
 end, and fail after its retries when that download is long.  Here the
 worker that attaches records the attachment in a small file beside the
-locks (``<lock_path>/cinder_store-readers-<volume>.json``); other workers
+locks (``<lock_path>/cinder_store-shared-read-<volume>.json``); other workers
 join it and use the same device, and the last worker to leave detaches.
 
 The file holds the Cinder attachment id, os-brick's device info (no
@@ -56,7 +56,9 @@ from cinder_store import settings
 
 LOG = logging.getLogger(__name__)
 
-PREFIX = 'cinder_store-readers-'
+PREFIX = 'cinder_store-shared-read-'
+# What releases before 2026.2 named them: still read, never written
+LEGACY_PREFIX = 'cinder_store-readers-'
 
 
 class HostReads(object):
@@ -70,7 +72,7 @@ class HostReads(object):
     def __init__(self, settings: settings.Settings):
         self.settings = settings
         self.files = records.RecordFiles(settings.lock_path, PREFIX,
-                                         'reader')
+                                         'shared read', LEGACY_PREFIX)
 
     # -- joining -------------------------------------------------------------
 

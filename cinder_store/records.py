@@ -39,6 +39,13 @@ def _read_file(path: str) -> str:
         return f.read()
 
 
+def _remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def boot_id() -> str:
     """This boot of this host: records from before a reboot are stale."""
     try:
@@ -98,27 +105,39 @@ def holder_alive(holder: str) -> bool:
 class RecordFiles(object):
     """``<directory>/<prefix><volume id>.json``, written atomically, 0600.
 
-    Callers serialise access with their own per-volume lock.
+    Callers serialise access with their own per-volume lock.  Records an
+    earlier release wrote under ``legacy_prefix`` are read (and removed)
+    as if written under ``prefix``; new ones always are.
     """
 
-    def __init__(self, directory: str, prefix: str, kind: str):
+    def __init__(self, directory: str, prefix: str, kind: str,
+                 legacy_prefix: str | None = None):
         self.directory = directory
         self.prefix = prefix
         self.kind = kind
+        self.legacy_prefix = legacy_prefix
 
     def path(self, volume_id: str) -> str:
         return os.path.join(self.directory, self.prefix + volume_id + '.json')
 
+    def _paths(self, volume_id: str) -> list[str]:
+        prefixes = [self.prefix] + ([self.legacy_prefix]
+                                    if self.legacy_prefix else [])
+        return [os.path.join(self.directory, p + volume_id + '.json')
+                for p in prefixes]
+
     def load(self, volume_id: str) -> Record | None:
         """The record, or None if there is none or it cannot be read."""
-        try:
-            return json.loads(_read_file(self.path(volume_id)))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as e:
-            LOG.warning('Ignoring unreadable %s record of volume %s: %s',
-                        self.kind, volume_id, e)
-            return None
+        for path in self._paths(volume_id):
+            try:
+                return json.loads(_read_file(path))
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as e:
+                LOG.warning('Ignoring unreadable %s record of volume %s: %s',
+                            self.kind, volume_id, e)
+                return None
+        return None
 
     def save(self, volume_id: str, record: Record) -> None:
         # Made on demand, like oslo.concurrency makes it for its locks.
@@ -129,12 +148,12 @@ class RecordFiles(object):
         with os.fdopen(fd, 'w') as f:
             json.dump(record, f)
         os.replace(tmp, path)
+        for legacy in self._paths(volume_id)[1:]:
+            _remove_file(legacy)
 
     def remove(self, volume_id: str) -> None:
-        try:
-            os.unlink(self.path(volume_id))
-        except FileNotFoundError:
-            pass
+        for path in self._paths(volume_id):
+            _remove_file(path)
 
     def volume_ids(self, backend: str | None = None) -> list[str]:
         """Ids of the volumes that have a record, sorted.
@@ -146,8 +165,10 @@ class RecordFiles(object):
             names = os.listdir(self.directory)
         except FileNotFoundError:
             return []
-        ids = sorted(n[len(self.prefix):-len('.json')] for n in names
-                     if n.startswith(self.prefix) and n.endswith('.json'))
+        prefixes = [p for p in (self.prefix, self.legacy_prefix) if p]
+        ids = sorted({n[len(p):-len('.json')] for n in names
+                      for p in prefixes
+                      if n.startswith(p) and n.endswith('.json')})
         if backend is None:
             return ids
         return [i for i in ids

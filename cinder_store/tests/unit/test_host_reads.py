@@ -43,7 +43,7 @@ class TestHostReaders(base.CinderTestCase):
         self.readers = host_reads.HostReads(settings)
         self.record_path = os.path.join(
             settings.lock_path,
-            'cinder_store-readers-%s.json' % self.volume.id)
+            'cinder_store-shared-read-%s.json' % self.volume.id)
         self.other = records.process_id(os.getppid())
 
     def record(self):
@@ -497,3 +497,16 @@ class TestHostReaders(base.CinderTestCase):
     def test_no_lock_directory_no_records(self):
         self.readers.settings.locks.lock_path = self.tmp + '/none'
         self.assertEqual([], self.readers.recorded_volumes())
+
+    def test_a_record_an_earlier_release_wrote_is_read_and_replaced(self):
+        handle = self.readers.join_read(self.api, self.volume)
+        legacy = os.path.join(self.readers.settings.lock_path,
+                              host_reads.LEGACY_PREFIX + self.volume.id +
+                              '.json')
+        os.rename(self.record_path, legacy)
+        self.assertEqual([self.volume.id], self.readers.recorded_volumes())
+        self.assertEqual(handle.id,
+                         self.readers.recorded_attachment(self.volume.id))
+        handle.close()  # the last reader: detaches, forgets the record
+        self.assertFalse(os.path.exists(legacy))
+        self.assertNothingLeft(volumes=1)
