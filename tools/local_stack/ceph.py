@@ -209,15 +209,6 @@ def setup_pool():
     process.wait_for('ceph placement groups', active, 90, interval=0.5)
 
 
-def images():
-    """``pool/name`` of the RBD images in the volumes and images pools."""
-    return ['%s/%s' % (pool, name)
-            for pool in (settings.CEPH_POOL, settings.GLANCE_RBD_POOL)
-            for name in subprocess.run(
-                ['rbd', '--conf', settings.CEPH_CONF, 'ls', pool],
-                capture_output=True, text=True, timeout=30).stdout.split()]
-
-
 def forget_etc_keyring():
     """``up`` writes it again; nothing of the stack stays outside it."""
     if os.path.exists(settings.ETC_KEYRING):

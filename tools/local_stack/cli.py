@@ -59,7 +59,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 from local_stack import ceph
@@ -203,38 +202,29 @@ def wipe():
 
 
 def check():
-    """Stack-wide leak check: no volume, attachment, device, record, lock."""
-    code = ('import os, sys\n'
-            'os.environ["OS_CLIENT_CONFIG_FILE"] = sys.argv[1]\n'
-            'import openstack\n'
-            'from cinderclient import client\n'
-            'c = client.Client("3.54", session=openstack.connect('
-            'cloud="stack-admin").session)\n'
-            'vols = c.volumes.list(search_opts={"all_tenants": 1})\n'
-            'for v in vols: print(v.id, v.name, v.status, v.attachments)\n'
-            'sys.exit(1 if vols else 0)\n')
-    result = subprocess.run([settings.BIN + '/python', '-c', code,
-                             settings.CLOUDS],
-                            env=dict(os.environ, **settings.QUIET_ENV))
-    devices = list(process.loop_devices_under(settings.VOLUMES))
-    # With no volume left, no record or volume lock file may be left on
-    # any Glance host
-    records = sorted(
-        os.path.join(h.lock_path, n) for h in glance.hosts()
-        if os.path.isdir(h.lock_path) for n in os.listdir(h.lock_path)
-        if n.startswith('cinder_store-'))
-    images = ceph.images()
-    # os-brick's temporary Ceph configs: ours (no key) and the in-tree
-    # driver's (holding the key)
-    tmp = tempfile.gettempdir()
-    configs = sorted(n for n in os.listdir(tmp) if n.startswith('brickrbd_'))
-    if result.returncode or devices or records or images or configs:
-        raise process.StackError(
-            'leftovers after the tests: volumes above, loop devices %s, '
-            'records and lock files %s, RBD images %s, temporary Ceph '
-            'configs in %s: %s' % (devices, records, images, tmp, configs))
+    """Stack-wide leak check: nothing of any image is left anywhere.
+
+    What counts as left over is the functional suite's own definition
+    (cinder_store.tests.functional.leftovers), run in the stack's
+    virtualenv.
+    """
+    args = [settings.BIN + '/python', '-m',
+            'cinder_store.tests.functional.leftovers',
+            '--volume-dir', settings.VOLUMES]
+    for glance_host in glance.hosts():
+        args += ['--lock-dir', glance_host.lock_path]
+    if os.path.exists(settings.CEPH_CONF):
+        for pool in (settings.CEPH_POOL, settings.GLANCE_RBD_POOL):
+            args += ['--rbd-pool', '%s:%s' % (settings.CEPH_CONF, pool)]
+    result = subprocess.run(args, capture_output=True, text=True,
+                            cwd=settings.ROOT,
+                            env=dict(os.environ, OS_CLIENT_CONFIG_FILE=(
+                                settings.CLOUDS), **settings.QUIET_ENV))
+    if result.returncode:
+        raise process.StackError('leftovers after the tests: %s%s'
+                                 % (result.stdout, result.stderr[-2000:]))
     say('check: no volume, attachment, loop device, RBD image, temporary '
-        'Ceph config, reader or upload record or lock file left')
+        'Ceph config, shared read or upload record or lock file left')
 
 
 def demo():

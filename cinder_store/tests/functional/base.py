@@ -33,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -41,7 +42,7 @@ from glance_store import multi_backend
 from oslo_context import context as oslo_context
 from oslotest import base as oslotest_base
 
-from cinder_store.devices import rbd
+from cinder_store.tests.functional import leftovers
 from cinder_store.tests.functional import stores
 
 STACK_DIR = stores.STACK_DIR
@@ -142,26 +143,24 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
             search_opts={'all_tenants': 1}) if v.name in names}
 
     def assert_nothing_leaked(self):
+        """Nothing of this test's images is left (:mod:`leftovers`).
+
+        Cinder deletes volumes asynchronously, and a connect in another
+        test holds a temporary Ceph config for milliseconds: looked at
+        again for up to a minute.
+        """
+        rbd_store = glance_rbd(self.conf)
+        pools = [rbd_store[1:]] if rbd_store and self.image_ids else []
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            extra = self.my_volumes()
-            # A connect in another test holds one for milliseconds
-            files = leftover_connect_files()
-            if not extra and not files:
+        while True:
+            found = leftovers.find(self.cinder, self.image_ids,
+                                   rbd_pools=pools,
+                                   tmp_dirs=leftover_tmp_dirs())
+            if leftovers.clean(found) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        details = {}
-        for vid in extra:
-            try:
-                vol = self.cinder.volumes.get(vid)
-                details[vid] = (vol.status, vol.attachments)
-            except Exception as e:
-                details[vid] = repr(e)
-        self.assertEqual({}, details, 'volumes left behind')
-        self.assertEqual([], glance_rbd_images(self.conf, self.image_ids),
-                         "images left in Glance's own rbd store")
-        self.assertEqual([], files, 'temporary Ceph configs left behind')
-        self.assertEqual([], stale_loop_devices(), 'stale loop devices')
+        self.assertEqual({}, {k: v for k, v in found.items() if v},
+                         'left behind')
 
     # -- helpers --------------------------------------------------------
 
@@ -235,26 +234,24 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
         return worker, sync
 
 
-_system_tmp = []
+_system_tmp: list[str] = []
 
 
-def leftover_connect_files():
-    """Our temporary Ceph configs in this process's and helpers' tmp dir.
+def system_tmp():
+    """The system's temporary directory, where helper processes write.
 
-    The test framework gives each test its own temporary directory; the
-    helper processes (readers, uploaders, the check) use the system's.
+    Readers, uploaders and the check use it; each test has its own.
     """
     if not _system_tmp:
         _system_tmp.append(subprocess.check_output(
             [sys.executable, '-c', 'import tempfile; '
              'print(tempfile.gettempdir())'], text=True).strip())
-    return sorted(set(rbd.leftover_connect_files()) | set(
-        rbd.leftover_connect_files(directory=_system_tmp[0])))
-
-
-def system_tmp():
-    leftover_connect_files()
     return _system_tmp[0]
+
+
+def leftover_tmp_dirs():
+    """Where temporary Ceph configs of this test's connects may be."""
+    return sorted({tempfile.gettempdir(), system_tmp()})
 
 
 def local_volume_dir(backend):
@@ -301,20 +298,6 @@ def glance_rbd(conf):
             section.rbd_store_pool)
 
 
-def glance_rbd_images(conf, image_ids):
-    """Those of ``image_ids`` that Glance's own rbd store still holds.
-
-    That store names each RBD image after its Glance image.
-    """
-    rbd = glance_rbd(conf)
-    if rbd is None or not image_ids:
-        return []
-    _, args, pool = rbd
-    names = subprocess.run(args + ['ls', pool], check=True,
-                           capture_output=True, text=True).stdout.split()
-    return sorted(set(image_ids) & set(names))
-
-
 def rbd_json(args, *more):
     """The rbd CLI's JSON answer (``--format`` goes after the command)."""
     return json.loads(subprocess.run(
@@ -346,16 +329,3 @@ def data_extents(path, block):
             pieces.update(range(start // block, (stop - 1) // block + 1))
             offset = stop
     return len(pieces)
-
-
-def stale_loop_devices():
-    """Loop devices bound to a file that is gone (a deleted volume)."""
-    out = subprocess.run(['losetup', '-l', '-n', '-O', 'NAME,BACK-FILE'],
-                         capture_output=True, text=True).stdout
-    stale = []
-    for line in out.splitlines():
-        parts = line.split(None, 1)
-        if len(parts) == 2 and ('(deleted)' in parts[1] or
-                                not os.path.exists(parts[1].strip())):
-            stale.append(line.strip())
-    return stale
