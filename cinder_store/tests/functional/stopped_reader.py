@@ -35,8 +35,8 @@ import time
 from glance_store import multi_backend
 from oslo_context import context as oslo_context
 
-from cinder_store import attachment
 from cinder_store import client
+from cinder_store import connection
 from cinder_store.tests.functional import base
 
 POINTS = ('created', 'connected', 'completing')
@@ -57,13 +57,13 @@ def _install(point, sync_dir):
             return answer
         client.BoundCinder.attachment_create = created
     elif point == 'connected':
-        connect = attachment.connect
+        connect = connection.connect
 
         def connected(*args, **kwargs):
             answer = connect(*args, **kwargs)
             _stop(sync_dir, point)
             return answer
-        attachment.connect = connected
+        connection.connect = connected
     elif point == 'completing':
         def completing(self, attachment_id):
             _stop(sync_dir, point)
