@@ -31,7 +31,10 @@ function install_cinder_store {
     setup_develop $CINDER_STORE_DIR
 }
 
-# enabled_backends without our ids, then ours: a re-stack changes nothing.
+# enabled_backends without our ids, and ours, sorted by id (a re-stack
+# changes nothing): Glance lists an image imported to every store in this
+# order, and multi-store clients such as Tempest's waiters expect the ids
+# sorted.
 function _cinder_store_enabled_backends {
     local ours="$1" current entry kept=""
     current=$(iniget $GLANCE_API_CONF DEFAULT enabled_backends)
@@ -40,7 +43,7 @@ function _cinder_store_enabled_backends {
             kept+="${entry},"
         fi
     done
-    echo "${kept}${ours}"
+    echo "${kept}${ours}" | tr ',' '\n' | sort -t: -k1,1 | paste -sd, -
 }
 
 # A single-store devstack has no enabled_backends: once ours are enabled,

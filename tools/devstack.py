@@ -100,7 +100,23 @@ CINDER_STORE_BACKENDS={store_backends}
 CINDER_STORE_LOOPFILE_FILE_BACKENDS=lf-file
 CINDER_STORE_LOOPFILE_DIR={loopfile_dir}
 CINDER_STORE_FUNCTIONAL_ROLES={roles}
+
+# What Tempest's image suites expect of a cloud (tools/tempest): every
+# import method, qcow2 converted on import, and web-download allowed
+# from the loopback server tools/tempest runs.
+[[post-config|$GLANCE_API_CONF]]
+[DEFAULT]
+enabled_import_methods = [glance-direct,web-download,copy-image]
+[image_import_opts]
+image_import_plugins = ['image_conversion']
+[image_conversion]
+output_format = raw
+[import_filtering_opts]
+allowed_ports = [80,443,{web_port}]
 """
+# The devstack cloud's admin, as devstack writes it for clients
+CLOUDS = '/etc/openstack/clouds.yaml'
+TEMPEST_DIR = os.path.join(DEST, '.cinder_store-tempest')
 
 
 def say(msg, *args):
@@ -269,7 +285,8 @@ def write_local_conf():
         f.write(LOCAL_CONF.format(
             password=PASSWORD, log=LOG, dest=DEST,
             cinder_backends=CINDER_BACKENDS, store_backends=STORE_BACKENDS,
-            roles=ROLES, loopfile_dir=LOOPFILE_DIR))
+            roles=ROLES, loopfile_dir=LOOPFILE_DIR,
+            web_port=settings.WEB_DOWNLOAD_PORT))
 
 
 def up(args):
@@ -304,6 +321,23 @@ def up(args):
 
 
 def test(args):
+    """The functional suite, then Tempest's image suites (tools/tempest)."""
+    failed = functional(args)
+    if args.rest:
+        return failed  # a selection of the functional suite only
+    return tempest() or failed
+
+
+def tempest():
+    """Tempest's image suites against the devstack cloud, as its admin."""
+    env = dict(os.environ, TEMPEST_VENV=os.path.join(TEMPEST_DIR, 'venv'))
+    return subprocess.run(
+        [os.path.join(ROOT, 'tools', 'tempest'), 'run', '--clouds', CLOUDS,
+         '--cloud', 'devstack-admin', '--workdir', TEMPEST_DIR, '--json',
+         os.path.join(TEMPEST_DIR, 'results.json')], env=env).returncode
+
+
+def functional(args):
     """The functional suite from devstack's copy of the checkout.
 
     As the stack user, whom glance-api runs as: the in-process stores
@@ -394,7 +428,8 @@ def main(argv=None):
                                      description=__doc__.split('\n')[0])
     verbs = parser.add_subparsers(dest='verb', required=True)
     verbs.add_parser('up', help='prepare the machine and run stack.sh')
-    t = verbs.add_parser('test', help='the functional suite against it')
+    t = verbs.add_parser('test', help='the functional suite, then '
+                         "Tempest's image suites, against it")
     t.add_argument('rest', nargs=argparse.REMAINDER,
                    help='passed to stestr, e.g. a test regex')
     verbs.add_parser('down', help='unstack.sh; undo what up changed')

@@ -70,6 +70,9 @@ COORDINATION_URL = ('etcd3+http://%s:%d?api_version=v3&membership_timeout=10'
 LOST_HOST_GRACE = 15
 REGION = 'RegionOne'
 
+# Glance's default store (tools/tempest restarts Glance with another)
+GLANCE_DEFAULT_BACKEND = os.environ.get('STACK_GLANCE_DEFAULT_BACKEND',
+                                        'block')
 # Loop-file test driver backends; `rbd` is Cinder's RBD driver on Ceph.
 BACKENDS = ('block', 'file', 'multiattach')
 RBD_BACKEND = 'rbd'

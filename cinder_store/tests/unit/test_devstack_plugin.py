@@ -230,6 +230,14 @@ class TestDevstackPlugin(base.TestCase):
         self.assertNotEqual(conf['lvmdriver-1'].cinder_volume_type,
                             conf['cs-lvmdriver-1'].cinder_store_volume_type)
 
+    def test_stores_are_listed_sorted_by_id(self):
+        self.devstack(SINGLE_STORE)
+        self.post_config()
+        written = configparser.ConfigParser(interpolation=None)
+        written.read(self.conf_path)
+        self.assertEqual('cs-lvmdriver-1:cinder_store,file:file',
+                         written.get('DEFAULT', 'enabled_backends'))
+
     def test_restack_changes_nothing(self):
         base.skip_unless_in_tree_loads(self)
         self.devstack(MULTI_STORE_IN_TREE_CINDER,
