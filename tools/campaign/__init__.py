@@ -47,7 +47,8 @@ shows an attachment of the image being made a second after the kill), a
 probe worker that is never killed reads the image until a read succeeds,
 then deletes it until the delete succeeds, and the campaign reports the
 longest time from a kill to each.  Over ``--availability-limit`` seconds
-(default: the stack's lost-host grace + 30 s) is unexpected.
+(default: the stack's lost-host grace + 30 s; with ``--hosts``, plus the
+membership timeout and 5 s of clock skew) is unexpected.
 
 What is expected: an operation killed mid-way; an error while a service
 or its host was frozen; the refusal of a wrongly declared size; an add

@@ -36,6 +36,20 @@ from local_stack import settings
 UNCLAIMED_AGE = 35
 
 
+def availability_limit(hosts):
+    """Seconds an image may stay unavailable after a kill inside an attach.
+
+    The lost-host grace plus the 30 s after which an attachment no live
+    attacher claims is abandoned.  When whole hosts are killed, the dead
+    host's claims count until its membership expires, and another host's
+    clock may differ by up to 5 s (recovery.rules.CLOCK_SKEW).
+    """
+    limit = settings.LOST_HOST_GRACE + 30
+    if hosts > 1:
+        limit += settings.MEMBERSHIP_TIMEOUT + 5
+    return limit
+
+
 class Campaign(object):
     """One campaign: its books, its choices, its hosts and workers."""
 
@@ -53,7 +67,7 @@ class Campaign(object):
                       for n in range(args.hosts)] if args.hosts > 1 else []
         self.availability = availability.Availability(
             self.ledger, self.new_worker,
-            args.availability_limit or settings.LOST_HOST_GRACE + 30)
+            args.availability_limit or availability_limit(args.hosts))
 
     def _campaign_conf(self):
         path = os.path.join(self.workdir, 'chaos.conf')
@@ -225,7 +239,7 @@ def parse_args(argv, description):
     parser.add_argument('--availability-limit', type=float,
                         help='seconds an image may stay unreadable or '
                              'undeletable after a read killed inside its '
-                             'attach (default: lost-host grace + 30)')
+                             'attach (default: see availability_limit)')
     parser.add_argument('--hosts', type=int, default=1,
                         help='spread the workers over this many Glance '
                              'hosts, killed and frozen whole')

@@ -65,8 +65,9 @@ GLANCE_URL = 'http://%s:%d' % (HOST, PORTS['glance'])
 # A process out of heartbeats leaves the group after 10 s (tooz's default
 # is 30), and the Glance hosts' grace is short too: the tests of a lost
 # host wait for both.
-COORDINATION_URL = ('etcd3+http://%s:%d?api_version=v3&membership_timeout=10'
-                    % (HOST, PORTS['etcd']))
+MEMBERSHIP_TIMEOUT = 10
+COORDINATION_URL = ('etcd3+http://%s:%d?api_version=v3&membership_timeout=%d'
+                    % (HOST, PORTS['etcd'], MEMBERSHIP_TIMEOUT))
 LOST_HOST_GRACE = 15
 REGION = 'RegionOne'
 
