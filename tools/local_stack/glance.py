@@ -78,7 +78,8 @@ def sections(glance_host=None):
     # order, and Tempest's waiters expect the ids sorted.
     backends = sorted(['%s:cinder_store' % b for b in ours] +
                       ['%s:cinder' % b for b in UPSTREAM] +
-                      ['%s:rbd' % settings.GLANCE_RBD_BACKEND])
+                      ['%s:rbd' % settings.GLANCE_RBD_BACKEND],
+                      key=lambda entry: entry.split(':')[0])
     out = {
         'DEFAULT': {'enabled_backends': ', '.join(backends),
                     'log_file': glance_host.log,
