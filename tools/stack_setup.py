@@ -16,6 +16,7 @@
     python stack_setup.py volume-types
 """
 
+import os
 import sys
 import time
 
@@ -58,6 +59,7 @@ def identity():
                            password=settings.PASSWORDS[user])
         for role in ('admin', 'service'):
             ks.roles.grant(roles[role], user=u, project=service_project)
+    rehash_passwords(ks)
     for name, stype, url in (
             ('cinderv3', 'block-storage', settings.CINDER_URL),
             ('glance', 'image', settings.GLANCE_URL)):
@@ -68,6 +70,21 @@ def identity():
                 ks.endpoints.create(service=svc, url=url,
                                     interface=interface,
                                     region=settings.REGION)
+
+
+def rehash_passwords(ks):
+    """Hash the stack's passwords again at the configured rounds, once.
+
+    Users made before keystone.conf lowered them keep their hash until
+    their password is set again.
+    """
+    marker = os.path.join(settings.STACK, 'keystone', '.passwords-rehashed')
+    if os.path.exists(marker):
+        return
+    for user in ks.users.list():
+        if user.name in settings.PASSWORDS:
+            ks.users.update(user, password=settings.PASSWORDS[user.name])
+    open(marker, 'w').close()
 
 
 def wait(what, check, timeout):

@@ -31,6 +31,11 @@ def write_config():
         'fernet_receipts': {'key_repository': DIR + '/fernet-keys'},
         'credential': {'key_repository': DIR + '/credential-keys'},
         'cache': {'enabled': 'false'},
+        # bcrypt at its cheapest: every Glance worker, test and helper
+        # process logs in with a password, dozens a minute under the
+        # tests, and Keystone's default 12 rounds cost each about a
+        # second of its one worker here.
+        'identity': {'password_hash_rounds': '4'},
     }
     process.write(CONF, process.ini(keystone, 'keystone'))
     process.write_wsgi_wrapper('stack_keystone', 'keystone.wsgi.api')
