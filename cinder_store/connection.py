@@ -128,14 +128,16 @@ class Connection(object):
     A userspace transport (RBD through librbd) connects per process: a
     worker reading an attachment another worker on this host made and
     recorded (:mod:`host_reads`) connects it again with the attachment's
-    connection info from Cinder, and disconnects its own when done.
+    connection info (``recorded``, or from Cinder), and disconnects its
+    own when done.
     """
 
     def __init__(self, cinder: Any, settings: settings.Settings,
-                 volume: Any, attachment_id: str):
+                 volume: Any, attachment_id: str,
+                 recorded: dict | None = None):
         self.settings = settings
         self.volume = volume
-        self.connection_info = cinder.attachment_show(
+        self.connection_info = recorded or cinder.attachment_show(
             attachment_id).connection_info
         self.connector, self.device_info = connect(
             settings, volume, self.connection_info)

@@ -198,19 +198,7 @@ def yield_turn(cinder: Any, settings: settings.Settings, volume: Any,
     LOG.info('Volume %s: host(s) %s wait for it; this reader waits for '
              'the readers of this host to finish first', volume.id,
              ', '.join(sorted(waiting)))
-    wait_while(held_here, utils.Deadline(settings.exclusive_wait), 2)
+    utils.wait_while(held_here, utils.Deadline(settings.exclusive_wait), 2)
     if membership.others_waiting(volume.id):
-        wait_while(lambda: not rules.attachments_elsewhere(
+        utils.wait_while(lambda: not rules.attachments_elsewhere(
             cinder.get_volume(volume.id)), utils.Deadline(HANDOVER_WAIT), 1)
-
-
-def wait_while(condition: Callable[[], bool], stop: utils.Deadline,
-               longest: float) -> None:
-    """Wait while ``condition()`` holds, up to ``stop``; never fails."""
-    try:
-        tenacity.Retrying(
-            retry=tenacity.retry_if_result(bool), stop=stop,
-            wait=tenacity.wait_exponential(multiplier=0.1, max=longest),
-            sleep=utils.sleep)(condition)
-    except tenacity.RetryError:
-        pass

@@ -37,15 +37,27 @@ made.  All of it happens under a per-volume inter-process lock.  A record
 written on another host (a lock directory shared between hosts by
 mistake) is never joined nor detached: this host then attaches on its
 own, without sharing.
+
+Warm: when the last reader leaves, the attachment may stay up, unheld,
+for ``Settings.warm_idle`` seconds (the record says until when,
+``warm_until``).  The next reader of any worker of this host joins it with
+no Cinder call: the record also holds what a read needs of the volume
+(``volume``; images are never rewritten) and, for a userspace transport,
+the connection info without credentials (``connection``), and says when
+Cinder last confirmed the attachment (``verified``), which
+:func:`recovery.rules.trusted_without_cinder` weighs.  :mod:`warm_reads`
+releases what is no longer worth keeping.
 """
 
 import logging
 import time
 from typing import Any
 
+from glance_store import exceptions
 from oslo_utils import excutils
 
 from cinder_store import attachment
+from cinder_store import client
 from cinder_store import connection
 from cinder_store import devices
 from cinder_store import host
@@ -78,34 +90,105 @@ class HostReads(object):
 
     def join_read(self, cinder: Any,
                   volume: Any) -> '_OwnAttachment | _JoinedAttachment':
+        """This process's hold on the host's read attachment of ``volume``.
+
+        ``volume`` may be :meth:`recorded_volume`'s: it is fetched from
+        Cinder only if a new attachment must be made.
+        """
         with self.settings.locks.lock_reads(volume.id):
             record = self.files.load(volume.id)
             if records.written_elsewhere(record):
-                return self._attach_unshared(cinder, volume, record)
+                return self._attach_unshared(
+                    cinder, _fetched(cinder, volume), record)
             if record is not None:
-                if self._record_usable(cinder, volume, record):
-                    joined = _JoinedAttachment(self, cinder, volume, record)
-                    record['holders'] = [
-                        h for h in record['holders'] if records.holder_alive(h)
-                    ] + [records.process_id()]
-                    try:
-                        self.files.save(volume.id, record)
-                    except BaseException:
-                        with excutils.save_and_reraise_exception():
-                            joined.drop_own_handle()
-                    LOG.debug('Joined attachment %s of volume %s held by '
-                              'another process', record['attachment'],
-                              volume.id)
-                    return joined
-                self._drop_stale(cinder, volume, record)
-            return self._attach_recorded(cinder, volume)
+                if self._joinable(cinder, volume.id, record):
+                    return self._join_recorded(cinder, volume, record)
+                self._drop_stale(cinder, _fetched(cinder, volume), record)
+            return self._attach_recorded(cinder, _fetched(cinder, volume))
 
-    def _record_usable(self, cinder, volume, record):
-        reason = rules.why_reader_record_stale(cinder, volume.id, record)
+    def _joinable(self, cinder, volume_id, record):
+        """Trusted as it is, or confirmed by Cinder now (``verified``)."""
+        if rules.trusted_without_cinder(record,
+                                        self.settings.membership.trusts):
+            return True
+        if not self._record_usable(cinder, volume_id, record):
+            return False
+        record['verified'] = time.time()
+        return True
+
+    def _record_usable(self, cinder, volume_id, record):
+        reason = rules.why_reader_record_stale(cinder, volume_id, record)
         if reason:
-            LOG.info('Reader record of volume %s is stale: %s', volume.id,
+            LOG.info('Reader record of volume %s is stale: %s', volume_id,
                      reason)
         return reason is None
+
+    def _join_recorded(self, cinder, volume, record):
+        joined = _JoinedAttachment(self, cinder, volume, record)
+        was_warm = record.pop('warm_until', None) is not None
+        record['holders'] = [
+            h for h in record['holders'] if records.holder_alive(h)
+        ] + [records.process_id()]
+        try:
+            self.files.save(volume.id, record)
+        except BaseException:
+            with excutils.save_and_reraise_exception():
+                joined.drop_own_handle()
+        LOG.debug('Joined %s attachment %s of volume %s',
+                  'warm' if was_warm else "another process's",
+                  record['attachment'], volume.id)
+        return joined
+
+    def backend_records(self) -> dict[str, records.Record]:
+        """This backend's records here, by volume id (read unlocked)."""
+        found = {}
+        for volume_id in self.recorded_volumes():
+            record = self.files.load(volume_id)
+            if record is not None and not records.written_elsewhere(record):
+                found[volume_id] = record
+        return found
+
+    def confirm_record(self, cinder: Any, volume_id: str) -> bool:
+        """Ask Cinder whether ``volume_id``'s record still holds.
+
+        Confirmed: ``verified`` is now.  Stale: undone as the next reader
+        would (:meth:`repair_record`).  Returns whether it held.
+        """
+        with self.settings.locks.lock_reads(volume_id):
+            record = self.files.load(volume_id)
+            if record is None or records.written_elsewhere(record):
+                return False
+            if 'device_info' not in record:
+                return True  # being attached: its attacher records it
+            reason = rules.why_reader_record_stale(cinder, volume_id, record)
+            if reason is None:
+                self.files.save(volume_id, dict(record,
+                                                verified=time.time()))
+                return True
+        LOG.warning('Reader record of volume %s is stale: %s', volume_id,
+                    reason)
+        try:
+            volume = client.existing_volume(cinder, volume_id)
+        except exceptions.NotFound:
+            repairs.forget_gone_reader_volume(self, volume_id)
+            return False
+        self.repair_record(cinder, volume)
+        return False
+
+    def recorded_volume(self, volume_id: str) -> 'RecordedVolume | None':
+        """What this host's record says of ``volume_id``, if trusted.
+
+        For a read that needs no Cinder call: the record must be one a
+        reader would join as it is (:func:`rules.trusted_without_cinder`).
+        """
+        with self.settings.locks.lock_reads(volume_id):
+            record = self.files.load(volume_id)
+        if (record is None or records.written_elsewhere(record) or
+                'volume' not in record or
+                not rules.trusted_without_cinder(
+                    record, self.settings.membership.trusts)):
+            return None
+        return RecordedVolume(record['volume'])
 
     # -- inspection, for cinder-store-check ----------------------------------
 
@@ -138,7 +221,7 @@ class HostReads(object):
         with self.settings.locks.lock_reads(volume.id):
             record = self.files.load(volume.id)
             if (record is None or records.written_elsewhere(record) or
-                    self._record_usable(cinder, volume, record)):
+                    self._record_usable(cinder, volume.id, record)):
                 return None
             return self._drop_stale(cinder, volume, record)
 
@@ -194,7 +277,11 @@ class HostReads(object):
         try:
             self.files.save(volume.id, dict(
                 record, attachment=att.id,
-                device_info=recordable_device_info(att.device_info)))
+                device_info=recordable_device_info(att.device_info),
+                connection=recordable_connection(att.connection_info,
+                                                 att.device_info),
+                volume=RecordedVolume.facts_of(volume),
+                verified=time.time()))
         except BaseException:
             with excutils.save_and_reraise_exception():
                 att.close()
@@ -230,6 +317,9 @@ class HostReads(object):
                 self.files.save(volume_id, record)
                 handle.drop_own_handle()
                 return
+            if self.settings.warm_idle > 0 and 'device_info' in record:
+                self._keep_warm(handle, record)
+                return
             # Detach first, under the lock that keeps readers from joining:
             # if it fails the record must go on naming the attachment.
             if handle.detach_here():
@@ -238,6 +328,38 @@ class HostReads(object):
                 # Held by nobody now: the next reader, the image delete or
                 # cinder-store-check --fix detaches it.
                 self.files.save(volume_id, dict(record, holders=[]))
+
+    def _keep_warm(self, handle, record):
+        """Leave the attachment up, unheld, for ``warm_idle`` seconds."""
+        handle.drop_own_handle()
+        now = time.time()
+        self.files.save(handle.volume.id, dict(
+            record, holders=[], last_read=now,
+            warm_until=now + self.settings.warm_idle))
+        LOG.debug('Keeping attachment %s of volume %s warm for %ss',
+                  handle.id, handle.volume.id, self.settings.warm_idle)
+
+    def release_warm(self, cinder: Any, volume_id: str,
+                     why: str) -> bool:
+        """Detach this host's warm attachment of ``volume_id``, if any.
+
+        Only one nobody holds (expired ones included): a live reader's
+        stays.  ``why`` is logged.  Returns whether one was released; a
+        detach that fails raises, and the record stays naming it.
+        """
+        with self.settings.locks.lock_reads(volume_id):
+            record = self.files.load(volume_id)
+            if (record is None or records.written_elsewhere(record) or
+                    'warm_until' not in record or
+                    any(records.holder_alive(h)
+                        for h in record.get('holders', ()))):
+                return False
+            LOG.info('Releasing warm attachment %s of volume %s: %s',
+                     record.get('attachment'), volume_id, why)
+            volume = (RecordedVolume(record['volume']) if 'volume' in record
+                      else client.existing_volume(cinder, volume_id))
+            self._drop_stale(cinder, volume, record)
+            return True
 
     def held_here(self, volume_id: str) -> bool:
         """Does a live process of this host hold a read of ``volume_id``?"""
@@ -259,6 +381,57 @@ class HostReads(object):
         """Forget the record of a volume whose attachments are going."""
         with self.settings.locks.lock_reads(volume_id):
             self.files.remove(volume_id)
+
+
+def _fetched(cinder, volume):
+    """The volume as Cinder has it now (``volume`` may be recorded)."""
+    if isinstance(volume, RecordedVolume):
+        return client.existing_volume(cinder, volume.id)
+    return volume
+
+
+class RecordedVolume(object):
+    """What a read needs of a volume, as its shared read record holds it.
+
+    Image-volumes are never rewritten once stored, so what the record
+    says stays true while the record does.
+    """
+
+    FIELDS = ('id', 'size', 'metadata', 'multiattach', 'volume_type',
+              'shared_targets', 'service_uuid')
+
+    def __init__(self, facts: dict[str, Any]):
+        self.id: str = facts['id']
+        self.attachments = None  # not recorded: ask Cinder
+        self.encrypted = False
+        for name in self.FIELDS[1:]:
+            setattr(self, name, facts.get(name))
+
+    @classmethod
+    def facts_of(cls, volume: Any) -> dict[str, Any]:
+        return {name: getattr(volume, name, None) for name in cls.FIELDS}
+
+
+# What of a userspace connection's info another process needs to connect
+# again: never a key, password or secret
+_CONNECTION_KEYS = ('name', 'hosts', 'ports', 'cluster_name',
+                    'auth_enabled', 'auth_username', 'volume_id',
+                    'access_mode', 'discard', 'device_path')
+
+
+def recordable_connection(connection_info: dict,
+                          device_info: dict | None) -> dict | None:
+    """The connection info a record may hold, for a userspace transport.
+
+    Lets another worker connect its own (:class:`connection.Connection`)
+    without asking Cinder.  None for other transports (the host's device
+    is shared).
+    """
+    if not devices.is_userspace(device_info):
+        return None
+    data = host.connection_properties(connection_info)
+    return {'driver_volume_type': connection_info.get('driver_volume_type'),
+            'data': {k: data[k] for k in _CONNECTION_KEYS if k in data}}
 
 
 def recordable_device_info(device_info: dict | None) -> dict | None:
@@ -314,7 +487,8 @@ class _JoinedAttachment(object):
         self._own = None
         if self.device_info.get('userspace'):
             self._own = connection.Connection(
-                cinder, readers.settings, volume, self.id)
+                cinder, readers.settings, volume, self.id,
+                record.get('connection'))
             self.device_path = self._own.device_path
         else:
             self.device_path = self.device_info['path']

@@ -70,6 +70,17 @@ HOST_GROUP_PREFIX = b'cinder_store-host:'
 WAITING_PREFIX = b'cinder_store-waiting:'
 # Processes inside an attach of a volume (attachment_create to complete)
 ATTACHING_PREFIX = b'cinder_store-attaching:'
+# Processes deleting a volume, asking the hosts that keep it warm to
+# release it (warm_reads), one group per volume
+RELEASING_PREFIX = b'cinder_store-releasing:'
+# Groups that exist only while someone announces in them (one that died
+# inside leaves its group): removed when found empty
+ANNOUNCEMENTS = (WAITING_PREFIX, ATTACHING_PREFIX, RELEASING_PREFIX)
+# Looks at the group further apart than this (seconds) may have missed
+# this process's membership lapsing (frozen, cut off)
+LOOK_GAP = 5
+# A look this recent (seconds) answers another backend's keeper too
+LOOK_REUSE = 0.5
 
 
 def host_of(member_id: bytes) -> str:
@@ -164,6 +175,11 @@ class Membership(object):
         self._announcing: dict[bytes, int] = {}
         # group -> this process's claims in it (threads attaching)
         self._claims: dict[bytes, list[Claim]] = {}
+        # When a look (wanted) last succeeded, and since when this
+        # process has been in the group without a lapse (epoch seconds)
+        self._seen_at: float | None = None
+        self._member_since = time.time()
+        self._announced: set[str] = set()
 
     def start(self) -> None:
         """Join the group and start heartbeats; idempotent."""
@@ -345,6 +361,91 @@ class Membership(object):
             LOG.warning('Could not %s through the coordination service: '
                         '%s', what, error)
 
+    def releasing(self, volume_id: str) -> ContextManager[None]:
+        """Ask, while inside, the hosts keeping ``volume_id`` warm to let go.
+
+        See :mod:`warm_reads`; best effort, like :meth:`waiting_for`.
+        """
+        return self._announce_inside(RELEASING_PREFIX, volume_id)
+
+    def wanted(self, volume_ids: Iterable[str]) -> set[str]:
+        """Those of ``volume_ids`` another process waits for or deletes.
+
+        Waits for: a volume that is not multiattach, held here
+        (:meth:`waiting_for`); deletes: :meth:`releasing`.  One look at
+        the group names, then one per volume announced.  Also what
+        :meth:`trusts` relies on: a look that finds this process out of
+        the group, or comes more than ``LOOK_GAP`` seconds after the
+        last one, means its membership may have lapsed.  Raises what
+        tooz raises.
+        """
+        announced = self._look()
+        return {v for v in set(volume_ids) & announced
+                if self._announcing_members(WAITING_PREFIX, v) or
+                self._announcing_members(RELEASING_PREFIX, v)}
+
+    def _look(self) -> set[str]:
+        """Volumes with a waiting or releasing group, looked up.
+
+        Also notes this process's standing (see :meth:`wanted`).  One
+        look serves every backend's keeper that asks within
+        ``LOOK_REUSE`` seconds.
+        """
+        with self._lock:
+            if (self._seen_at is not None and
+                    utils.monotonic() - self._seen_at < LOOK_REUSE):
+                return self._announced
+        coordinator = self._coordinator_started()
+        present = self.member_id in coordinator.get_members(GROUP).get()
+        if not present:
+            self._ask_group()  # joins again
+        announced = {g.split(b':', 1)[1].decode('utf-8', 'replace')
+                     for g in coordinator.get_groups().get()
+                     if b'/' not in g and  # tooz lists members too
+                     g.startswith((WAITING_PREFIX, RELEASING_PREFIX))}
+        now = utils.monotonic()
+        with self._lock:
+            if (not present or self._seen_at is None or
+                    now - self._seen_at > LOOK_GAP):
+                self._member_since = time.time()
+            self._seen_at = now
+            self._announced = announced
+        return announced
+
+    def trusts(self, verified: float) -> bool:
+        """Is what Cinder confirmed at ``verified`` (epoch) still true?
+
+        Only while this process looks at the group (:meth:`wanted`) and
+        has seen itself in it without a lapse since ``verified``: while
+        it was out, another host may have released this host's
+        attachments as a lost host's.
+        """
+        with self._lock:
+            return (self._seen_at is not None and
+                    utils.monotonic() - self._seen_at <= LOOK_GAP and
+                    verified >= self._member_since)
+
+    def remove_empty_announcements(self) -> list[bytes]:
+        """Remove announcement groups nobody is in; the ones removed.
+
+        An announcer that died inside leaves its group behind (its
+        membership goes, the group stays).
+        """
+        coordinator = self._coordinator_started()
+        removed = []
+        for group in coordinator.get_groups().get():
+            if b'/' in group or not group.startswith(ANNOUNCEMENTS):
+                continue
+            try:
+                if coordinator.get_members(group).get():
+                    continue
+                coordinator.delete_group(group).get()
+            except (coordination.GroupNotEmpty,
+                    coordination.GroupNotCreated):
+                continue  # joined, or removed, meanwhile
+            removed.append(group)
+        return removed
+
     def others_waiting(self, volume_id: str) -> set[str]:
         """Other hosts waiting for ``volume_id`` (empty on doubt)."""
         members = self._announcing_members(WAITING_PREFIX, volume_id)
@@ -449,6 +550,19 @@ class Alone(object):
 
     def others_waiting(self, volume_id: str) -> set[str]:
         return set()
+
+    def releasing(self, volume_id: str) -> ContextManager[None]:
+        return contextlib.nullcontext()
+
+    def wanted(self, volume_ids: Iterable[str]) -> set[str]:
+        return set()
+
+    def trusts(self, verified: float) -> bool:
+        """Without coordination no host releases this host's attachments."""
+        return True
+
+    def remove_empty_announcements(self) -> list[bytes]:
+        return []
 
     def describe_host(self, host_name: str) -> str:
         return 'unknown (no coordination service)'

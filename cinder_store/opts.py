@@ -108,6 +108,27 @@ OPTIONS = [
                     'storm across hosts makes them take turns; a '
                     'multiattach volume type lets every host read at '
                     'once.'),
+    cfg.IntOpt('cinder_store_warm_read_idle',
+               min=0,
+               help='Seconds a download\'s read attachment stays up after '
+                    'its last reader on this host, so that the next '
+                    'download of the image, on any worker of the host, '
+                    'reads at once with no Cinder call. 0 detaches after '
+                    'every download. Unset: 300 with '
+                    'cinder_store_coordination_url (a delete or an '
+                    'exclusive attach on another host asks the holders to '
+                    'release it, within seconds), 30 without (a delete on '
+                    'another host cannot ask: it waits up to this long for '
+                    'the holder to let go). While warm, Cinder shows the '
+                    'image-volume in-use: retype or migrate it after '
+                    'cinder-store-check --drain.'),
+    cfg.IntOpt('cinder_store_warm_reads_max',
+               default=64, min=1,
+               help='Most read attachments one Glance host keeps warm for '
+                    'this backend; the least recently read goes first. '
+                    'Each holds a Cinder attachment and, for kernel '
+                    'transports, a host block device; a warm one holds no '
+                    'file descriptor.'),
     cfg.StrOpt('cinder_store_coordination_url',
                secret=True,
                help='tooz URL of the coordination service through which '
@@ -328,6 +349,8 @@ class BackendConf(object):
     cinder_store_mount_point_base = _Option[str]()
     cinder_store_abandoned_attachment_age = _Option[int]()
     cinder_store_exclusive_attach_wait = _Option[int]()
+    cinder_store_warm_read_idle = _Option[int | None]()
+    cinder_store_warm_reads_max = _Option[int]()
     cinder_store_coordination_url = _Option[str | None]()
     cinder_store_lost_host_grace = _Option[int]()
     cinder_store_unknown_image_volume_age = _Option[int]()

@@ -21,6 +21,7 @@ hosts, and the recovery and contention policy.
 import dataclasses
 from typing import Any
 from typing import Callable
+from typing import ClassVar
 
 from cinder_store.devices import rbd
 from cinder_store import host
@@ -64,6 +65,13 @@ class Settings(object):
     exclusive_wait: float = 300
     #: 'auto', 'true' or 'false': see :meth:`new_volume_reads_zeros`
     new_volumes_read_zeros: str = 'auto'
+    #: Seconds a read attachment stays up after its last reader here (0:
+    #: detached at once); see :mod:`warm_reads`
+    warm_idle: float = 0
+    #: Most warm read attachments this host keeps for the backend
+    warm_limit: int = 64
+    #: Seconds between two looks at the warm ones (:mod:`warm_reads`)
+    WARM_LOOK_EVERY: ClassVar[float] = 1.0
 
     @classmethod
     def from_options(cls, options: opts.BackendConf, backend: str | None,
@@ -82,7 +90,10 @@ class Settings(object):
             abandoned_after=options.cinder_store_abandoned_attachment_age,
             exclusive_wait=options.cinder_store_exclusive_attach_wait,
             new_volumes_read_zeros=(
-                options.cinder_store_new_volumes_read_zeros))
+                options.cinder_store_new_volumes_read_zeros),
+            warm_idle=warm_idle_of(options.cinder_store_warm_read_idle,
+                                   members.coordinated),
+            warm_limit=options.cinder_store_warm_reads_max)
 
     @property
     def lock_path(self) -> str:
@@ -113,3 +124,16 @@ class Settings(object):
         if self.new_volumes_read_zeros == 'auto':
             return connection_info.get('driver_volume_type') == 'rbd'
         return self.new_volumes_read_zeros == 'true'
+
+
+#: Warm read idle time when unset: with a coordination service a delete
+#: anywhere asks the holders to release; without, it waits this long
+WARM_IDLE_COORDINATED = 300
+WARM_IDLE_ALONE = 30
+
+
+def warm_idle_of(option: int | None, coordinated: bool) -> float:
+    """``cinder_store_warm_read_idle``, or its default for the deployment."""
+    if option is not None:
+        return option
+    return WARM_IDLE_COORDINATED if coordinated else WARM_IDLE_ALONE

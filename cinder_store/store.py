@@ -51,6 +51,7 @@ from cinder_store.recovery import repairs
 from cinder_store import settings
 from cinder_store import upload
 from cinder_store import upload_records
+from cinder_store import warm_reads
 
 LOG = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class Store(driver.Store):
     host_probe: threading.Thread | None = None
     #: Periodic tidying among several hosts (with a coordination service).
     housekeeper: housekeeping.Housekeeping | None = None
+    #: Looks after this host's warm read attachments (warm reads on).
+    keeper: warm_reads.Keeper | None = None
 
     def __init__(self, conf: Any, backend: str | None = None):
         super(Store, self).__init__(conf, backend=backend)
@@ -139,9 +142,24 @@ class Store(driver.Store):
         self._host_reads = host_reads.HostReads(self._settings)
         self._process_reads = process_reads.ProcessReads(self._host_reads)
         self._uploads = upload_records.Uploads(self._settings)
+        self._keep_reads_warm()
         self.host_probe = threading.Thread(
             target=self._probe_host, name='cinder_store-probe', daemon=True)
         self.host_probe.start()
+
+    def _keep_reads_warm(self) -> None:
+        if self._settings.warm_idle <= 0:
+            return
+        if not self._cinder.credentials.has_service_credentials:
+            # Releasing a warm attachment later needs a token of our own
+            LOG.info('[%s] has no service credentials: read attachments '
+                     'are detached after each download (no warm reads)',
+                     self.backend_conf.backend)
+            self._settings.warm_idle = 0
+            return
+        self.keeper = warm_reads.Keeper(self._host_reads,
+                                        lambda: self._cinder.bind(None))
+        self.keeper.start()
 
     def _probe_host(self) -> None:
         # os-brick's host probe (initiator names, multipath, NVMe) takes
@@ -340,9 +358,12 @@ class Store(driver.Store):
         if not self._cinder.credentials.has_service_credentials:
             # The user's token: each reader's own GET is its access check.
             return client.existing_volume(cinder, volume_id)
-        # One identity for all: a boot storm's readers share one GET.
+        # One identity for all: a boot storm's readers share one GET, and
+        # a volume this host reads or keeps warm needs none.
         return self._process_reads.lookup_volume(
-            volume_id, lambda: client.existing_volume(cinder, volume_id))
+            volume_id, lambda: (
+                self._host_reads.recorded_volume(volume_id) or
+                client.existing_volume(cinder, volume_id)))
 
     def get_size(self, location: Any, context: Any = None) -> int:
         volume_id = location.store_location.volume_id
@@ -365,6 +386,7 @@ class Store(driver.Store):
         """
         volume_id = location.store_location.volume_id
         cinder = self._cinder.bind(context)
+        self._release_warm(cinder, volume_id)
         try:
             cinder.delete_volume(volume_id)
         except exceptions.NotFound:
@@ -378,6 +400,16 @@ class Store(driver.Store):
             return
         # Cinder deletes it now: nothing will attach it again.
         self._settings.locks.remove_locks(volume_id)
+
+    def _release_warm(self, cinder: client.BoundCinder,
+                      volume_id: str) -> None:
+        # Before the delete, not after Cinder refused it: one call less.
+        try:
+            self._host_reads.release_warm(cinder, volume_id,
+                                          'its image is being deleted')
+        except Exception as error:
+            LOG.warning('Could not release the warm attachment of volume '
+                        '%s before deleting it: %s', volume_id, error)
 
     def is_image_associated_with_store(self, context: Any,
                                        volume_id: str) -> bool:

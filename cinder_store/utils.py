@@ -14,6 +14,9 @@
 
 import time
 from typing import Any
+from typing import Callable
+
+import tenacity
 
 
 def monotonic() -> float:
@@ -33,3 +36,18 @@ class Deadline(object):
 
     def __call__(self, retry_state: Any = None) -> bool:
         return monotonic() >= self.end
+
+
+def wait_while(condition: Callable[[], Any], stop: Deadline,
+               longest: float) -> None:
+    """Wait while ``condition()`` is true, up to ``stop``; never fails.
+
+    Looks again after 0.1 s, backing off to ``longest``.
+    """
+    try:
+        tenacity.Retrying(
+            retry=tenacity.retry_if_result(bool), stop=stop,
+            wait=tenacity.wait_exponential(multiplier=0.1, max=longest),
+            sleep=sleep)(condition)
+    except tenacity.RetryError:
+        pass

@@ -14,6 +14,7 @@
 
     cinder-store-check [--config-file /etc/glance/glance-api.conf]
                        [--backend ID] [--fix] [--probe] [--lost-host NAME]
+                       [--drain]
 
 Loads each ``cinder_store`` backend of ``enabled_backends`` the way
 glance-api does and checks, in order: its configuration, Cinder (as the
@@ -49,6 +50,10 @@ keyring and lists temporary Ceph configs a connect cut short left (``--fix``
 removes them); ``--probe`` also attaches one available volume of the
 backend read-only, as a download does, and says what to fix when Ceph
 cannot be reached or refuses the key.
+
+It lists the read attachments this host keeps warm between downloads
+(their volumes show in-use in Cinder); ``--drain`` releases them, before
+a retype or migration of image-volumes or taking the host out.
 """
 
 import logging
@@ -80,6 +85,13 @@ CLI_OPTS = [
                     'it held of each backend (read attachments, uploads it '
                     'never finished) and, with --fix, deletes them in '
                     'Cinder. Never name a host that may still run Glance.'),
+    cfg.BoolOpt('drain', default=False,
+                help='Release every read attachment this host keeps warm '
+                     'between downloads (cinder_store_warm_read_idle), so '
+                     'that no image-volume stays in-use because of this '
+                     'host: before a retype or migration of image-volumes '
+                     'or taking the host out.  Downloads that start '
+                     'meanwhile keep theirs warm again.'),
     cfg.BoolOpt('fix', default=False,
                 help='Detach shared read attachments no live Glance process '
                      'holds, delete the volumes of uploads whose worker '
@@ -152,7 +164,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout,
                                        'loaded')] +
                      findings.check_backend(store.maintenance(),
                                             fix=conf.fix, probe=conf.probe,
-                                            lost_host=conf.lost_host))
+                                            lost_host=conf.lost_host,
+                                            drain=conf.drain))
         for f in found:
             out.write(_format_finding(f))
             failed = failed or f.status == findings.FAIL

@@ -35,20 +35,22 @@ OK, WARN, FAIL, FIXED, SKIP = (report.OK, report.WARN, report.FAIL,
 
 
 def check_backend(maintenance: maintenance.Maintenance, fix: bool = False,
-                  probe: bool = False,
-                  lost_host: str | None = None) -> list[Finding]:
+                  probe: bool = False, lost_host: str | None = None,
+                  drain: bool = False) -> list[Finding]:
     """Findings for one configured backend (``Store.maintenance()``).
 
     ``probe`` attaches one available volume of each RBD backend (one with
     ``cinder_store_rbd_keyring``) read-only to prove Ceph is reachable.
     ``lost_host`` names a Glance host gone for good, on the operator's
     word: what it held is reported, and released with ``fix``.
+    ``drain`` releases this host's warm read attachments.
     """
     return ([host_setup.volume_type_in_cinder(maintenance),
              host_setup.writable_lock_path(maintenance),
              host_setup.connector_of_this_host(maintenance),
              host_setup.device_hand_over_privileges(maintenance)] +
             records.stale_reader_records(maintenance, fix) +
+            [records.warm_read_attachments(maintenance, drain)] +
             records.orphaned_uploads(maintenance, fix) +
             [records.lock_files_of_gone_volumes(maintenance, fix)] +
             volumes.stuck_volumes(maintenance, fix) +

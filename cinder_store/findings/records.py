@@ -16,6 +16,7 @@ Stale shared reads, orphaned uploads and volume creates, lock files of
 deleted volumes.
 """
 
+import time
 from typing import Callable
 
 from glance_store import exceptions
@@ -34,6 +35,7 @@ from cinder_store import records
 from cinder_store.recovery import repairs
 from cinder_store.recovery import rules
 from cinder_store import upload_records
+from cinder_store import warm_reads
 
 
 def stale_reader_records(maintenance: maintenance.Maintenance,
@@ -65,6 +67,12 @@ def _stale_reader_record(readers: host_reads.HostReads,
     if records.written_elsewhere(record):
         return _record_of_another_host('shared reads',
                                        'volume ' + volume_id, record)
+    if reason is None and rules.warm(record):
+        return Finding(OK, 'shared reads', 'volume %s: attachment %s warm '
+                       '(unread since %s, kept until %s)' % (
+                           volume_id, record['attachment'],
+                           _clock(record.get('last_read', 0)),
+                           _clock(record['warm_until'])))
     if reason is None:
         return Finding(OK, 'shared reads', 'volume %s: attachment %s held '
                        'by %d live process(es)' % (
@@ -97,6 +105,35 @@ def _stale_reader_record(readers: host_reads.HostReads,
                    'record (%s), detached %s' % (
                        volume_id, reason,
                        ', '.join(detached) or 'no attachment'))
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime('%H:%M:%S', time.localtime(epoch))
+
+
+@report.guard_finder('warm reads')
+def warm_read_attachments(maintenance: maintenance.Maintenance,
+                          drain: bool) -> Finding:
+    """This host's warm read attachments; with ``drain``, released."""
+    idle = maintenance.settings.warm_idle
+    found = maintenance.host_reads.backend_records()
+    warm = sorted(v for v, r in found.items() if rules.warm(r))
+    if not drain:
+        if not warm:
+            return Finding(OK, 'warm reads', 'none kept on this host (kept '
+                           '%ss after the last read)' % idle if idle else
+                           'off (cinder_store_warm_read_idle = 0)')
+        return Finding(OK, 'warm reads', '%d kept on this host, Cinder '
+                       'shows their volumes in-use: %s; --drain releases '
+                       'them' % (len(warm), ', '.join(warm)))
+    if not maintenance.has_service_credentials:
+        return Finding(SKIP, 'warm reads', '%d kept; releasing them needs '
+                       'service credentials' % len(warm))
+    released = warm_reads.drain(maintenance.host_reads,
+                                maintenance.bound_cinder())
+    return Finding(FIXED if released else OK, 'warm reads',
+                   'released %d: %s' % (len(released),
+                                        ', '.join(released) or 'none'))
 
 
 def _describe_record(record: records.Record) -> str:

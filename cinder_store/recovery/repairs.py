@@ -58,6 +58,9 @@ class ReaderRecords(Protocol):
     def recorded_attachment(self, volume_id: str) -> str | None:
         """The attachment this host's live readers hold, or None."""
 
+    def release_warm(self, cinder: Any, volume_id: str, why: str) -> bool:
+        """Detach this host's warm attachment of the volume, if any."""
+
 
 # -- the one reclaim, and what Cinder holds for the dead ---------------------
 
@@ -236,6 +239,8 @@ def delete_refused_volume(cinder: Any, settings: settings.Settings,
     back from the last delete.
     """
     for attempt in range(1, tries + 1):
+        # A reader that ended meanwhile may have kept it warm again
+        readers.release_warm(cinder, volume_id, 'its image is being deleted')
         volume = client.existing_volume(cinder, volume_id)
         if readers.repair_record(cinder, volume):
             volume = client.existing_volume(cinder, volume_id)
@@ -243,6 +248,7 @@ def delete_refused_volume(cinder: Any, settings: settings.Settings,
                 cinder, settings, volume,
                 rules.attachments_elsewhere(volume)):
             volume = client.existing_volume(cinder, volume_id)
+        volume = wait_for_release_elsewhere(cinder, settings, volume)
         left = _left_here(cinder, settings, readers, volume)
         try:
             reclaim_volume(cinder, settings, volume, left)
@@ -252,6 +258,41 @@ def delete_refused_volume(cinder: Any, settings: settings.Settings,
                 raise
             LOG.info('Volume %s: Cinder refused its delete again (%s); '
                      'looking at its attachments again', volume_id, error)
+
+
+#: Seconds an image delete waits for other hosts to release the volume
+#: when it can ask them (a coordination service): their warm attachments
+#: go within a second or two, live readers' when their reads end
+RELEASE_WAIT = 10
+
+
+def wait_for_release_elsewhere(cinder: Any, settings: settings.Settings,
+                               volume: Any) -> Any:
+    """``volume`` once other hosts let go of it, or after the wait.
+
+    They may only keep it warm (:mod:`warm_reads`).  With a coordination
+    service they are asked (:meth:`membership.Membership.releasing`) and
+    waited for up to ``RELEASE_WAIT`` seconds; without, a warm one goes
+    when its idle time ends: waited for up to ``settings.warm_idle`` plus
+    two looks.  Returns the volume as Cinder then has it.
+    """
+    if not rules.attachments_elsewhere(volume):
+        return volume
+    wait: float = RELEASE_WAIT
+    if not settings.membership.coordinated:
+        wait = (settings.warm_idle + 2 * settings.WARM_LOOK_EVERY
+                if settings.warm_idle else 0)
+    if not wait:
+        return volume
+    LOG.info('Volume %s is attached on host(s) %s; asking them to let go '
+             'and waiting up to %ss', volume.id, ', '.join(sorted(set(
+                 rules.attachments_elsewhere(volume).values()))), wait)
+    with settings.membership.releasing(volume.id):
+        utils.wait_while(
+            lambda: rules.attachments_elsewhere(
+                cinder.get_volume(volume.id)),
+            utils.Deadline(wait), 0.5)
+    return client.existing_volume(cinder, volume.id)
 
 
 def _left_here(cinder, settings, readers, volume):

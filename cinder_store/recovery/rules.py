@@ -20,6 +20,7 @@ why acting on it cannot hurt a live reader, upload or host.
 
 import datetime
 import logging
+import time
 from typing import Any
 from typing import Callable
 from typing import Iterable
@@ -275,7 +276,8 @@ def why_reader_record_stale(cinder: Any, volume_id: str,
 
     A record of another host is the caller's business (never acted on).
     Stale: written before this host booted, cut short while attaching, no
-    live holder, or its attachment is no longer attached to this volume.
+    live holder and not warm (:func:`warm`), or its attachment is no
+    longer attached to this volume.
     Its attachment (if any) is then nobody's: the holders are checked by
     process id, start time and pid namespace under the readers' lock.
     """
@@ -289,8 +291,13 @@ def why_reader_record_stale(cinder: Any, volume_id: str,
             'attaching' if record.get('attachment') else
             'Cinder was making its attachment')
     if not any(records.holder_alive(h) for h in record.get('holders', ())):
-        return 'no live process holds it (holders: %s)' % (
-            ', '.join(record.get('holders', ())) or 'none')
+        if 'warm_until' not in record:
+            return 'no live process holds it (holders: %s)' % (
+                ', '.join(record.get('holders', ())) or 'none')
+        if not warm(record):
+            return 'kept warm until %s, and nobody read it since' % (
+                time.strftime('%H:%M:%S', time.localtime(
+                    record['warm_until'])))
     try:
         att = cinder.attachment_show(record['attachment'])
     except Exception as e:
@@ -302,6 +309,67 @@ def why_reader_record_stale(cinder: Any, volume_id: str,
         return 'attachment %s is %s, not attached' % (
             record['attachment'], getattr(att, 'status', None))
     return None
+
+
+def warm(record: records.Record, now: float | None = None) -> bool:
+    """Is ``record`` a warm read attachment (kept, unread, not expired)?
+
+    Warm: no live process holds it, and it is kept until ``warm_until``
+    (seconds since the epoch), which has not passed.
+    """
+    now = time.time() if now is None else now
+    return (record.get('warm_until', 0) > now and
+            not any(records.holder_alive(h)
+                    for h in record.get('holders', ())))
+
+
+def trusted_without_cinder(record: records.Record,
+                           trusts: Callable[[float], bool]) -> bool:
+    """May a reader join ``record`` without asking Cinder about it?
+
+    A record of this boot that names its device, held by a live process
+    or warm, and confirmed by Cinder (``verified``) at a time
+    ``trusts(verified)`` accepts: since this process's membership last
+    lapsed (while it was out of the group, another host may have released
+    this host's attachments as a lost host's).
+    """
+    return (records.this_boot(record) and 'device_info' in record and
+            bool(record.get('attachment')) and
+            (warm(record) or any(records.holder_alive(h)
+                                 for h in record.get('holders', ()))) and
+            trusts(record.get('verified', 0)))
+
+
+def warm_to_release(found: dict[str, records.Record], limit: int,
+                    wanted: Iterable[str], now: float | None = None
+                    ) -> dict[str, str]:
+    """Which warm read attachments of ``found`` to release now, and why.
+
+    ``found``: this host's shared read records by volume id; ``wanted``:
+    volumes another host waits for or deletes.  Released: those whose
+    time ran out, those wanted, and beyond ``limit`` warm ones the least
+    recently read.  A record a live process holds is never released
+    here: its readers end first.
+    """
+    now = time.time() if now is None else now
+    wanted = set(wanted)
+    unheld = {v: r for v, r in found.items()
+              if 'warm_until' in r and records.this_boot(r) and
+              not any(records.holder_alive(h) for h in r.get('holders', ()))}
+    why = {}
+    for volume_id, record in unheld.items():
+        if record['warm_until'] <= now:
+            why[volume_id] = 'unread since %s' % time.strftime(
+                '%H:%M:%S', time.localtime(record.get('last_read', 0)))
+        elif volume_id in wanted:
+            why[volume_id] = ('another host waits for it or deletes its '
+                              'image')
+    kept = sorted((r.get('last_read', 0), v) for v, r in unheld.items()
+                  if v not in why)
+    for _last_read, volume_id in kept[:max(0, len(kept) - limit)]:
+        why[volume_id] = ('the least recently read of over %d warm '
+                          'attachments' % limit)
+    return why
 
 
 def stale_reader_attachments(cinder: Any, volume: Any,

@@ -104,13 +104,15 @@ class Members(membership.Alone):
     ``lost_hosts`` are lost (``is_lost``, a callable of a host name, may
     say instead), ``waiting`` hosts wait for every volume, ``others_claims``
     are the other processes' live claims (None: unknown).  ``said`` lists
-    what this process announced: ``('waits'|'done'|'attaching', volume)``.
+    what this process announced: ``('waits'|'done'|'attaching'|'releasing'|
+    'released', volume)``; ``wanted`` volumes are wanted by others.
     """
 
     coordinated = True
 
-    def __init__(self, lost=(), waiting=(), claims=()):
+    def __init__(self, lost=(), waiting=(), claims=(), wanted=()):
         super(Members, self).__init__('testhost')
+        self.wanted_volumes = set(wanted)
         self.lost_hosts = set(lost)
         self.is_lost = lambda name: name in self.lost_hosts
         self.waiting = set(waiting)
@@ -140,6 +142,15 @@ class Members(membership.Alone):
 
     def others_waiting(self, volume_id):
         return set(self.waiting)
+
+    def wanted(self, volume_ids):
+        return self.wanted_volumes & set(volume_ids)
+
+    @contextlib.contextmanager
+    def releasing(self, volume_id):
+        self.said.append(('releasing', volume_id))
+        yield
+        self.said.append(('released', volume_id))
 
 
 class TestCase(base.BaseTestCase):
@@ -226,6 +237,8 @@ class StoreTestCase(CinderTestCase):
         return self.store.maintenance()
 
     def make_store(self, **options):
+        """A configured store; warm reads off unless ``options`` say."""
+        options.setdefault('cinder_store_warm_read_idle', 0)
         s = store.Store(self.conf, backend=self.backend)
         opts.safe_register(
             self.conf, ks_loading.get_auth_plugin_conf_options('password'),

@@ -31,6 +31,13 @@ from cinder_store.tests.unit import fakes
 DEAD = base.DEAD
 
 
+class Distrusting(membership.Alone):
+    """A membership that lapsed since any record was confirmed."""
+
+    def trusts(self, verified):
+        return False
+
+
 class TestHostReaders(base.CinderTestCase):
     """Other processes are played by editing the record's holders."""
 
@@ -217,6 +224,9 @@ class TestHostReaders(base.CinderTestCase):
     def test_record_whose_attachment_cinder_lost_is_replaced(self):
         leftover = self.leftover(holders=[self.other])
         self.api.attachment_delete(leftover.id)  # e.g. an admin's detach
+        # Asked of Cinder once this process cannot trust the record as it
+        # is (its membership lapsed since Cinder confirmed it)
+        self.readers.settings.membership = Distrusting()
         with mock.patch.object(host_reads.LOG, 'warning') as warn:
             handle = self.readers.join_read(self.api, self.volume)
         # Gone from Cinder is detached: nothing failed, nothing to warn of

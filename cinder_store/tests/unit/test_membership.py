@@ -11,6 +11,7 @@
 # under the License.
 
 
+import time
 from unittest import mock
 
 from tooz import coordination
@@ -245,3 +246,53 @@ class TestMembership(base.TestCase):
             claim.name_attachment('att-1')
         self.assertIsNone(alone.live_claims('vol-1'))
         self.assertIsInstance(membership.for_url(None, 60), membership.Alone)
+
+
+class TestWarmAnnouncements(base.TestCase):
+    """What the keepers of warm attachments learn from the group."""
+
+    def setUp(self):
+        super(TestWarmAnnouncements, self).setUp()
+        self.url = 'file://%s/coordination' % self.tmp
+        self.me = membership.Membership(self.url, grace=60,
+                                        host_name='glance-1')
+        self.addCleanup(self.me.stop)
+
+    def announce(self, prefix, volume_id, host_name='glance-2'):
+        other = coordination.get_coordinator(self.url,
+                                             ('%s:7' % host_name).encode())
+        other.start()
+        self.addCleanup(other.stop)
+        group = prefix + volume_id.encode()
+        other.create_group(group).get()
+        other.join_group(group).get()
+        return other, group
+
+    def test_volumes_waited_for_or_deleted_elsewhere_are_wanted(self):
+        self.announce(membership.WAITING_PREFIX, 'vol-1')
+        self.announce(membership.RELEASING_PREFIX, 'vol-2', 'glance-3')
+        self.assertEqual({'vol-1', 'vol-2'},
+                         self.me.wanted(['vol-1', 'vol-2', 'vol-3']))
+
+    def test_an_empty_announcement_wants_nothing_and_is_removed(self):
+        other, group = self.announce(membership.RELEASING_PREFIX, 'vol-1')
+        other.leave_group(group).get()  # its announcer died inside
+        self.assertEqual(set(), self.me.wanted(['vol-1']))
+        self.assertEqual([group], self.me.remove_empty_announcements())
+        self.assertNotIn(group, self.me._coordinator.get_groups().get())
+
+    def test_trust_needs_a_recent_look_without_a_lapse(self):
+        self.assertFalse(self.me.trusts(time.time()))  # never looked
+        self.me.wanted([])
+        verified = time.time()
+        self.assertTrue(self.me.trusts(verified))
+        self.clock.sleep(membership.LOOK_GAP + 1)  # frozen, or cut off
+        self.assertFalse(self.me.trusts(verified))
+        self.me.wanted([])  # looks again: from now on only what is new
+        self.assertFalse(self.me.trusts(verified))
+        self.assertTrue(self.me.trusts(time.time()))
+
+    def test_alone_trusts_and_wants_nothing(self):
+        alone = membership.Alone('glance-1')
+        self.assertTrue(alone.trusts(0))
+        self.assertEqual(set(), alone.wanted(['vol-1']))

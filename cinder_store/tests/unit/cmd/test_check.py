@@ -47,7 +47,7 @@ class TestMain(base.CinderTestCase):
         rc, out = self.run_main()
         self.assertEqual(0, rc, out)
         self.assertIn('backend fast\n', out)
-        self.assertEqual(12, out.count('  ok     '), out)
+        self.assertEqual(13, out.count('  ok     '), out)
         self.assertNotIn('secret', out)
 
     def test_unknown_backend(self):

@@ -35,7 +35,7 @@ class TestHostSetup(base.FindingsTestCase):
     def test_a_healthy_backend(self):
         with mock.patch('os.geteuid', return_value=0):
             found = findings.check_backend(self.store.maintenance())
-        self.assertEqual([findings.OK] * 11, [f.status for f in found])
+        self.assertEqual([findings.OK] * 12, [f.status for f in found])
         self.assertIn("volume type '__DEFAULT__' exists", found[0].message)
 
     def test_configured_volume_type_missing(self):

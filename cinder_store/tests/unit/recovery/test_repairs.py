@@ -66,6 +66,9 @@ class Readers(object):
     def recorded_attachment(self, volume_id):
         return self.recorded
 
+    def release_warm(self, cinder, volume_id, why):
+        return False
+
 
 class TestReleaseReservations(base.CinderTestCase):
 

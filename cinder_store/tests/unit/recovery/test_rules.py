@@ -11,6 +11,7 @@
 # under the License.
 
 import datetime
+import time
 
 from cinderclient import exceptions as cinder_exc
 import ddt
@@ -20,6 +21,7 @@ from oslo_utils import timeutils
 from cinder_store import attachment
 from cinder_store import membership
 from cinder_store import metadata
+from cinder_store import records
 from cinder_store.recovery import rules
 from cinder_store.tests.unit import base
 
@@ -232,3 +234,93 @@ class TestHosts(base.CinderTestCase):
         self.assertTrue(rules.type_is_multiattach(
             self.vtype(multiattach='<is> True')))
         self.assertFalse(rules.type_is_multiattach(self.vtype()))
+
+
+class TestWarm(base.TestCase):
+    """Warm read attachments: kept, unread, until their time runs out."""
+
+    NOW = 1_000_000.0
+
+    def record(self, **fields):
+        return dict({'boot': records.boot_id(), 'attachment': 'att',
+                     'holders': [], 'device_info': {'path': '/dev/x'},
+                     'verified': self.NOW - 10, 'last_read': self.NOW - 10,
+                     'warm_until': self.NOW + 100}, **fields)
+
+    def test_warm_is_kept_unheld_and_not_expired(self):
+        self.assertTrue(rules.warm(self.record(), self.NOW))
+        self.assertFalse(rules.warm(self.record(warm_until=self.NOW - 1),
+                                    self.NOW))
+        self.assertFalse(rules.warm(
+            self.record(holders=[records.process_id()]), self.NOW))
+        self.assertFalse(rules.warm(self.record(), self.NOW + 101))
+
+    def test_expired_ones_are_released(self):
+        found = {'a': self.record(warm_until=self.NOW - 1), 'b': self.record()}
+        self.assertEqual(['a'], list(rules.warm_to_release(
+            found, 10, (), self.NOW)))
+
+    def test_wanted_ones_are_released(self):
+        found = {'a': self.record(), 'b': self.record()}
+        self.assertEqual(['b'], list(rules.warm_to_release(
+            found, 10, ['b', 'elsewhere'], self.NOW)))
+
+    def test_beyond_the_limit_the_least_recently_read_go(self):
+        found = {v: self.record(last_read=self.NOW - age)
+                 for v, age in (('old', 50), ('new', 1), ('mid', 20))}
+        self.assertEqual({'old'}, set(rules.warm_to_release(
+            found, 2, (), self.NOW)))
+        self.assertEqual({'old', 'mid'}, set(rules.warm_to_release(
+            found, 1, (), self.NOW)))
+
+    def test_held_or_earlier_boot_ones_are_never_released_here(self):
+        found = {'held': self.record(holders=[records.process_id()],
+                                     warm_until=self.NOW - 1),
+                 'booted': self.record(boot='before',
+                                       warm_until=self.NOW - 1),
+                 'plain': self.record()}
+        del found['plain']['warm_until']
+        self.assertEqual({}, rules.warm_to_release(found, 0, ['held'],
+                                                   self.NOW))
+
+    def test_trusted_without_cinder(self):
+        always = lambda verified: True  # noqa: E731
+        self.assertTrue(rules.trusted_without_cinder(
+            dict(self.record(), warm_until=time.time() + 100), always))
+        self.assertTrue(rules.trusted_without_cinder(
+            self.record(holders=[records.process_id()]), always))
+        for untrusted in (self.record(boot='before'),
+                          self.record(warm_until=0),
+                          self.record(attachment=None)):
+            self.assertFalse(rules.trusted_without_cinder(untrusted,
+                                                          always))
+        self.assertFalse(rules.trusted_without_cinder(
+            self.record(holders=[records.process_id()]),
+            lambda verified: verified > self.NOW))
+
+
+class TestWarmRecordStale(base.CinderTestCase):
+
+    def setUp(self):
+        super(TestWarmRecordStale, self).setUp()
+        self.api = self.bound()
+        self.volume = self.available_volume(self.api)
+        self.att = attachment.Attachment(self.api, self.settings(),
+                                         self.volume, False).open()
+        self.addCleanup(self.att.close)
+
+    def record(self, **fields):
+        return dict({'boot': records.boot_id(), 'attachment': self.att.id,
+                     'holders': [], 'device_info': {'path': '/dev/x'},
+                     'warm_until': time.time() + 100}, **fields)
+
+    def test_a_warm_record_is_not_stale_while_cinder_has_it(self):
+        self.assertIsNone(rules.why_reader_record_stale(
+            self.api, self.volume.id, self.record()))
+        self.cinder.attachments_api.delete(self.att.id)
+        self.assertIn('gone', rules.why_reader_record_stale(
+            self.api, self.volume.id, self.record()))
+
+    def test_an_expired_one_is_stale(self):
+        self.assertIn('kept warm until', rules.why_reader_record_stale(
+            self.api, self.volume.id, self.record(warm_until=1)))
