@@ -148,18 +148,22 @@ class HostReads(object):
                 found[volume_id] = record
         return found
 
-    def confirm_record(self, cinder: Any, volume_id: str) -> bool:
+    def confirm_record(self, cinder: Any, volume_id: str,
+                       older_than: float = 0) -> bool:
         """Ask Cinder whether ``volume_id``'s record still holds.
 
-        Confirmed: ``verified`` is now.  Stale: undone as the next reader
-        would (:meth:`repair_record`).  Returns whether it held.
+        Only if Cinder last confirmed it over ``older_than`` seconds ago
+        (another worker may just have).  Confirmed: ``verified`` is now.
+        Stale: undone as the next reader would (:meth:`repair_record`).
+        Returns whether it held.
         """
         with self.settings.locks.lock_reads(volume_id):
             record = self.files.load(volume_id)
             if record is None or records.written_elsewhere(record):
                 return False
-            if 'device_info' not in record:
-                return True  # being attached: its attacher records it
+            if ('device_info' not in record or  # its attacher records it
+                    time.time() - record.get('verified', 0) <= older_than):
+                return True
             reason = rules.why_reader_record_stale(cinder, volume_id, record)
             if reason is None:
                 self.files.save(volume_id, dict(record,

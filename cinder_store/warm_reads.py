@@ -101,7 +101,8 @@ class Keeper(object):
         for volume_id, record in found.items():
             if (volume_id not in released and
                     now - record.get('verified', 0) > VERIFY_EVERY):
-                self.reads.confirm_record(self._cinder(), volume_id)
+                self.reads.confirm_record(self._cinder(), volume_id,
+                                          VERIFY_EVERY)
         return released
 
 

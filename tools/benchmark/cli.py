@@ -45,6 +45,10 @@ def parse_args(argv, description):
     parser.add_argument('--sparse', action='store_true',
                         help='only real images: ext4 mostly of zeros, '
                              'and random, with the space allocated')
+    parser.add_argument('--downloads', action='store_true',
+                        help='only repeated 64 MiB downloads through Glance: '
+                             'cinder_store warm and cold, the in-tree '
+                             'driver, and with --rbd Glance\'s rbd store')
     parser.add_argument('--reps', type=int, default=0)
     parser.add_argument('--json', help='write the results as JSON here')
     parser.add_argument('--plot', help='write a PNG bar chart here')
@@ -59,8 +63,9 @@ def main(argv=None, description=None):
         'placement': placement_of(placement), 'quick': args.quick,
         'reps': args.reps, 'page_cache': 'dropped before each read'
         if measure.drop_caches() else 'NOT dropped (no permission)'})
-    run = (scenarios.SparseRun if args.sparse else scenarios.StandardRun)(
-        args, subjects.Subjects(placement), report)
+    run = (scenarios.SparseRun if args.sparse else
+           scenarios.DownloadRun if args.downloads else
+           scenarios.StandardRun)(args, subjects.Subjects(placement), report)
     run.run()
     print('* ratio: cinder_store over upstream for throughput, upstream over '
           'cinder_store for times and call counts (>1: cinder_store better)')

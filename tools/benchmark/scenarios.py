@@ -17,12 +17,15 @@ image, the 1 MiB cycle, Cinder calls per operation, an image of unknown
 size, concurrent adds and gets, memory.  :class:`SparseRun` (``--sparse``):
 real images, an ext4 file system mostly of zeros and a random one,
 through glance_store and through Glance, with the space they allocate.
+:class:`DownloadRun` (``--downloads``): repeated downloads through Glance,
+warm and cold.
 Repetitions are interleaved (ours, theirs, ours, ...).
 """
 
 import concurrent.futures
 import statistics
 import tempfile
+import time
 import tracemalloc
 
 from benchmark import measure
@@ -273,3 +276,71 @@ class SparseRun(StandardRun):
                                 [x[3] for x in samples[self.theirs]],
                                 med([x[3] for x in native]), better='lower',
                                 note='of a download (response headers)' + note)
+
+
+class DownloadRun(StandardRun):
+    """Repeated downloads through Glance (``--downloads``), warm and cold.
+
+    One random image per store, downloaded through Glance's API behind
+    HAProxy, as clients do.  cinder_store warm: the host that serves it
+    keeps its read attachment (``cinder_store_warm_read_idle``); cold:
+    every host was asked to let go first (as an image delete asks), so
+    the download attaches.  Beside them the in-tree driver and, with
+    ``--rbd``, Glance's own rbd store (the limit column).  Rounds are
+    interleaved: cold, warm, in-tree, rbd store, cold, ...
+    """
+
+    def run(self):
+        a = self.args
+        size = 64 * MiB
+        rounds = a.reps or (3 if a.quick else 7)
+        results.print_header()
+        stores = [self.ours, self.theirs] + (
+            [settings.GLANCE_RBD_BACKEND] if a.rbd else [])
+        images = {b: self.subjects.rest_image(b, size) for b in stores}
+        try:
+            samples = {k: [] for k in ('cold', 'warm', 'theirs', 'native')}
+            for _ in range(rounds):
+                self.release_everywhere(images[self.ours])
+                samples['cold'].append(self.download(self.ours, images))
+                samples['warm'].append(self.download(self.ours, images))
+                samples['theirs'].append(self.download(self.theirs, images))
+                if a.rbd:
+                    samples['native'].append(self.download(
+                        settings.GLANCE_RBD_BACKEND, images))
+        finally:
+            for image in images.values():
+                self.subjects.rest_delete(image)
+        self.add_download_rows(human(size), samples)
+        return self.report
+
+    def download(self, backend, images):
+        return self.subjects.rest_download(
+            self.subjects.glance_api(), backend, images[backend], 64 * MiB)
+
+    def release_everywhere(self, image_id):
+        """Ask every Glance host to let go of the image's volume; wait."""
+        volume_id = self.subjects.location_of(
+            self.subjects.glance_api(), image_id).rsplit('/', 1)[1]
+        maintenance = self.subjects.store(self.ours).maintenance()
+        cinder = maintenance.bound_cinder()
+        with maintenance.settings.membership.releasing(volume_id):
+            deadline = time.monotonic() + 30
+            while (cinder.get_volume(volume_id).attachments and
+                   time.monotonic() < deadline):
+                time.sleep(0.2)
+
+    def add_download_rows(self, size, samples):
+        native = ([statistics.median(x[i] for x in samples['native'])
+                   for i in (1, 0)] if samples['native'] else [None, None])
+        note = "limit: Glance's rbd store" if samples['native'] else ''
+        for how in ('warm', 'cold'):
+            for i, (what, limit) in enumerate((('first byte', native[0]),
+                                               ('whole download',
+                                                native[1]))):
+                index = 1 - i  # samples are (whole, first byte)
+                self.report.add_row(
+                    '%s download, %s: %s' % (size, how, what), 's',
+                    [x[index] for x in samples[how]],
+                    [x[index] for x in samples['theirs']], limit,
+                    better='lower', note=note)

@@ -153,6 +153,27 @@ class Subjects(object):
         return (t_add, statistics.median(t for t, _ in reads), allocated,
                 statistics.median(first for _, first in reads))
 
+    def rest_image(self, backend, size):
+        """A random image stored in ``backend`` through Glance; its id."""
+        api = self.glance_api()
+        r = api.post('/images', json={'name': 'bench-download',
+                                      'disk_format': 'raw',
+                                      'container_format': 'bare'})
+        r.raise_for_status()
+        image_id = r.json()['id']
+        r = api.put('/images/%s/file' % image_id,
+                    data=self.chunks(size, None),
+                    headers={'Content-Type': 'application/octet-stream',
+                             'X-Image-Meta-Store': backend})
+        if r.status_code != 204:
+            self.rest_delete(image_id)
+            raise RuntimeError('upload to %s: HTTP %s' % (backend,
+                                                          r.status_code))
+        return image_id
+
+    def rest_delete(self, image_id):
+        self.glance_api().delete('/images/%s' % image_id)
+
     def rest_download(self, api, backend, image_id, size):
         """(seconds, seconds to the response's headers) of one download."""
         measure.drop_caches()
