@@ -328,14 +328,34 @@ class TestImport(WorkflowTestCase):
         self.wait_volumes(1)  # the in-tree driver's volume is gone
         self.assertEqual(sha256(data), self.download_sha256(image_id))
 
+    def test_copy_image_between_our_stores_with_the_source_warm(self):
+        data = base.pattern_bytes(5 * base.MiB + 3, seed=36)
+        source, target = self.our_store('block'), self.our_store(
+            'multiattach')
+        image_id = self.create()
+        self.assertEqual(204, self.upload(image_id, data,
+                                          store=source).status_code)
+        # Downloads leave the source volume's read attachment warm
+        self.assertEqual(sha256(data), self.download_sha256(image_id))
+        self.import_image(image_id, {'name': 'copy-image'}, [target])
+        self.stored_in(image_id, [source, target])
+        self.assertEqual(sha256(data), self.download_sha256(image_id))
+        self.delete_from_store(image_id, source)  # warm, released first
+        self.stored_in(image_id, [target])
+        self.wait_volumes(1)
+        self.assertEqual(sha256(data), self.download_sha256(image_id))
+
 
 class TestCinderWorkflows(WorkflowTestCase):
     """Cinder's image paths with images on cinder_store backends."""
 
     def image_on(self, store, data):
+        """An image on ``store``, downloaded once: its volume kept warm."""
         image_id = self.create()
         self.assertEqual(204, self.upload(image_id, data,
                                           store=store).status_code)
+        self.assertEqual(hashlib.sha256(data).hexdigest(),
+                         self.download_sha256(image_id))
         (volume_id,) = self.my_volumes()
         return image_id, volume_id
 
