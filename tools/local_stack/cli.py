@@ -119,7 +119,29 @@ def up():
     status()
 
 
+def drain_glance_hosts():
+    """Release the read attachments each Glance host keeps warm.
+
+    ``down`` releases the loop devices under them: a warm attachment
+    would outlive its device.  Only while Glance and Cinder run.
+    """
+    state = process.load_state()
+    if not all(process.alive(state['pids'].get(n, 0) or 0)
+               for n in ('cinder-api', 'cinder-volume', 'keystone')):
+        return
+    for glance_host in glance.hosts():
+        command = [settings.BIN + '/cinder-store-check', '--config-file',
+                   glance_host.conf, '--drain']
+        if glance_host.host_name:
+            command = ['unshare', '--uts', 'sh', '-c',
+                       'hostname "$0" && exec "$@"',
+                       glance_host.host_name] + command
+        subprocess.run(command, capture_output=True, timeout=300,
+                       env=dict(os.environ, **settings.QUIET_ENV))
+
+
 def down():
+    drain_glance_hosts()
     pids = process.stop(list(process.load_state()['pids']))
     released = 0
     for device in process.loop_devices_under(settings.VOLUMES):

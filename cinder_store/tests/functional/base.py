@@ -204,6 +204,28 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
         worker.send_signal(signal.SIGKILL)
         worker.wait()
 
+    def warm_elsewhere(self, uri, backend, idle, coordinated,
+                       host_name=None, lock_path=None):
+        """A worker of another host that read ``uri`` and keeps it warm.
+
+        See :mod:`warm_reader`.  Returns (its process, what its cold and
+        warm reads did).
+        """
+        sync = self.useFixture(fixtures.TempDir()).path
+        lock_path = lock_path or self.useFixture(fixtures.TempDir()).path
+        host_name = host_name or 'warm-%s' % uuid.uuid4().hex[:8]
+        worker = subprocess.Popen(
+            ['unshare', '--uts', 'sh', '-c', 'hostname "$0" && exec "$@"',
+             host_name, sys.executable, '-m',
+             'cinder_store.tests.functional.warm_reader', uri, backend,
+             str(idle), '1' if coordinated else '0', sync],
+            env=dict(os.environ, CINDER_STORE_FUNCTIONAL_LOCK_PATH=lock_path),
+            stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: worker.poll() is None and worker.kill())
+        line = worker.stdout.readline()
+        self.assertTrue(line, 'the warm reader ended: %s' % worker.wait())
+        return worker, json.loads(line)
+
     def start_mid_transfer(self, helper, *args, host_name=None,
                            lock_path=None):
         """Start a helper process; return (it, its sync dir) mid-transfer.

@@ -116,6 +116,23 @@ class TestGlanceHosts(test_glance_api.GlanceAPITestCase):
         self.wait_detached(image_id)
         self.delete_through(self.apis[2], image_id)
 
+    @ddt.data('block', 'multiattach')
+    def test_a_lost_hosts_warm_attachment_is_released(self, role):
+        image_id, sha = self.stored(role, 4 * base.MiB, seed=55)
+        uri = self.show(image_id)['direct_url']
+        name, locks = self.lost_host()
+        worker, _ = self.warm_elsewhere(uri, self.backend_for(role), 300,
+                                        True, host_name=name,
+                                        lock_path=locks)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        shutil.rmtree(locks)  # its disk went with it
+        # The survivors release it once the host is lost; a reader of an
+        # exclusive volume meanwhile waits its turn.
+        self.assertEqual(sha, self.download(self.apis[1], image_id))
+        self.wait_detached(image_id, timeout=120)
+        self.delete_through(self.apis[2], image_id)
+
     def test_a_killed_uploaders_volume_is_reclaimed(self):
         backend = self.backend_for('block')
         name, locks = self.lost_host()

@@ -21,15 +21,9 @@ addresses.  Times are reported (``timings``), never asserted.
 """
 
 import hashlib
-import json
-import os
-import subprocess
-import sys
 import time
-import uuid
 
 import ddt
-import fixtures
 from glance_store import multi_backend
 from testtools import content
 
@@ -44,26 +38,6 @@ class TestWarmReads(test_glance_api.GlanceAPITestCase):
     def coordinated(self, backend):
         return multi_backend.get_store_from_store_identifier(
             backend).maintenance().settings.membership.coordinated
-
-    def warm_reader(self, uri, backend, idle, coordinated):
-        """A worker of another host that read ``uri`` and keeps it warm.
-
-        Returns (its process, what its cold and warm reads did).
-        """
-        sync = self.useFixture(fixtures.TempDir()).path
-        locks = self.useFixture(fixtures.TempDir()).path
-        name = 'warm-%s' % uuid.uuid4().hex[:8]
-        worker = subprocess.Popen(
-            ['unshare', '--uts', 'sh', '-c', 'hostname "$0" && exec "$@"',
-             name, sys.executable, '-m',
-             'cinder_store.tests.functional.warm_reader', uri, backend,
-             str(idle), '1' if coordinated else '0', sync],
-            env=dict(os.environ, CINDER_STORE_FUNCTIONAL_LOCK_PATH=locks),
-            stdout=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: worker.poll() is None and worker.kill())
-        line = worker.stdout.readline()
-        self.assertTrue(line, 'the warm reader ended: %s' % worker.wait())
-        return worker, json.loads(line)
 
     def report(self, text):
         self.addDetail('timings', content.text_content(text))
@@ -86,8 +60,8 @@ class TestWarmReads(test_glance_api.GlanceAPITestCase):
         backend = self.backend_for(role)
         data = base.pattern_bytes(6 * base.MiB + 5, seed=61)
         uri = self.add(backend, data)[0]
-        _, reads = self.warm_reader(uri, backend, 300,
-                                    self.coordinated(backend))
+        _, reads = self.warm_elsewhere(uri, backend, 300,
+                                       self.coordinated(backend))
         sha = hashlib.sha256(data).hexdigest()
         self.assertEqual([sha, sha], [reads['cold'][0], reads['warm'][0]])
         self.assertEqual([], reads['warm'][1])
@@ -163,7 +137,7 @@ class TestWarmReads(test_glance_api.GlanceAPITestCase):
     def test_an_idle_one_expires(self):
         backend = self.backend_for('multiattach')
         uri = self.add(backend, base.pattern_bytes(base.MiB, seed=64))[0]
-        self.warm_reader(uri, backend, 3, self.coordinated(backend))
+        self.warm_elsewhere(uri, backend, 3, self.coordinated(backend))
         started = time.monotonic()
         self.wait_until('the warm attachment expired',
                         lambda: not self.attachments(uri))
@@ -174,7 +148,7 @@ class TestWarmReads(test_glance_api.GlanceAPITestCase):
     def test_without_coordination_a_delete_waits_for_the_expiry(self):
         backend = self.backend_for('multiattach')
         uri = self.add(backend, base.pattern_bytes(base.MiB, seed=65))[0]
-        _, reads = self.warm_reader(uri, backend, 5, coordinated=False)
+        _, reads = self.warm_elsewhere(uri, backend, 5, coordinated=False)
         self.assertEqual([], reads['warm'][1])
         started = time.monotonic()
         self.delete(uri, backend)
