@@ -26,6 +26,9 @@ on deployments of several Glance hosts:
   image keeps its lock files; the host that deleted the image removed
   only its own.  Every ``LOCKS_EVERY`` intervals, lock files of volumes
   no record names and Cinder no longer has are removed.
+* **Announcements of the dead.**  A process that died while it announced
+  a wait, an attach or a delete leaves its group in the coordination
+  service; every ``LOCKS_EVERY`` intervals the empty ones are removed.
 
 Several processes' runs may overlap: each action is idempotent (an
 attachment or volume already gone counts as released).
@@ -96,6 +99,14 @@ class Housekeeping(object):
         return repairs.forget_gone_volumes(self._cinder(), self.settings,
                                            self._recorded())
 
+    def remove_empty_announcements(self) -> list[bytes]:
+        """Remove the announcement groups of processes that died inside."""
+        removed = self.settings.membership.remove_empty_announcements()
+        if removed:
+            LOG.info('Removed %d empty announcement group(s) from the '
+                     'coordination service', len(removed))
+        return removed
+
     def start(self) -> None:
         threading.Thread(target=self._run_periodically,
                          name='cinder_store-housekeeping', daemon=True).start()
@@ -112,6 +123,7 @@ class Housekeeping(object):
             self._run_guarded(self.release_lost_hosts)
             if ticks % LOCKS_EVERY == 0:
                 self._run_guarded(self.forget_gone_volumes)
+                self._run_guarded(self.remove_empty_announcements)
 
     def _run_guarded(self, duty: Callable[[], Any]) -> None:
         try:

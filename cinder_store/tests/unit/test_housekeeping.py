@@ -179,3 +179,15 @@ class TestForgetGoneVolumes(base.StoreTestCase):
         self.cinder.calls.clear()
         self.assertEqual([], self.housekeeper.forget_gone_volumes())
         self.assertEqual([], self.cinder.calls)
+
+
+class TestAnnouncements(base.StoreTestCase):
+
+    def test_empty_announcement_groups_are_removed(self):
+        members = mock.Mock()
+        members.remove_empty_announcements.return_value = [b'g']
+        self.store._settings.membership = members
+        sweeper = housekeeping.Housekeeping(
+            lambda: self.bound(), self.store._settings, 'ssd', 10,
+            lambda: [])
+        self.assertEqual([b'g'], sweeper.remove_empty_announcements())
