@@ -44,7 +44,7 @@ def load_stores(config_file: str | Sequence[str],
     (``--config-file`` given several times).  Registers glance_store's
     options, parses the files, applies
     ``overrides`` (``(group, option, value)`` triples, before any store
-    starts), creates and verifies the stores; returns the ``ConfigOpts``
+    starts; a group of None is every ``cinder_store`` backend), creates and verifies the stores; returns the ``ConfigOpts``
     (``conf``, default oslo.config's global one, which oslo.privsep reads
     too).  For tools (the benchmark, the functional tests) that drive
     stores through ``glance_store.multi_backend`` outside Glance.
@@ -58,10 +58,17 @@ def load_stores(config_file: str | Sequence[str],
          project='glance', default_config_files=[])
     multi_backend.register_store_opts(conf)
     for group, name, value in overrides:
-        conf.set_override(name, value, group=group)
+        for each in [group] if group else backends_of_this_driver(conf):
+            conf.set_override(name, value, group=each)
     multi_backend.create_multi_stores(conf)
     multi_backend.verify_store()
     return conf
+
+
+def backends_of_this_driver(conf: cfg.ConfigOpts) -> list[str]:
+    """The ids of ``enabled_backends`` of type ``cinder_store``, in order."""
+    enabled = conf.enabled_backends or {}
+    return [name for name, kind in enabled.items() if kind == 'cinder_store']
 
 
 class Maintenance(object):

@@ -65,7 +65,8 @@ from oslo_config import cfg
 
 from cinder_store import findings
 from cinder_store import host
-from cinder_store import store as store_mod
+from cinder_store import maintenance
+from cinder_store import store
 
 CLI_OPTS = [
     cfg.StrOpt('backend',
@@ -115,8 +116,7 @@ def _load_conf(argv: list[str],
 
 
 def _cinder_store_backends(conf: cfg.ConfigOpts) -> list[str]:
-    enabled = conf.enabled_backends or {}
-    names = [n for n, kind in enabled.items() if kind == 'cinder_store']
+    names = maintenance.backends_of_this_driver(conf)
     if conf.backend:
         if conf.backend not in names:
             raise ValueError('%s is not a cinder_store backend of '
@@ -154,15 +154,15 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout,
     for name in names:
         out.write('backend %s\n' % name)
         try:
-            store = store_mod.Store(conf, backend=name)
-            store.configure(re_raise_bsc=True)
+            backend = store.Store(conf, backend=name)
+            backend.configure(re_raise_bsc=True)
         except Exception as e:
             found = [findings.Finding(findings.FAIL, 'configuration',
                                       str(e))]
         else:
             found = ([findings.Finding(findings.OK, 'configuration',
                                        'loaded')] +
-                     findings.check_backend(store.maintenance(),
+                     findings.check_backend(backend.maintenance(),
                                             fix=conf.fix, probe=conf.probe,
                                             lost_host=conf.lost_host,
                                             drain=conf.drain))

@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 from local_stack import settings  # noqa: E402
-from tempest_job import cloud as cloud_mod  # noqa: E402
+from tempest_job import cloud  # noqa: E402
 from tempest_job import config  # noqa: E402
 from tempest_job import results  # noqa: E402
 from tempest_job import selection  # noqa: E402
@@ -95,10 +95,10 @@ def tempest(args, *command, check=True):
         cwd=args.workdir, check=check)
 
 
-def write_conf(args, cloud, image_ref, web_urls):
+def write_conf(args, target, image_ref, web_urls):
     os.makedirs(os.path.join(args.workdir, 'etc'), exist_ok=True)
     config.write(os.path.join(args.workdir, 'etc', 'tempest.conf'),
-                 config.sections(cloud, image_ref, web_urls,
+                 config.sections(target, image_ref, web_urls,
                                  not args.no_image_conversion,
                                  os.path.join(args.workdir, 'tempest.log')))
 
@@ -133,39 +133,39 @@ def switch_default_backend(backend):
                    stdout=subprocess.DEVNULL)
 
 
-def default_store(cloud):
-    return next((s['id'] for s in cloud.stores() if s.get('default')),
+def default_store(target):
+    return next((s['id'] for s in target.stores() if s.get('default')),
                 None)
 
 
-def wait_for_cleanup(cloud, images, volumes):
+def wait_for_cleanup(target, images, volumes):
     """What the run made that is still there after the settle time."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while True:
-        left = {'images': sorted(cloud.image_ids() - images),
-                'volumes': sorted(cloud.volume_ids() - volumes)}
+        left = {'images': sorted(target.image_ids() - images),
+                'volumes': sorted(target.volume_ids() - volumes)}
         if not any(left.values()) or time.monotonic() > deadline:
             return left
         time.sleep(5)
 
 
-def run_backend(args, cloud):
+def run_backend(args, target):
     """Every suite against the cloud as it is now."""
-    backend = default_store(cloud)
+    backend = default_store(target)
     say("Glance's default store: %s", backend)
-    images, volumes = cloud.image_ids(), cloud.volume_ids()
+    images, volumes = target.image_ids(), target.volume_ids()
     outcome = {'default_store': backend, 'suites': {}}
     with web.serving(os.path.join(args.workdir, 'web'),
                      args.web_port) as urls:
-        image_ref = cloud.create_image('tempest-volume-source',
+        image_ref = target.create_image('tempest-volume-source',
                                        os.urandom(1024 * 1024))
         try:
-            write_conf(args, cloud, image_ref, urls)
+            write_conf(args, target, image_ref, urls)
             for name in args.suite:
                 outcome['suites'][name] = run_suite(args, name)
         finally:
-            cloud.delete_image(image_ref)
-    outcome['left'] = wait_for_cleanup(cloud, images, volumes)
+            target.delete_image(image_ref)
+    outcome['left'] = wait_for_cleanup(target, images, volumes)
     return outcome
 
 
@@ -195,19 +195,19 @@ def report(outcomes):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.makedirs(args.workdir, exist_ok=True)
-    cloud = cloud_mod.Cloud(args.clouds, args.cloud)
+    target = cloud.Cloud(args.clouds, args.cloud)
     if args.verb == 'list':
-        write_conf(args, cloud, 'none', {web.IMAGE: '', web.QCOW2: ''})
+        write_conf(args, target, 'none', {web.IMAGE: '', web.QCOW2: ''})
         return tempest(args, 'run', '--list-tests', '--regex',
                        selection.regex(args.suite), check=False).returncode
     outcomes = []
     switched = False
     try:
         for backend in args.backend or [None]:
-            if backend and backend != default_store(cloud):
+            if backend and backend != default_store(target):
                 switch_default_backend(backend)
                 switched = True
-            outcomes.append(run_backend(args, cloud))
+            outcomes.append(run_backend(args, target))
     finally:
         if switched:
             switch_default_backend(None)

@@ -223,7 +223,8 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
             stdout=subprocess.PIPE, text=True)
         self.addCleanup(lambda: worker.poll() is None and worker.kill())
         line = worker.stdout.readline()
-        self.assertTrue(line, 'the warm reader ended: %s' % worker.wait())
+        if not line:
+            self.fail('the warm reader ended: %s' % worker.wait())
         return worker, json.loads(line)
 
     def start_mid_transfer(self, helper, *args, host_name=None,

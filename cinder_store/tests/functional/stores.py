@@ -89,12 +89,11 @@ def load_stores():
         overrides.append(('privsep_osbrick', 'helper_command', helper))
     # The tests' own reads detach when they end, as the contract says;
     # Glance's keep theirs warm (tests of warm reads make their own)
-    overrides.append(('backend_defaults', 'cinder_store_warm_read_idle',
+    overrides.append((None, 'cinder_store_warm_read_idle',
                       os.environ.get('CINDER_STORE_FUNCTIONAL_WARM', '0')))
     # A helper process playing a host without a coordination service
     if os.environ.get('CINDER_STORE_FUNCTIONAL_ALONE'):
-        overrides.append(('backend_defaults', 'cinder_store_coordination_url',
-                          ''))
+        overrides.append((None, 'cinder_store_coordination_url', ''))
     # A helper process playing another Glance host has locks of its own
     if os.environ.get('CINDER_STORE_FUNCTIONAL_LOCK_PATH'):
         overrides.append(('oslo_concurrency', 'lock_path',

@@ -62,7 +62,7 @@ class TestMain(base.CinderTestCase):
         self.assertIn('no cinder_store backend', out)
 
     def test_bad_configuration_fails_that_backend(self):
-        with mock.patch.object(check.store_mod.Store, 'configure',
+        with mock.patch.object(check.store.Store, 'configure',
                                side_effect=ValueError('bad option')):
             rc, out = self.run_main()
         self.assertEqual(1, rc)
