@@ -79,8 +79,9 @@ ANNOUNCEMENTS = (WAITING_PREFIX, ATTACHING_PREFIX, RELEASING_PREFIX)
 # Looks at the group further apart than this (seconds) may have missed
 # this process's membership lapsing (frozen, cut off)
 LOOK_GAP = 5
-# A look this recent (seconds) answers another backend's keeper too
-LOOK_REUSE = 0.5
+# A look this recent (seconds) answers another backend's keeper too: one
+# look a second per process, whatever the number of backends
+LOOK_REUSE = 0.9
 
 
 def host_of(member_id: bytes) -> str:

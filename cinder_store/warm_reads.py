@@ -85,13 +85,8 @@ class Keeper(object):
         """
         found = {v: r for v, r in self.reads.backend_records().items()
                  if records.this_boot(r)}
-        try:
-            wanted = self.settings.membership.wanted(
-                [v for v, r in found.items() if 'warm_until' in r])
-        except Exception as error:
-            LOG.warning('Cannot ask the coordination service which warm '
-                        'attachments other hosts want: %s', error)
-            wanted = set()
+        wanted = self._wanted([v for v, r in found.items()
+                               if 'warm_until' in r])
         released = {}
         for volume_id, why in rules.warm_to_release(
                 found, self.settings.warm_limit, wanted).items():
@@ -104,6 +99,19 @@ class Keeper(object):
                 self.reads.confirm_record(self._cinder(), volume_id,
                                           VERIFY_EVERY)
         return released
+
+    def _wanted(self, warm: list[str]) -> set[str]:
+        # Nothing warm, nothing to ask: an idle host's workers leave the
+        # coordination service alone (until its next look, a record made
+        # meanwhile is confirmed with Cinder once: see trusts())
+        if not warm:
+            return set()
+        try:
+            return self.settings.membership.wanted(warm)
+        except Exception as error:
+            LOG.warning('Cannot ask the coordination service which warm '
+                        'attachments other hosts want: %s', error)
+            return set()
 
 
 def drain(reads: host_reads.HostReads, cinder: Any) -> list[str]:

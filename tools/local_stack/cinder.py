@@ -44,6 +44,13 @@ def sections():
             'osapi_volume_listen': settings.HOST,
             'osapi_volume_listen_port': str(settings.PORTS['cinder-api']),
             'osapi_volume_workers': '1',
+            # Its one eventlet worker serves 100 connections at once by
+            # default, and every idle keep-alive connection of a client
+            # (each Glance worker, test and helper process keeps a few)
+            # holds one for 15 minutes: past 100, every new request
+            # waited up to a minute for a slot.
+            'wsgi_default_pool_size': '1000',
+            'client_socket_timeout': '60',
             'enabled_backends': ','.join(settings.CINDER_BACKENDS),
             'default_volume_type': 'block',
             'rootwrap_config': settings.VENV + '/etc/cinder/rootwrap.conf',

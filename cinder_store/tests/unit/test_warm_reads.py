@@ -127,6 +127,15 @@ class TestWarmReads(base.StoreTestCase):
                          list(self.store.keeper.look_after()))
         self.assertEqual({}, self.cinder.attachments)
 
+    def test_with_nothing_warm_the_coordination_service_is_not_asked(self):
+        members = self.store._settings.membership = base.Members()
+        self.useFixture(fixtures.MockPatchObject(members, 'wanted'))
+        self.assertEqual({}, self.store.keeper.look_after())
+        members.wanted.assert_not_called()
+        self.read()
+        self.store.keeper.look_after()
+        members.wanted.assert_called_once_with([self.volume_id])
+
     def test_a_held_one_is_never_released_by_a_look(self):
         it, _ = self.store.get(self.loc)
         self.store._settings.membership = base.Members(
