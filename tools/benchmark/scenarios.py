@@ -285,7 +285,9 @@ class DownloadRun(StandardRun):
     HAProxy, as clients do.  cinder_store warm: the host that serves it
     keeps its read attachment (``cinder_store_warm_read_idle``); cold:
     every host was asked to let go first (as an image delete asks), so
-    the download attaches.  Beside them the in-tree driver and, with
+    the download attaches.  HAProxy sends each request to the next
+    Glance host, so before the warm one every other host downloads it
+    once too (not measured).  Beside them the in-tree driver and, with
     ``--rbd``, Glance's own rbd store (the limit column).  Rounds are
     interleaved: cold, warm, in-tree, rbd store, cold, ...
     """
@@ -303,6 +305,8 @@ class DownloadRun(StandardRun):
             for _ in range(rounds):
                 self.release_everywhere(images[self.ours])
                 samples['cold'].append(self.download(self.ours, images))
+                for _host in range(settings.GLANCE_HOSTS - 1):
+                    self.download(self.ours, images)  # warms the others
                 samples['warm'].append(self.download(self.ours, images))
                 samples['theirs'].append(self.download(self.theirs, images))
                 if a.rbd:
