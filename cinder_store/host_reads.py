@@ -149,15 +149,16 @@ class HostReads(object):
         return found
 
     def confirm_record(self, cinder: Any, volume_id: str,
-                       older_than: float = 0) -> bool:
+                       older_than: float = 0, blocking: bool = True) -> bool:
         """Ask Cinder whether ``volume_id``'s record still holds.
 
         Only if Cinder last confirmed it over ``older_than`` seconds ago
         (another worker may just have).  Confirmed: ``verified`` is now.
         Stale: undone as the next reader would (:meth:`repair_record`).
-        Returns whether it held.
+        Returns whether it held.  ``blocking=False``: raises
+        :data:`locks.Busy` while a reader joins or leaves.
         """
-        with self.settings.locks.lock_reads(volume_id):
+        with self.settings.locks.lock_reads(volume_id, blocking):
             record = self.files.load(volume_id)
             if record is None or records.written_elsewhere(record):
                 return False
@@ -344,14 +345,16 @@ class HostReads(object):
                   handle.id, handle.volume.id, self.settings.warm_idle)
 
     def release_warm(self, cinder: Any, volume_id: str,
-                     why: str) -> bool:
+                     why: str, blocking: bool = True) -> bool:
         """Detach this host's warm attachment of ``volume_id``, if any.
 
         Only one nobody holds (expired ones included): a live reader's
         stays.  ``why`` is logged.  Returns whether one was released; a
         detach that fails raises, and the record stays naming it.
+        ``blocking=False``: raises :data:`locks.Busy` while a reader
+        joins or leaves.
         """
-        with self.settings.locks.lock_reads(volume_id):
+        with self.settings.locks.lock_reads(volume_id, blocking):
             record = self.files.load(volume_id)
             if (record is None or records.written_elsewhere(record) or
                     'warm_until' not in record or

@@ -28,6 +28,9 @@ from oslo_utils import uuidutils
 PREFIX = 'cinder_store-'
 _READS = 'read-'
 
+#: Raised by a lock asked for with ``blocking=False`` that another holds
+Busy = lockutils.AcquireLockFailedException
+
 
 class VolumeLocks(object):
     """The locks of one lock directory (``lock_path``)."""
@@ -39,13 +42,18 @@ class VolumeLocks(object):
         """Held around a connect, and around count + disconnect + delete."""
         return self._external_lock(volume_id)
 
-    def lock_reads(self, volume_id: str) -> contextlib.AbstractContextManager:
-        """Held while joining or leaving this host's shared read."""
-        return self._external_lock(_READS + volume_id)
+    def lock_reads(self, volume_id: str, blocking: bool = True
+                   ) -> contextlib.AbstractContextManager:
+        """Held while joining or leaving this host's shared read.
 
-    def _external_lock(self, name):
+        ``blocking=False``: raises :data:`Busy` at once if another holds
+        it (a reader joining may hold it for a whole attach).
+        """
+        return self._external_lock(_READS + volume_id, blocking)
+
+    def _external_lock(self, name, blocking=True):
         return lockutils.lock(name, lock_file_prefix=PREFIX, external=True,
-                              lock_path=self.lock_path)
+                              lock_path=self.lock_path, blocking=blocking)
 
     def remove_locks(self, volume_id: str) -> None:
         """Remove the lock files of a volume that no longer exists."""

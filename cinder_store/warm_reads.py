@@ -40,6 +40,7 @@ from typing import Any
 from typing import Callable
 
 from cinder_store import host_reads
+from cinder_store import locks
 from cinder_store import records
 from cinder_store.recovery import rules
 from cinder_store import settings
@@ -90,15 +91,25 @@ class Keeper(object):
         released = {}
         for volume_id, why in rules.warm_to_release(
                 found, self.settings.warm_limit, wanted).items():
-            if self.reads.release_warm(self._cinder(), volume_id, why):
+            if self._unless_busy(self.reads.release_warm, volume_id, why):
                 released[volume_id] = why
         now = time.time()
         for volume_id, record in found.items():
             if (volume_id not in released and
                     now - record.get('verified', 0) > VERIFY_EVERY):
-                self.reads.confirm_record(self._cinder(), volume_id,
-                                          VERIFY_EVERY)
+                self._unless_busy(self.reads.confirm_record, volume_id,
+                                  VERIFY_EVERY)
         return released
+
+    def _unless_busy(self, step, volume_id, *args):
+        # A reader joining holds the volume's lock for its whole attach
+        # (minutes, if Cinder is slow): never wait for it, and keep
+        # looking after the other volumes; this one is looked at again
+        # in a second.
+        try:
+            return step(self._cinder(), volume_id, *args, blocking=False)
+        except locks.Busy:
+            return False
 
     def _wanted(self, warm: list[str]) -> set[str]:
         # Nothing warm, nothing to ask: an idle host's workers leave the

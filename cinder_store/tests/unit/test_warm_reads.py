@@ -136,6 +136,20 @@ class TestWarmReads(base.StoreTestCase):
         self.store.keeper.look_after()
         members.wanted.assert_called_once_with([self.volume_id])
 
+    def test_a_look_never_waits_for_a_reader_joining(self):
+        other = self.location(self.add(DATA, image_id='img-2')[0]
+                              .split('/')[-1])
+        self.read()
+        self.read(other)
+        self.store._settings.membership = base.Members(
+            wanted=[self.volume_id, other.store_location.volume_id])
+        with self.store._settings.locks.lock_reads(self.volume_id):
+            released = self.store.keeper.look_after()
+        self.assertEqual([other.store_location.volume_id], list(released))
+        # Looked at again once the reader is through
+        self.assertEqual([self.volume_id],
+                         list(self.store.keeper.look_after()))
+
     def test_a_held_one_is_never_released_by_a_look(self):
         it, _ = self.store.get(self.loc)
         self.store._settings.membership = base.Members(
