@@ -64,6 +64,12 @@ class GlanceAPITestCase(base.FunctionalTestCase):
             digest.update(chunk)
         return digest.hexdigest()
 
+    def attached(self, volume_id):
+        try:
+            return self.cinder.volumes.get(volume_id).attachments
+        except cinder_exc.NotFound:  # an earlier image's, deleted since
+            return []
+
     def wait_detached(self, image_id, timeout=30):
         """Nothing attached once every Glance host was asked to let go.
 
@@ -74,13 +80,12 @@ class GlanceAPITestCase(base.FunctionalTestCase):
         deadline = time.monotonic() + timeout
         members = multi_backend.get_store_from_store_identifier(
             self.backend_for('block')).maintenance().settings.membership
+        volume_ids = self.my_volumes()
         with contextlib.ExitStack() as asking:
-            for volume_id in self.my_volumes():
+            for volume_id in volume_ids:
                 asking.enter_context(members.releasing(volume_id))
             while time.monotonic() < deadline:
-                volumes = [self.cinder.volumes.get(v)
-                           for v in self.my_volumes()]
-                if all(not v.attachments for v in volumes):
+                if not any(self.attached(v) for v in volume_ids):
                     return
                 time.sleep(0.2)
         self.fail('image %s still attached after %ss' % (image_id, timeout))
