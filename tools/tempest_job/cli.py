@@ -158,7 +158,7 @@ def run_backend(args, target):
     with web.serving(os.path.join(args.workdir, 'web'),
                      args.web_port) as urls:
         image_ref = target.create_image('tempest-volume-source',
-                                       os.urandom(1024 * 1024))
+                                        os.urandom(1024 * 1024))
         try:
             write_conf(args, target, image_ref, urls)
             for name in args.suite:
