@@ -46,8 +46,8 @@ def load_stores(config_file: str | Sequence[str],
     value)`` triples, before any store starts; a group of None is every
     ``cinder_store`` backend), creates and verifies the stores; returns
     the ``ConfigOpts`` (``conf``, default oslo.config's global one, which
-    oslo.privsep reads too).  For tools (the benchmark, the functional tests) that drive
-    stores through ``glance_store.multi_backend`` outside Glance.
+    oslo.privsep reads too).  For tools (the benchmark, the functional
+    tests) that drive stores through ``glance_store.multi_backend`` outside Glance.
     """
     import glance_store
     conf = cfg.CONF if conf is None else conf
