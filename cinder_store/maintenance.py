@@ -44,10 +44,11 @@ def load_stores(config_file: str | Sequence[str],
     (``--config-file`` given several times).  Registers glance_store's
     options, parses the files, applies ``overrides`` (``(group, option,
     value)`` triples, before any store starts; a group of None is every
-    ``cinder_store`` backend), creates and verifies the stores; returns
-    the ``ConfigOpts`` (``conf``, default oslo.config's global one, which
+    ``cinder_store`` backend), creates and verifies the stores; returns the
+    ``ConfigOpts`` (``conf``, default oslo.config's global one, which
     oslo.privsep reads too).  For tools (the benchmark, the functional
-    tests) that drive stores through ``glance_store.multi_backend`` outside Glance.
+    tests) that drive stores through ``glance_store.multi_backend`` outside
+    Glance.
     """
     import glance_store
     conf = cfg.CONF if conf is None else conf
