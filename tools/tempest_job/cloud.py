@@ -87,12 +87,17 @@ class Cloud(object):
 
     def image_ids(self):
         """Every image the admin sees (all projects')."""
-        ids, path = [], '/v2/images?limit=200'
+        return set(self.image_statuses())
+
+    def image_statuses(self):
+        """``{image id: status}`` of every image the admin sees."""
+        found, path = {}, '/v2/images?limit=200'
         while path:
             page = self.get('image', path)
-            ids.extend(image['id'] for image in page['images'])
+            found.update((image['id'], image['status'])
+                         for image in page['images'])
             path = page.get('next')
-        return set(ids)
+        return found
 
     def volume_ids(self):
         """Every volume of every project."""
