@@ -21,9 +21,10 @@ For each Glance default backend asked for (the local stack only: Glance
 is restarted with it, then with the stack's own again), a public image
 for Cinder's volume-from-image tests is stored, tempest.conf is written
 from what the cloud says of itself, web-download's images are served on
-loopback, and each suite runs (serially unless ``--concurrency``).  Afterwards every image and
-volume the run made must be gone.  Exit status 1 if a test failed, a
-suite ran no test, or something was left behind.
+loopback, and each suite runs (serially unless ``--concurrency``).
+Afterwards every image and volume the run made must be gone (images it
+left queued, never uploaded, are deleted and reported).  Exit status 1
+if a test failed, a suite ran no test, or something was left behind.
 """
 
 import argparse
