@@ -322,7 +322,11 @@ class HostReads(object):
                 self.files.save(volume_id, record)
                 handle.drop_own_handle()
                 return
-            if self.settings.warm_idle > 0 and 'device_info' in record:
+            members = self.settings.membership
+            if (self.settings.warm_idle > 0 and 'device_info' in record and
+                    rules.worth_keeping_warm(
+                        bool(getattr(handle.volume, 'multiattach', False)),
+                        members.alive_hosts, members.host_name)):
                 self._keep_warm(handle, record)
                 return
             # Detach first, under the lock that keeps readers from joining:

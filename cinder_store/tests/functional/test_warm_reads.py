@@ -55,7 +55,7 @@ class TestWarmReads(test_glance_api.GlanceAPITestCase):
                             '%s: not after %ss' % (what, timeout))
             time.sleep(0.2)
 
-    @ddt.data('block', 'multiattach', 'rbd')
+    @ddt.data('multiattach')
     def test_a_warm_download_makes_no_cinder_call(self, role):
         backend = self.backend_for(role)
         data = base.pattern_bytes(6 * base.MiB + 5, seed=61)
@@ -109,7 +109,9 @@ class TestWarmReads(test_glance_api.GlanceAPITestCase):
             digest.update(chunk)
         return digest.hexdigest()
 
-    def test_an_exclusive_volume_passes_from_an_idle_holder(self):
+    def test_an_exclusive_volume_is_not_kept_while_other_hosts_read(self):
+        # Kept, it would make the next host's download wait for a
+        # handover (7-11 s measured on RBD) instead of attaching
         hosts = stores.glance_hosts()
         if len(hosts) < 2:
             self.skipTest('needs the local stack with several Glance hosts')
@@ -118,21 +120,17 @@ class TestWarmReads(test_glance_api.GlanceAPITestCase):
         image_id = self.create()
         self.assertEqual(204, self.upload(image_id, data, store).status_code)
         sha = hashlib.sha256(data).hexdigest()
-        self.assertEqual(sha, self.download_through(hosts[0]['url'],
-                                                    image_id))
         (volume_id,) = self.my_volumes()
-        first = self.cinder.volumes.get(volume_id).attachments
-        self.assertEqual(1, len(first))
-        started = time.monotonic()
-        self.assertEqual(sha, self.download_through(hosts[1]['url'],
-                                                    image_id))
-        took = time.monotonic() - started
-        now = self.cinder.volumes.get(volume_id).attachments
-        self.assertEqual(1, len(now))  # the second host's, warm now
-        self.assertNotEqual(first[0]['attachment_id'],
-                            now[0]['attachment_id'])
-        self.report('download on host 2 of an exclusive volume warm on '
-                    'host 1: %.1fs' % took)
+        for host in hosts[:2]:
+            started = time.monotonic()
+            self.assertEqual(sha, self.download_through(host['url'],
+                                                        image_id))
+            took = time.monotonic() - started
+            self.wait_until('volume %s detached' % volume_id, lambda: not
+                            self.cinder.volumes.get(volume_id).attachments,
+                            timeout=10)
+            self.report('download of an exclusive volume on %s: %.1fs' % (
+                host['service'], took))
 
     def test_an_idle_one_expires(self):
         backend = self.backend_for('multiattach')

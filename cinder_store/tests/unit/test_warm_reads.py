@@ -65,6 +65,14 @@ class TestWarmReads(base.StoreTestCase):
         self.assertEqual(1, len(self.cinder.attachments))
         self.assertEqual([], self.brick.handles)  # no descriptor held
 
+    def test_not_kept_on_an_exclusive_volume_other_hosts_read(self):
+        members = self.store._settings.membership = base.Members()
+        self.useFixture(fixtures.MockPatchObject(
+            members, 'alive_hosts', return_value={members.host_name, 'h2'}))
+        self.assertEqual(DATA, self.read())
+        self.assertEqual({}, self.cinder.attachments)
+        self.assertEqual(set(), self.brick.connected)
+
     def test_a_warm_read_makes_no_cinder_call(self):
         self.read()
         self.cinder.calls.clear()

@@ -247,6 +247,20 @@ class TestWarm(base.TestCase):
                      'verified': self.NOW - 10, 'last_read': self.NOW - 10,
                      'warm_until': self.NOW + 100}, **fields)
 
+    def test_kept_warm_on_multiattach_whoever_else_is_alive(self):
+        self.assertTrue(rules.worth_keeping_warm(
+            True, lambda: {'a', 'b'}, 'a'))
+
+    def test_kept_warm_on_an_exclusive_volume_only_when_alone(self):
+        self.assertTrue(rules.worth_keeping_warm(False, lambda: {'a'}, 'a'))
+        self.assertFalse(rules.worth_keeping_warm(
+            False, lambda: {'a', 'b'}, 'a'))
+
+    def test_not_kept_when_the_hosts_cannot_be_told(self):
+        def unreachable():
+            raise RuntimeError('etcd down')
+        self.assertFalse(rules.worth_keeping_warm(False, unreachable, 'a'))
+
     def test_warm_is_kept_unheld_and_not_expired(self):
         self.assertTrue(rules.warm(self.record(), self.NOW))
         self.assertFalse(rules.warm(self.record(warm_until=self.NOW - 1),
