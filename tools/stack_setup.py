@@ -59,7 +59,6 @@ def identity():
                            password=settings.PASSWORDS[user])
         for role in ('admin', 'service'):
             ks.roles.grant(roles[role], user=u, project=service_project)
-    rehash_passwords(ks)
     for name, stype, url in (
             ('cinderv3', 'block-storage', settings.CINDER_URL),
             ('glance', 'image', settings.GLANCE_URL)):
@@ -70,6 +69,7 @@ def identity():
                 ks.endpoints.create(service=svc, url=url,
                                     interface=interface,
                                     region=settings.REGION)
+    rehash_passwords(ks)  # last: it ends this session's token
 
 
 def rehash_passwords(ks):
@@ -81,9 +81,12 @@ def rehash_passwords(ks):
     marker = os.path.join(settings.STACK, 'keystone', '.passwords-rehashed')
     if os.path.exists(marker):
         return
-    for user in ks.users.list():
-        if user.name in settings.PASSWORDS:
-            ks.users.update(user, password=settings.PASSWORDS[user.name])
+    # The admin's last: a new password revokes its tokens, ks's included
+    users = sorted((u for u in ks.users.list()
+                    if u.name in settings.PASSWORDS),
+                   key=lambda u: u.name == 'admin')
+    for user in users:
+        ks.users.update(user, password=settings.PASSWORDS[user.name])
     open(marker, 'w').close()
 
 
