@@ -282,7 +282,8 @@ class VolumeIterator(object):
             max_workers=1, thread_name_prefix='cinder_store-read')
         self._ahead = None
         self._finalizer = weakref.finalize(
-            self, _shut_down_reads, self._holder, self._lock, self._pool)
+            self, _shut_down_reads_aside, self._holder, self._lock,
+            self._pool)
 
     def __iter__(self) -> 'VolumeIterator':
         return self
@@ -319,9 +320,18 @@ class VolumeIterator(object):
 
     def close(self) -> None:
         """Stop reading ahead and release the attachment (idempotent)."""
-        self._finalizer()
+        if self._finalizer.detach() is not None:
+            _shut_down_reads(self._holder, self._lock, self._pool)
 
 
 def _shut_down_reads(holder, lock, pool):
     pool.shutdown(wait=True, cancel_futures=True)
     _release_attachment(holder, lock)
+
+
+def _shut_down_reads_aside(holder, lock, pool):
+    # A dropped iterator is collected on whatever thread the garbage
+    # collector runs, maybe one the release waits for (tooz's executor,
+    # inside a call of its own: a deadlock seen under Glance): never there
+    threading.Thread(target=_shut_down_reads, args=(holder, lock, pool),
+                     name='cinder_store-release', daemon=True).start()

@@ -13,8 +13,10 @@
 import hashlib
 import io
 import os
+import threading
 
 import ddt
+import fixtures
 
 from glance_store import exceptions
 
@@ -253,10 +255,23 @@ class TestVolumeIterator(base.TestCase):
         it.close()
         self.assertEqual(1, self.att.closed)
 
-    def test_released_when_dropped(self):
+    def test_released_when_dropped_on_a_thread_of_its_own(self):
+        # Whatever thread collects it may be one the release needs
+        started = []
+        real = threading.Thread
+
+        def thread(*args, **kwargs):
+            made = real(*args, **kwargs)
+            if kwargs.get('name') == 'cinder_store-release':
+                started.append(made)
+            return made
+        self.useFixture(fixtures.MockPatch(
+            'cinder_store.dataio.threading.Thread', side_effect=thread))
         it = dataio.VolumeIterator(self.att, 0, 100, chunk_size=10)
         next(it)
         del it
+        (releasing,) = started
+        releasing.join(timeout=30)
         self.assertEqual(1, self.att.closed)
 
     def test_short_device_is_an_error_not_truncation(self):
