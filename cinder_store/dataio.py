@@ -332,6 +332,10 @@ def _shut_down_reads(holder, lock, pool):
 def _shut_down_reads_aside(holder, lock, pool):
     # A dropped iterator is collected on whatever thread the garbage
     # collector runs, maybe one the release waits for (tooz's executor,
-    # inside a call of its own: a deadlock seen under Glance): never there
+    # inside a call of its own: a deadlock seen under Glance): never
+    # there.  The main thread (at exit, too) releases it itself.
+    if threading.current_thread() is threading.main_thread():
+        _shut_down_reads(holder, lock, pool)
+        return
     threading.Thread(target=_shut_down_reads, args=(holder, lock, pool),
                      name='cinder_store-release', daemon=True).start()

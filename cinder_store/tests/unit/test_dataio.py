@@ -255,6 +255,12 @@ class TestVolumeIterator(base.TestCase):
         it.close()
         self.assertEqual(1, self.att.closed)
 
+    def test_released_when_dropped(self):
+        it = dataio.VolumeIterator(self.att, 0, 100, chunk_size=10)
+        next(it)
+        del it
+        self.assertEqual(1, self.att.closed)
+
     def test_released_when_dropped_on_a_thread_of_its_own(self):
         # Whatever thread collects it may be one the release needs
         started = []
@@ -267,9 +273,14 @@ class TestVolumeIterator(base.TestCase):
             return made
         self.useFixture(fixtures.MockPatch(
             'cinder_store.dataio.threading.Thread', side_effect=thread))
-        it = dataio.VolumeIterator(self.att, 0, 100, chunk_size=10)
-        next(it)
-        del it
+
+        def drop():
+            it = dataio.VolumeIterator(self.att, 0, 100, chunk_size=10)
+            next(it)
+            del it
+        dropping = real(target=drop)
+        dropping.start()
+        dropping.join(timeout=30)
         (releasing,) = started
         releasing.join(timeout=30)
         self.assertEqual(1, self.att.closed)
