@@ -99,14 +99,17 @@ class HostReads(object):
             record = self.files.load(volume.id)
             if records.written_elsewhere(record):
                 return self._attach_unshared(
-                    cinder, _fetched(cinder, volume), record)
+                    cinder, _fetch_current_volume(cinder, volume), record)
             if record is not None:
-                if self._joinable(cinder, volume.id, record):
+                if self._record_joinable(cinder, volume.id, record):
                     return self._join_recorded(cinder, volume, record)
-                self._drop_stale(cinder, _fetched(cinder, volume), record)
-            return self._attach_recorded(cinder, _fetched(cinder, volume))
+                self._drop_stale(cinder,
+                                 _fetch_current_volume(cinder, volume),
+                                 record)
+            return self._attach_recorded(
+                cinder, _fetch_current_volume(cinder, volume))
 
-    def _joinable(self, cinder, volume_id, record):
+    def _record_joinable(self, cinder, volume_id, record):
         """Trusted as it is, or confirmed by Cinder now (``verified``)."""
         if rules.trusted_without_cinder(record,
                                         self.settings.membership.trusts):
@@ -394,7 +397,7 @@ class HostReads(object):
             self.files.remove(volume_id)
 
 
-def _fetched(cinder, volume):
+def _fetch_current_volume(cinder, volume):
     """The volume as Cinder has it now (``volume`` may be recorded)."""
     if isinstance(volume, RecordedVolume):
         return client.existing_volume(cinder, volume.id)

@@ -71,8 +71,8 @@ def _stale_reader_record(readers: host_reads.HostReads,
         return Finding(OK, 'shared reads', 'volume %s: attachment %s warm '
                        '(unread since %s, kept until %s)' % (
                            volume_id, record['attachment'],
-                           _clock(record.get('last_read', 0)),
-                           _clock(record['warm_until'])))
+                           _format_clock_time(record.get('last_read', 0)),
+                           _format_clock_time(record['warm_until'])))
     if reason is None:
         return Finding(OK, 'shared reads', 'volume %s: attachment %s held '
                        'by %d live process(es)' % (
@@ -107,7 +107,7 @@ def _stale_reader_record(readers: host_reads.HostReads,
                        ', '.join(detached) or 'no attachment'))
 
 
-def _clock(epoch: float) -> str:
+def _format_clock_time(epoch: float) -> str:
     return time.strftime('%H:%M:%S', time.localtime(epoch))
 
 

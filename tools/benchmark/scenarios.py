@@ -304,7 +304,7 @@ class DownloadRun(StandardRun):
         results.print_header()
         stores = [self.ours, self.theirs] + (
             [settings.GLANCE_RBD_BACKEND] if a.rbd else [])
-        images = {b: self.subjects.rest_image(b, size) for b in stores}
+        images = {b: self.subjects.rest_image(b, size)[0] for b in stores}
         try:
             samples = {k: [] for k in ('cold', 'warm', 'theirs', 'native')}
             for _ in range(rounds):

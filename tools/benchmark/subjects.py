@@ -129,21 +129,8 @@ class Subjects(object):
         medians of :data:`REST_READS` downloads.
         """
         api = self.glance_api()
-        r = api.post('/images', json={'name': 'bench-sparse',
-                                      'disk_format': 'raw',
-                                      'container_format': 'bare'})
-        r.raise_for_status()
-        image_id = r.json()['id']
+        image_id, t_add = self.rest_image(backend, size, path, 'bench-sparse')
         try:
-            t0 = time.monotonic()
-            r = api.put('/images/%s/file' % image_id,
-                        data=self.chunks(size, path),
-                        headers={'Content-Type': 'application/octet-stream',
-                                 'X-Image-Meta-Store': backend})
-            t_add = time.monotonic() - t0
-            if r.status_code != 204:
-                raise RuntimeError('upload to %s: HTTP %s' % (
-                    backend, r.status_code))
             allocated = self.allocated(
                 backend, self.location_of(api, image_id), size)
             reads = [self.rest_download(api, backend, image_id, size)
@@ -153,23 +140,27 @@ class Subjects(object):
         return (t_add, statistics.median(t for t, _ in reads), allocated,
                 statistics.median(first for _, first in reads))
 
-    def rest_image(self, backend, size):
-        """A random image stored in ``backend`` through Glance; its id."""
+    def rest_image(self, backend, size, path=None, name='bench-download'):
+        """An image stored in ``backend`` through Glance: (id, seconds).
+
+        Its data: ``path``'s, or random.  The seconds are the upload's.
+        """
         api = self.glance_api()
-        r = api.post('/images', json={'name': 'bench-download',
-                                      'disk_format': 'raw',
+        r = api.post('/images', json={'name': name, 'disk_format': 'raw',
                                       'container_format': 'bare'})
         r.raise_for_status()
         image_id = r.json()['id']
+        t0 = time.monotonic()
         r = api.put('/images/%s/file' % image_id,
-                    data=self.chunks(size, None),
+                    data=self.chunks(size, path),
                     headers={'Content-Type': 'application/octet-stream',
                              'X-Image-Meta-Store': backend})
+        seconds = time.monotonic() - t0
         if r.status_code != 204:
             self.rest_delete(image_id)
             raise RuntimeError('upload to %s: HTTP %s' % (backend,
                                                           r.status_code))
-        return image_id
+        return image_id, seconds
 
     def rest_delete(self, image_id):
         self.glance_api().delete('/images/%s' % image_id)
