@@ -92,7 +92,7 @@ def load_stores():
     overrides.append((None, 'cinder_store_warm_read_idle',
                       os.environ.get('CINDER_STORE_FUNCTIONAL_WARM', '0')))
     # A helper process playing a host without a coordination service
-    if os.environ.get('CINDER_STORE_FUNCTIONAL_ALONE'):
+    if os.environ.get('CINDER_STORE_FUNCTIONAL_UNCOORDINATED'):
         overrides.append((None, 'cinder_store_coordination_url', ''))
     # A helper process playing another Glance host has locks of its own
     if os.environ.get('CINDER_STORE_FUNCTIONAL_LOCK_PATH'):

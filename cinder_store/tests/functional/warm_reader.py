@@ -58,7 +58,7 @@ def _counted_read(uri, backend):
 def main(uri, backend, idle, coordinated, sync_dir):
     os.environ['CINDER_STORE_FUNCTIONAL_WARM'] = idle
     if coordinated != '1':
-        os.environ['CINDER_STORE_FUNCTIONAL_ALONE'] = '1'
+        os.environ['CINDER_STORE_FUNCTIONAL_UNCOORDINATED'] = '1'
     stores.load_stores()
     _count_requests()
     cold = _counted_read(uri, backend)
