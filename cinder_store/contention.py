@@ -79,8 +79,9 @@ class Turn(object):
        ``exclusive_wait`` (the host tells them, through
        :meth:`membership.Membership.waiting_for`, that it waits);
     3. with a coordination service, another attacher is making an
-       attachment: wait for it (it completes, or is abandoned within
-       seconds);
+       attachment: wait for it while that can help
+       (:func:`rules.worth_waiting_for_attachment`: it completes, or is
+       abandoned within seconds);
     4. nothing explains it (the holder left between Cinder's answer and
        the look): one more try, then the refusal is raised.
     """
@@ -145,12 +146,9 @@ class Turn(object):
         return holders
 
     def attachment_being_made(self) -> bool:
-        # Only when claims tell a live attacher's from a dead one's: a
-        # dead one's is then abandoned within seconds (rules.abandoned_...)
-        if self.settings.live_claims(self.volume.id, self.claim)() is None:
-            return False
-        return bool(rules.attachments_being_made(self.cinder,
-                                                 self.volume.id))
+        return rules.worth_waiting_for_attachment(
+            self.cinder, self.volume.id,
+            self.settings.live_claims(self.volume.id, self.claim))
 
     def pause_between_tries(self,
                             retry_state: tenacity.RetryCallState) -> float:

@@ -252,6 +252,37 @@ def attachments_being_made(cinder: Any, volume_id: str) -> list[str]:
             if getattr(a, 'status', None) in ('reserved', 'attaching')]
 
 
+def worth_waiting_for_attachment(cinder: Any, volume_id: str,
+                                 claims: Claims,
+                                 now: datetime.datetime | None = None
+                                 ) -> bool:
+    """Will an attachment of the volume being made soon be out of the way?
+
+    Only when ``claims()`` are known (a coordination service).  Yes while
+    a live claim is on the volume (its attacher completes or deletes it
+    within seconds), while one is ``attaching`` (abandoned after
+    :data:`UNANNOUNCED_AGE` when unclaimed: the next look deletes it), and
+    while the volume has been ``reserved`` for less than that (Cinder may
+    still be inside a dead attacher's ``attachment_create``).  No for an
+    older reservation no live claim covers: the backend failed its
+    connection and only its age releases it
+    (:func:`abandoned_attachments`), so waiting cannot help.
+    """
+    live = claims()
+    if live is None:
+        return False
+    statuses = {getattr(a, 'status', None)
+                for a in cinder.attachments_of(volume_id)}
+    if not statuses & {'reserved', 'attaching'}:
+        return False
+    if live or 'attaching' in statuses:
+        return True
+    volume = cinder.get_volume(volume_id)
+    changed = getattr(volume, 'updated_at', None)
+    return (volume.status != 'reserved' or not changed or
+            not older_than(changed, UNANNOUNCED_AGE, now))
+
+
 def unheld_attachments(cinder: Any, volume: Any, max_age: float,
                        now: datetime.datetime | None = None) -> list[str]:
     """This host's attachments of a volume no record of this host names.

@@ -189,6 +189,61 @@ class TestDeadAttachers(base.CinderTestCase):
         (left,) = self.cinder.attachments
         return left
 
+    def reserver_settings(self, seconds_ago):
+        """Settings with a coordination group, and what dead_reserver left.
+
+        Its reservation ages as the test's clock goes.
+        """
+        left = self.dead_reserver(seconds_ago)
+        self.cinder.refuse_while_attaching = True
+        settings = self.settings()
+        settings.membership = base.Members()
+        vol = self.cinder.volumes[self.volume.id]
+
+        def sleep(seconds):
+            self.clock.sleep(seconds)
+            vol.updated_at = (timeutils.parse_isotime(vol.updated_at) -
+                              datetime.timedelta(seconds=seconds)).isoformat()
+        self.useFixture(fixtures.MonkeyPatch('cinder_store.utils.sleep',
+                                             sleep))
+        return left, settings
+
+    def test_an_unclaimed_old_reservation_fails_a_reader_at_once(self):
+        # The backend failed its connection and its attacher is gone (no
+        # live claim): only abandoned_after releases it, so waiting for
+        # exclusive_wait could not help.
+        left, settings = self.reserver_settings(rules.UNANNOUNCED_AGE + 5)
+        started = self.clock.now
+        self.assertRaisesRegex(
+            exceptions.BackendException, 'to reserve',
+            attachment.Attachment(self.api, settings, self.volume,
+                                  False).open)
+        self.assertLess(self.clock.now - started, 5)
+        self.assertEqual([left], list(self.cinder.attachments))
+
+    def test_an_unclaimed_young_reservation_is_waited_for_a_while(self):
+        # Cinder may still be inside a dead attacher's attachment_create:
+        # the reservation may become an attachment abandoned in seconds.
+        left, settings = self.reserver_settings(1)
+        started = self.clock.now
+        self.assertRaisesRegex(
+            exceptions.BackendException, 'to reserve',
+            attachment.Attachment(self.api, settings, self.volume,
+                                  False).open)
+        waited = self.clock.now - started
+        self.assertGreaterEqual(waited, rules.UNANNOUNCED_AGE - 2)
+        self.assertLess(waited, rules.UNANNOUNCED_AGE + 10)
+
+    def test_a_claimed_reservation_is_waited_for(self):
+        left, settings = self.reserver_settings(rules.UNANNOUNCED_AGE + 5)
+        settings.membership.others_claims = [self.claim()]
+        started = self.clock.now
+        self.assertRaises(exceptions.BackendException,
+                          attachment.Attachment(self.api, settings,
+                                                self.volume, False).open)
+        self.assertGreaterEqual(self.clock.now - started,
+                                settings.exclusive_wait)
+
     def test_a_reader_refused_by_an_abandoned_reservation_deletes_it(self):
         left = self.dead_reserver(601)
         att = attachment.Attachment(self.api, self.settings(), self.volume,
