@@ -122,7 +122,7 @@ class StandardRun(object):
                     lambda _: self.subjects.get(self.shared, uri), range(n)))
         t, total = measure.timed(run)
         cinder = self.subjects.store(
-            self.shared).maintenance().bound_cinder(self.ctx)
+            self.shared).maintenance().bound_cinder(self.subjects.ctx)
         leaked = cinder.get_volume(uri.rsplit('/', 1)[1]).attachments
         self.subjects.delete(self.shared, uri)
         return total / t, len(leaked)
@@ -237,8 +237,9 @@ class SparseRun(StandardRun):
                     '%s: add, every byte written' % name, 'MB/s',
                     [size / x[0] / 1e6 for x in before],
                     note='cinder_store before zeros were found')
-                for how, cycle in (('', self.sparse_cycle),
-                                   (', through Glance', self.rest_cycle)):
+                cycles = (('', self.subjects.sparse_cycle),
+                          (', through Glance', self.subjects.rest_cycle))
+                for how, cycle in cycles:
                     samples = self.interleave(
                         lambda backend: cycle(backend, size, image), reps)
                     native = None
