@@ -47,7 +47,8 @@ def sections(cloud, image_ref, web_urls, image_conversion, log_file):
             'admin_project_name': auth['project_name'],
             'admin_domain_name': auth.get('user_domain_name', 'Default'),
         },
-        'identity': {'uri_v3': auth['auth_url'], 'auth_version': 'v3',
+        'identity': {'uri_v3': identity_v3(auth['auth_url']),
+                     'auth_version': 'v3',
                      'region': cloud.region},
         'service_available': dict(
             {name: str(name in services).lower()
@@ -81,6 +82,16 @@ def sections(cloud, image_ref, web_urls, image_conversion, log_file):
         },
         'compute': {'image_ref': image_ref, 'image_ref_alt': image_ref},
     }
+
+
+def identity_v3(auth_url):
+    """Keystone's v3 endpoint of ``auth_url``, as Tempest's uri_v3 wants.
+
+    clouds.yaml may name the unversioned root (devstack's
+    ``http://host/identity``); Tempest appends ``/auth/tokens`` to it.
+    """
+    url = auth_url.rstrip('/')
+    return url if url.endswith('/v3') else url + '/v3'
 
 
 def write(path, parts):

@@ -12,6 +12,7 @@
 
 """The same images through Glance's REST API (openstacksdk), end to end."""
 
+import configparser
 import contextlib
 import hashlib
 import os
@@ -20,6 +21,7 @@ import time
 from cinderclient import exceptions as cinder_exc
 from glance_store import multi_backend
 
+from cinder_store import settings
 from cinder_store.tests.functional import base
 from cinder_store.tests.functional import stores
 
@@ -70,6 +72,19 @@ class GlanceAPITestCase(base.FunctionalTestCase):
         except cinder_exc.NotFound:  # an earlier image's, deleted since
             return []
 
+    def glance_warm_idle(self, coordinated):
+        """How long Glance keeps an unread attachment of ``block`` warm.
+
+        From Glance's configuration file (the tests' own stores override
+        it), or the default for a deployment ``coordinated`` or not.
+        """
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.read(base.target()[0])
+        value = conf.get(self.backend_for('block'),
+                         'cinder_store_warm_read_idle', fallback=None)
+        return settings.warm_idle_of(
+            None if value is None else int(value), coordinated)
+
     def wait_detached(self, image_id, timeout=30):
         """Nothing attached once every Glance host was asked to let go.
 
@@ -77,9 +92,13 @@ class GlanceAPITestCase(base.FunctionalTestCase):
         delete asks the hosts to release it, as this does (with a
         coordination service), and what no reader holds goes.
         """
-        deadline = time.monotonic() + timeout
         members = multi_backend.get_store_from_store_identifier(
             self.backend_for('block')).maintenance().settings.membership
+        if not members.coordinated:
+            # Nobody can be asked: what Glance keeps warm goes when its
+            # idle time runs out (devstack configures no coordination)
+            timeout = max(timeout, self.glance_warm_idle(False) + 10)
+        deadline = time.monotonic() + timeout
         volume_ids = self.my_volumes()
         with contextlib.ExitStack() as asking:
             for volume_id in volume_ids:
