@@ -112,6 +112,7 @@ image_import_plugins = ['image_conversion']
 [image_conversion]
 output_format = raw
 [import_filtering_opts]
+allowed_hosts = [127.0.0.1]
 allowed_ports = [80,443,{web_port}]
 """
 # The devstack cloud's admin, as devstack writes it for clients

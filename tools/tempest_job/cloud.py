@@ -30,6 +30,13 @@ SERVICE_TYPES = {'glance': 'image', 'cinder': 'block-storage',
 VOLUME_API = {'OpenStack-API-Version': 'volume 3.0'}
 
 
+def cinder_cache_entry(volume):
+    """Is ``volume`` (Cinder's dict) an entry of Cinder's image cache?"""
+    name = volume.get('name') or ''
+    return (name.startswith('image-') and
+            'glance_image_id' not in (volume.get('metadata') or {}))
+
+
 class Cloud(object):
     """The ``name`` entry of ``clouds_file``, authenticated as written."""
 
@@ -100,10 +107,18 @@ class Cloud(object):
         return found
 
     def volume_ids(self):
-        """Every volume of every project."""
-        volumes = self.get('block-storage', '/volumes?all_tenants=1',
+        """Every volume of every project but Cinder's image cache's.
+
+        With ``image_volume_cache_enabled`` (devstack's default) Cinder
+        keeps a volume named ``image-<image id>`` in its internal project
+        for each image it created a volume from, past the image's delete,
+        until it evicts it: Cinder's, not a leak.  cinder_store's
+        image-volumes carry ``glance_image_id`` in their metadata; a
+        cache entry does not.
+        """
+        volumes = self.get('block-storage', '/volumes/detail?all_tenants=1',
                            headers=VOLUME_API)['volumes']
-        return {v['id'] for v in volumes}
+        return {v['id'] for v in volumes if not cinder_cache_entry(v)}
 
     def create_image(self, name, data, disk_format='raw'):
         """A public image holding ``data`` in Glance's default store."""

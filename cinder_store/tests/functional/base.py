@@ -204,6 +204,17 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
         worker.send_signal(signal.SIGKILL)
         worker.wait()
 
+    def require_host_helpers(self):
+        """Skip unless helpers can play another Glance host.
+
+        They run in a UTS namespace of their own (``unshare --uts``):
+        root only, as on the local stack; devstack's suite runs as its
+        stack user.  Call it before creating anything.
+        """
+        if os.geteuid() != 0:
+            self.skipTest('a helper playing another Glance host needs '
+                          'root (unshare --uts), as on the local stack')
+
     def warm_elsewhere(self, uri, backend, idle, coordinated,
                        host_name=None, lock_path=None):
         """A worker of another host that read ``uri`` and keeps it warm.
@@ -211,10 +222,7 @@ class FunctionalTestCase(oslotest_base.BaseTestCase):
         See :mod:`warm_reader`.  Returns (its process, what its cold and
         warm reads did).
         """
-        if os.geteuid() != 0:
-            # devstack's suite runs as its stack user
-            self.skipTest('a helper playing another Glance host needs '
-                          'root (unshare --uts), as on the local stack')
+        self.require_host_helpers()
         sync = self.useFixture(fixtures.TempDir()).path
         lock_path = lock_path or self.useFixture(fixtures.TempDir()).path
         host_name = host_name or 'warm-%s' % uuid.uuid4().hex[:8]

@@ -57,6 +57,7 @@ class TestWarmReads(test_glance_api.GlanceAPITestCase):
 
     @ddt.data('multiattach')
     def test_a_warm_download_makes_no_cinder_call(self, role):
+        self.require_host_helpers()
         backend = self.backend_for(role)
         data = base.pattern_bytes(6 * base.MiB + 5, seed=61)
         uri = self.add(backend, data)[0]
@@ -133,6 +134,7 @@ class TestWarmReads(test_glance_api.GlanceAPITestCase):
                 host['service'], took))
 
     def test_an_idle_one_expires(self):
+        self.require_host_helpers()
         backend = self.backend_for('multiattach')
         uri = self.add(backend, base.pattern_bytes(base.MiB, seed=64))[0]
         self.warm_elsewhere(uri, backend, 3, self.coordinated(backend))
@@ -144,6 +146,7 @@ class TestWarmReads(test_glance_api.GlanceAPITestCase):
         self.delete(uri, backend)
 
     def test_without_coordination_a_delete_waits_for_the_expiry(self):
+        self.require_host_helpers()
         backend = self.backend_for('multiattach')
         uri = self.add(backend, base.pattern_bytes(base.MiB, seed=65))[0]
         _, reads = self.warm_elsewhere(uri, backend, 5, coordinated=False)
