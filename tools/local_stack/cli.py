@@ -232,7 +232,10 @@ def check():
     """
     args = [settings.BIN + '/python', '-m',
             'cinder_store.tests.functional.leftovers',
-            '--volume-dir', settings.VOLUMES]
+            '--volume-dir', settings.VOLUMES,
+            # Glance hosts remove the lock files of volumes another host
+            # deleted every 4 housekeeping intervals (10 s here)
+            '--settle', '60']
     for glance_host in glance.hosts():
         args += ['--lock-dir', glance_host.lock_path]
     if os.path.exists(settings.CEPH_CONF):

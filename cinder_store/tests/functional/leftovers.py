@@ -39,6 +39,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any
 from typing import Iterable
 
@@ -157,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--volume-dir')
     parser.add_argument('--rbd-pool', action='append', default=[],
                         help='CEPH_CONF:POOL')
+    parser.add_argument('--settle', type=float, default=0,
+                        help='seconds to look again while something is '
+                             'found: lock files of volumes another host '
+                             'deleted go with housekeeping, every few '
+                             'of its intervals')
     args = parser.parse_args(argv)
     from cinderclient import client
     import openstack
@@ -164,8 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         cloud=args.cloud).session)
     pools = [(['rbd', '--conf', p.rsplit(':', 1)[0]], p.rsplit(':', 1)[1])
              for p in args.rbd_pool]
-    found = find(cinder, EVERYTHING, args.lock_dir, args.volume_dir, pools,
-                 [tempfile.gettempdir()])
+    deadline = time.monotonic() + args.settle
+    while True:
+        found = find(cinder, EVERYTHING, args.lock_dir, args.volume_dir,
+                     pools, [tempfile.gettempdir()])
+        if clean(found) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
     print(json.dumps(found, indent=2))
     return 0 if clean(found) else 1
 
