@@ -215,13 +215,22 @@ def abandoned_attachments(cinder: Any, volume_id: str, max_age: float,
         elif status == 'reserved':
             reserved.append(att.id)
     found += unclaimed_attachments(cinder, volume_id, young, claims)
-    if reserved:
-        volume = cinder.get_volume(volume_id)
-        changed = getattr(volume, 'updated_at', None)
-        if (volume.status == 'reserved' and changed and
-                older_than(changed, max_age, now)):
-            found += reserved
+    if reserved and reserved_for_over(cinder.get_volume(volume_id),
+                                      max_age, now):
+        found += reserved
     return found
+
+
+def reserved_for_over(volume: Any, seconds: float,
+                      now: datetime.datetime | None = None) -> bool:
+    """Has ``volume`` been ``reserved``, unchanged, for over ``seconds``?
+
+    A live attach moves it on and a new reservation changes its
+    ``updated_at``.
+    """
+    changed = getattr(volume, 'updated_at', None)
+    return bool(volume.status == 'reserved' and changed and
+                older_than(changed, seconds, now))
 
 
 def unclaimed_attachments(cinder: Any, volume_id: str, candidates: list[Any],
@@ -277,10 +286,8 @@ def worth_waiting_for_attachment(cinder: Any, volume_id: str,
         return False
     if live or 'attaching' in statuses:
         return True
-    volume = cinder.get_volume(volume_id)
-    changed = getattr(volume, 'updated_at', None)
-    return (volume.status != 'reserved' or not changed or
-            not older_than(changed, UNANNOUNCED_AGE, now))
+    return not reserved_for_over(cinder.get_volume(volume_id),
+                                 UNANNOUNCED_AGE, now)
 
 
 def unheld_attachments(cinder: Any, volume: Any, max_age: float,
